@@ -1,0 +1,51 @@
+/** The shape every `sextant <component> <verb>` command has; cli/main.ts does the rest. */
+
+export interface OptionSpec {
+  type: 'string' | 'boolean';
+  description: string;
+  /** Shown in --help as `--name VALUE`. */
+  valueName?: string;
+  multiple?: boolean;
+  short?: string;
+  default?: string | boolean | string[];
+}
+
+export type OptionValues = Record<string, string | boolean | string[] | undefined>;
+
+export interface CommandContext {
+  values: OptionValues;
+  positionals: string[];
+  json: boolean;
+  /** Progress and diagnostics: stderr, so stdout stays machine-readable. */
+  log: (line: string) => void;
+  /** Resolved when the user interrupts (SIGINT/SIGTERM); long-running commands watch it. */
+  signal: AbortSignal;
+}
+
+export interface CommandSpec<R = unknown> {
+  path: string[];
+  summary: string;
+  /** Positional arguments as shown in usage, e.g. `FILE`. */
+  args?: string;
+  description?: string;
+  options?: Record<string, OptionSpec>;
+  positionals?: { min: number; max: number };
+  run(ctx: CommandContext): Promise<R>;
+  /** Human-readable rendering; JSON output is `JSON.stringify(result)`. */
+  render?(result: R, ctx: CommandContext): string;
+  /** Exit code for a result that is not an error (default 0). */
+  exitCode?(result: R): number;
+}
+
+/** Typed accessors so commands read their options without casts everywhere. */
+export function str(v: OptionValues, name: string): string | undefined {
+  const x = v[name];
+  return typeof x === 'string' ? x : undefined;
+}
+export function strs(v: OptionValues, name: string): string[] {
+  const x = v[name];
+  return Array.isArray(x) ? x : typeof x === 'string' ? [x] : [];
+}
+export function bool(v: OptionValues, name: string): boolean {
+  return v[name] === true;
+}

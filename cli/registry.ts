@@ -1,0 +1,21 @@
+import type { CommandSpec } from './command.js';
+import { agentCommands } from './commands/agent.js';
+import { eventlogCommands } from './commands/eventlog.js';
+import { imageCommands } from './commands/image.js';
+import { keyserviceCommands } from './commands/keyservice.js';
+import { measureCommands } from './commands/measure.js';
+import { measurementsCommands } from './commands/measurements.js';
+import { tpmCommands } from './commands/tpm.js';
+
+/** Every command of the CLI, one module per component. */
+export function registry(): CommandSpec<any>[] {
+  return [
+    ...measureCommands,
+    ...eventlogCommands,
+    ...measurementsCommands,
+    ...tpmCommands,
+    ...keyserviceCommands,
+    ...agentCommands,
+    ...imageCommands,
+  ];
+}

@@ -1,0 +1,111 @@
+/**
+ * One error class for the whole project, with a stable `code` callers can branch on
+ * (tests assert codes, never message text). Subclass only to carry data.
+ */
+
+/** Codes for bad input: the CLI exits 2 for these, 1 for every other code. */
+export const INPUT_ERROR_CODES = [
+  'USAGE',
+  'INVALID_ARGUMENT',
+  'FILE_NOT_FOUND',
+  'PE_MALFORMED',
+  'UKI_MALFORMED',
+  'EVENTLOG_TRUNCATED',
+  'EVENTLOG_MALFORMED',
+  'MEASUREMENTS_INVALID',
+  'KEY_INVALID',
+  'CONFIG_INVALID',
+  'TPM_UNMARSHAL',
+  'PROTOCOL_INVALID',
+  'REQUEST_TOO_LARGE',
+] as const;
+
+/** Codes for failures of an operation on valid input. */
+export const FAILURE_ERROR_CODES = [
+  'INTERNAL',
+  'EXEC_FAILED',
+  'TOOL_MISSING',
+  'IO_FAILED',
+  'SIGNATURE_INVALID',
+  'PCR_MISMATCH',
+  'EVENTLOG_REPLAY_MISMATCH',
+  'IMAGE_MISMATCH',
+  // TPM
+  'TPM_RC',
+  'TPM_TSS',
+  'TPM_UNAVAILABLE',
+  'TPM_NO_EK_CERT',
+  'CREDENTIAL_ACTIVATION_FAILED',
+  // attestation verification, in verification order
+  'EK_CERT_UNTRUSTED',
+  'AK_NOT_BOUND',
+  'QUOTE_SIGNATURE_INVALID',
+  'NONCE_UNKNOWN',
+  'NONCE_EXPIRED',
+  'NONCE_REPLAYED',
+  'PCR_DIGEST_MISMATCH',
+  'EVENTLOG_REQUIRED',
+  'MEASUREMENTS_MISMATCH',
+  'CLUSTER_LOCK_SET',
+  'CLUSTER_LOCK_MISMATCH',
+  'RATE_LIMITED',
+  'KEYSERVICE_UNREACHABLE',
+  'KEYSERVICE_REFUSED',
+  'TLS_FINGERPRINT_MISMATCH',
+  'SEAL_INVALID',
+  'AUDIT_LOG_BROKEN',
+  // state disk
+  'DISK_NOT_FOUND',
+  'DISK_FOREIGN_DATA',
+  'DISK_HEADER_REJECTED',
+  'DISK_WRONG_KEY',
+  'DISK_STEP_FAILED',
+  // join
+  'JOIN_FAILED',
+  'RECOVERY_FAILED',
+  // image build
+  'BUILD_FAILED',
+  'COMPONENT_HASH_MISMATCH',
+  'NOT_REPRODUCIBLE',
+  'TIMEOUT',
+] as const;
+
+export type SextantErrorCode =
+  | (typeof INPUT_ERROR_CODES)[number]
+  | (typeof FAILURE_ERROR_CODES)[number];
+
+const inputCodes: ReadonlySet<string> = new Set(INPUT_ERROR_CODES);
+
+export interface SextantErrorOptions {
+  code: SextantErrorCode;
+  message: string;
+  cause?: unknown;
+}
+
+export class SextantError extends Error {
+  readonly code: SextantErrorCode;
+
+  constructor({ code, message, cause }: SextantErrorOptions) {
+    super(message, cause === undefined ? undefined : { cause });
+    this.name = 'SextantError';
+    this.code = code;
+  }
+
+  /** True when the error is the caller's input, not a failure of the operation. */
+  get isInputError(): boolean {
+    return inputCodes.has(this.code);
+  }
+
+  toJSON(): { code: SextantErrorCode; message: string } {
+    return { code: this.code, message: this.message };
+  }
+}
+
+export function isSextantError(e: unknown, code?: SextantErrorCode): e is SextantError {
+  return e instanceof SextantError && (code === undefined || e.code === code);
+}
+
+/** Shorthand for the common throw site. */
+export function fail(code: SextantErrorCode, message: string, cause?: unknown): never {
+  throw new SextantError({ code, message, cause });
+}
