@@ -66,7 +66,16 @@ export async function main(argv: string[]): Promise<number> {
     parsed = parseArgs({
       args: rest,
       options: Object.fromEntries(
-        Object.entries(options).map(([k, o]) => [k, { type: o.type, multiple: o.multiple, short: o.short, default: o.default as never }]),
+        // parseArgs rejects keys present with an undefined value: pass only the ones set.
+        Object.entries(options).map(([k, o]) => [
+          k,
+          {
+            type: o.type,
+            ...(o.multiple !== undefined && { multiple: o.multiple }),
+            ...(o.short !== undefined && { short: o.short }),
+            ...(o.default !== undefined && { default: o.default as never }),
+          },
+        ]),
       ),
       allowPositionals: true,
       strict: true,

@@ -1,0 +1,228 @@
+import { randomBytes, timingSafeEqual, type X509Certificate } from 'node:crypto';
+import { hash, toHex, zeroize } from '../lib/bytes.js';
+import { SextantError, isSextantError, type SextantErrorCode } from '../lib/errors.js';
+import type { ExecLogger } from '../lib/exec.js';
+import type { ChallengeRequest, ChallengeResponse, CompleteRequest, CompleteResponse, ReleasedSecrets } from '../protocol/messages.js';
+import { qualifyingData, seal, sealContext } from '../protocol/seal.js';
+import type { AuditLog } from './audit/log.js';
+import { deriveClusterId, deriveDiskKey } from './derive.js';
+import { makeJoinTicket, type JoinConfig } from './join-ticket.js';
+import type { NonceStore } from './nonce-store.js';
+import { checkMeasurements } from './policy/check-measurements.js';
+import { checkClusterLock } from './policy/cluster-lock.js';
+import type { ReferenceSet } from './policy/reference.js';
+import { verifyEkCert } from './verify/ek-cert.js';
+import { checkEventLog, type EventLogReplayer } from './verify/event-log.js';
+import { checkPcrDigest } from './verify/pcr-digest.js';
+import type { AkIdentity, TpmChecks } from './verify/tpm-checks.js';
+
+/**
+ * The verifier, as a chain of named stages over two rounds:
+ *
+ *   round 1  parseEvidence -> verifyEkCert -> makeCredential (challenge out)
+ *   round 2  credentialProof -> verifyQuote -> checkNonce -> checkPcrDigest -> replayEventLog
+ *            -> applyPolicy -> release (sealed secrets out)
+ *
+ * The first failing stage refuses with its own error code; every decision is audited.
+ */
+
+export interface Attestor {
+  challenge(req: ChallengeRequest, client: string): Promise<ChallengeResponse>;
+  complete(req: CompleteRequest, client: string): Promise<CompleteResponse>;
+}
+
+export interface AttestorOptions {
+  ekCas: readonly X509Certificate[];
+  tpm: TpmChecks;
+  nonces: NonceStore;
+  /** Accepted measurement sets, newest first (two during a rollout). Read per request. */
+  references: () => readonly ReferenceSet[];
+  masterSecret: Buffer;
+  salt: Buffer;
+  audit: AuditLog;
+  replayEventLog?: EventLogReplayer;
+  requireEventLog?: boolean;
+  join?: JoinConfig;
+  sessionTtlMs?: number;
+  maxSessions?: number;
+  now?: () => Date;
+  log?: ExecLogger;
+}
+
+interface Session {
+  ekCert: X509Certificate;
+  ak: AkIdentity;
+  credential: Buffer;
+  expiresAt: number;
+  client: string;
+}
+
+/** A stage name and its failure, so the audit log says where a node was refused. */
+class StageError extends Error {
+  constructor(
+    readonly stage: string,
+    readonly error: SextantError,
+  ) {
+    super(error.message);
+  }
+}
+
+function stage<T>(name: string, f: () => T): T {
+  try {
+    return f();
+  } catch (e) {
+    if (isSextantError(e)) throw new StageError(name, e);
+    throw e;
+  }
+}
+
+function asInputError(code: SextantErrorCode, what: string) {
+  return (e: unknown): never => {
+    if (isSextantError(e) && (e.code === 'TPM_UNMARSHAL' || e.code === 'PROTOCOL_INVALID')) {
+      throw new SextantError({ code, message: `${what}: ${e.message}`, cause: e });
+    }
+    throw e;
+  };
+}
+
+export class KeyServiceAttestor implements Attestor {
+  private readonly sessions = new Map<string, Session>();
+  private readonly now: () => Date;
+  private readonly clusterId: Buffer;
+
+  constructor(private readonly o: AttestorOptions) {
+    this.now = o.now ?? (() => new Date());
+    this.clusterId = deriveClusterId(o.masterSecret, o.salt);
+  }
+
+  get clusterIdHex(): string {
+    return toHex(this.clusterId);
+  }
+
+  async challenge(req: ChallengeRequest, client: string): Promise<ChallengeResponse> {
+    const facts: Record<string, unknown> = { client, round: 1 };
+    try {
+      const ekDer = Buffer.from(req.ekCert, 'base64');
+      facts.ekCertSha256 = toHex(hash('sha256', ekDer));
+      const ak = stage('parseEvidence', () => {
+        try {
+          return this.o.tpm.parseAk(Buffer.from(req.akPublic, 'base64'));
+        } catch (e) {
+          return asInputError('PROTOCOL_INVALID', 'AK public area')(e);
+        }
+      });
+      facts.akName = toHex(ak.name);
+      const ekCert = stage('verifyEkCert', () => verifyEkCert(ekDer, this.o.ekCas, this.now()));
+      const credential = randomBytes(32);
+      const blob = stage('makeCredential', () => this.o.tpm.makeCredential(ekCert, ak.name, credential));
+      this.sweepSessions();
+      const sessionId = randomBytes(16).toString('hex');
+      const ttl = this.o.sessionTtlMs ?? 60_000;
+      this.sessions.set(sessionId, { ekCert, ak, credential, expiresAt: this.now().getTime() + ttl, client });
+      await this.o.audit.append({ decision: 'challenge', ...facts, sessionId });
+      return {
+        v: 1,
+        sessionId,
+        credentialBlob: blob.credentialBlob.toString('base64'),
+        encryptedSecret: blob.encryptedSecret.toString('base64'),
+        ttlSeconds: Math.round(ttl / 1000),
+      };
+    } catch (e) {
+      throw await this.refused(e, facts);
+    }
+  }
+
+  async complete(req: CompleteRequest, client: string): Promise<CompleteResponse> {
+    const facts: Record<string, unknown> = { client, round: 2, sessionId: req.sessionId, diskUuid: req.diskUuid, role: req.role, nodeName: req.nodeName, inventory: req.inventory };
+    const secrets: Buffer[] = [];
+    try {
+      const session = stage('credentialProof', () => this.takeSession(req.sessionId));
+      facts.akName = toHex(session.ak.name);
+      facts.ekSubject = session.ekCert.subject.replace(/\n/g, ', ');
+      stage('credentialProof', () => {
+        const got = Buffer.from(req.activatedCredential, 'base64');
+        if (got.length !== session.credential.length || !timingSafeEqual(got, session.credential)) {
+          throw new SextantError({ code: 'AK_NOT_BOUND', message: 'credential activation failed: the AK is not in the TPM that holds the EK' });
+        }
+      });
+      const quoted = stage('verifyQuote', () => {
+        try {
+          return this.o.tpm.verifyQuote(session.ak, Buffer.from(req.quoteAttest, 'base64'), Buffer.from(req.quoteSignature, 'base64'));
+        } catch (e) {
+          return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
+        }
+      });
+      const nonce = Buffer.from(req.nonce, 'base64');
+      const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');
+      stage('checkNonce', () => {
+        this.o.nonces.consume(nonce);
+        if (!quoted.extraData.equals(qualifyingData(nonce, ephemeral))) {
+          throw new SextantError({ code: 'NONCE_UNKNOWN', message: 'the quote is not bound to this nonce and ephemeral key (qualifying data differs)' });
+        }
+      });
+      stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
+      stage('replayEventLog', () => {
+        if (req.eventLog === undefined) {
+          if (this.o.requireEventLog) throw new SextantError({ code: 'EVENTLOG_REQUIRED', message: 'this key service requires the firmware event log' });
+          facts.eventLog = 'absent';
+          return;
+        }
+        if (!this.o.replayEventLog) throw new SextantError({ code: 'INTERNAL', message: 'no event log replayer configured' });
+        facts.eventLogPcrs = checkEventLog(this.o.replayEventLog, Buffer.from(req.eventLog, 'base64'), req.pcrs).comparedPcrs;
+      });
+      const verdict = stage('applyPolicy', () => {
+        const v = checkMeasurements(this.o.references(), req.pcrs);
+        checkClusterLock(req.role, req.pcrs['15'], this.clusterId);
+        return v;
+      });
+      facts.measurements = verdict.matched.label;
+      facts.warnings = verdict.warnings;
+
+      const diskKey = deriveDiskKey(this.o.masterSecret, this.o.salt, req.diskUuid);
+      secrets.push(diskKey);
+      const released: ReleasedSecrets = {
+        diskKey: diskKey.toString('base64'),
+        clusterId: this.clusterIdHex,
+        joinTicket: this.o.join ? await makeJoinTicket(this.o.join, req.nodeName, req.csr, this.now(), this.o.log) : undefined,
+      };
+      const plaintext = Buffer.from(JSON.stringify(released), 'utf8');
+      secrets.push(plaintext);
+      const sealed = seal(plaintext, ephemeral, sealContext(req.sessionId, nonce, ephemeral));
+      await this.o.audit.append({ decision: 'release', ...facts, tokenId: released.joinTicket?.token.slice(0, 6) });
+      return { v: 1, ok: true, sealed, warnings: verdict.warnings };
+    } catch (e) {
+      throw await this.refused(e, facts);
+    } finally {
+      zeroize(...secrets);
+    }
+  }
+
+  private takeSession(id: string): Session {
+    const s = this.sessions.get(id);
+    this.sessions.delete(id);
+    if (!s || s.expiresAt < this.now().getTime()) {
+      throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'attestation session unknown, used or expired: start again with round 1' });
+    }
+    return s;
+  }
+
+  private sweepSessions(): void {
+    const now = this.now().getTime();
+    for (const [k, s] of this.sessions) if (s.expiresAt < now) this.sessions.delete(k);
+    if (this.sessions.size >= (this.o.maxSessions ?? 100_000)) {
+      throw new StageError('makeCredential', new SextantError({ code: 'RATE_LIMITED', message: 'too many open attestation sessions; retry later' }));
+    }
+  }
+
+  /** Audits the refusal and returns the error to throw (its code is what the agent sees). */
+  private async refused(e: unknown, facts: Record<string, unknown>): Promise<unknown> {
+    if (e instanceof StageError) {
+      await this.o.audit.append({ decision: 'refuse', stage: e.stage, code: e.error.code, reason: e.error.message, ...facts });
+      return e.error;
+    }
+    if (isSextantError(e)) {
+      await this.o.audit.append({ decision: 'refuse', stage: 'release', code: e.code, reason: e.message, ...facts });
+    }
+    return e;
+  }
+}

@@ -1,0 +1,32 @@
+import type { X509Certificate } from 'node:crypto';
+import type { HashAlg } from '../../lib/bytes.js';
+
+/**
+ * What the verifier needs from the TPM wire codec (tpm/): parsing the AK, TPM2_MakeCredential
+ * and quote signature checks. Pure computation: no TPM and no FFI on the key service.
+ */
+
+export interface AkIdentity {
+  /** TPM Name of the AK (nameAlg || H(TPMT_PUBLIC)). */
+  name: Buffer;
+  /** The parsed public area, for verifyQuote. */
+  publicArea: unknown;
+}
+
+export interface QuotedFacts {
+  /** TPMS_ATTEST.extraData: the qualifying data the agent asked for. */
+  extraData: Buffer;
+  /** TPMS_QUOTE_INFO.pcrSelect. */
+  selection: { alg: HashAlg; pcrs: number[] }[];
+  /** TPMS_QUOTE_INFO.pcrDigest. */
+  pcrDigest: Buffer;
+}
+
+export interface TpmChecks {
+  /** Parses a TPMT_PUBLIC and checks it is a restricted, TPM-resident signing key (else AK_NOT_BOUND). */
+  parseAk(akPublic: Uint8Array): AkIdentity;
+  /** TPM2_MakeCredential to the EK in the certificate, for the object named `akName`. */
+  makeCredential(ekCert: X509Certificate, akName: Uint8Array, credential: Uint8Array): { credentialBlob: Buffer; encryptedSecret: Buffer };
+  /** Checks the signature and that `attest` is a TPM-generated quote (else QUOTE_SIGNATURE_INVALID). */
+  verifyQuote(ak: AkIdentity, attest: Uint8Array, signature: Uint8Array): QuotedFacts;
+}

@@ -1,0 +1,124 @@
+/**
+ * The messages between the agent and the key service (JSON over HTTPS). Binary fields are
+ * base64 (standard alphabet), hashes and IDs lowercase hex. See README.md "Protocol".
+ */
+
+export const PROTOCOL_VERSION = 1;
+
+export const ROUTES = {
+  nonce: '/v1/nonce',
+  challenge: '/v1/attest/challenge',
+  complete: '/v1/attest/complete',
+} as const;
+
+export type Role = 'join' | 'rejoin';
+
+/** POST /v1/nonce, empty body. */
+export interface NonceResponse {
+  v: 1;
+  /** 32 random bytes, base64; single use, valid for `ttlSeconds`. */
+  nonce: string;
+  ttlSeconds: number;
+}
+
+/** Round 1: the node's TPM identity. */
+export interface ChallengeRequest {
+  v: 1;
+  /** EK certificate, DER, base64. */
+  ekCert: string;
+  /** The AK's TPMT_PUBLIC (without the TPM2B size), base64. */
+  akPublic: string;
+}
+
+/** Round 1 answer: a TPM2_MakeCredential blob only the EK's TPM can open, and only for that AK. */
+export interface ChallengeResponse {
+  v: 1;
+  /** Opaque, single use, names this attestation session for round 2. */
+  sessionId: string;
+  /** TPM2B_ID_OBJECT contents (integrity HMAC + encrypted credential), base64. */
+  credentialBlob: string;
+  /** TPM2B_ENCRYPTED_SECRET contents (seed encrypted to the EK), base64. */
+  encryptedSecret: string;
+  ttlSeconds: number;
+}
+
+/** Non-secret facts about the machine, recorded in the audit log. */
+export interface Inventory {
+  vendor?: string;
+  model?: string;
+  serial?: string;
+  disks?: { name: string; size: number; serial?: string }[];
+}
+
+/** Round 2: proof of credential activation plus the quote, bound to a nonce and an ephemeral key. */
+export interface CompleteRequest {
+  v: 1;
+  sessionId: string;
+  /** The credential TPM2_ActivateCredential returned, base64. */
+  activatedCredential: string;
+  /** The nonce from /v1/nonce, base64. */
+  nonce: string;
+  /** The agent's ephemeral ECDH P-256 public key, uncompressed point (65 bytes), base64. */
+  ephemeralPublicKey: string;
+  /** TPMS_ATTEST bytes as the TPM returned them (TPM2B_ATTEST contents), base64. */
+  quoteAttest: string;
+  /** TPMT_SIGNATURE over quoteAttest, base64. */
+  quoteSignature: string;
+  /** The quoted PCR values, SHA-256 bank, index -> lowercase hex. */
+  pcrs: Record<string, string>;
+  /** TCG crypto-agile event log, base64; absent on hosts without firmware logs (swtpm tests). */
+  eventLog?: string;
+  diskUuid: string;
+  role: Role;
+  /** Kubernetes node name (DNS-1123 label). */
+  nodeName: string;
+  /** PKCS#10 CSR (PEM) for the kubelet client certificate; optional. */
+  csr?: string;
+  inventory?: Inventory;
+}
+
+/** Round 2 answer on success: everything secret is inside `sealed`. */
+export interface CompleteResponse {
+  v: 1;
+  ok: true;
+  sealed: SealedBox;
+  /** Warn-only PCR mismatches (not secret; also in the audit log). */
+  warnings: string[];
+}
+
+/** AES-256-GCM ciphertext to the agent's ephemeral key (see protocol/seal.ts). */
+export interface SealedBox {
+  /** The service's one-time ECDH P-256 public key, uncompressed point, base64. */
+  epk: string;
+  /** 12-byte GCM IV, base64. */
+  iv: string;
+  /** Ciphertext followed by the 16-byte GCM tag, base64. */
+  ct: string;
+}
+
+/** What the sealed box holds (JSON, UTF-8). */
+export interface ReleasedSecrets {
+  /** HKDF-SHA256(masterSecret, salt, "key-" + diskUuid, 32), base64. */
+  diskKey: string;
+  clusterId: string;
+  joinTicket?: JoinTicket;
+}
+
+export interface JoinTicket {
+  apiServerEndpoint: string;
+  /** kubeadm bootstrap token `[a-z0-9]{6}.[a-z0-9]{16}`. */
+  token: string;
+  tokenExpiresAt: string;
+  /** `sha256:` + hex SHA-256 of the cluster CA's SubjectPublicKeyInfo (DER). */
+  caCertHash: string;
+  caCert: string;
+  /** Kubelet client certificate issued from the node's CSR, PEM. */
+  kubeletCert?: string;
+}
+
+/** Every non-2xx answer. */
+export interface ErrorResponse {
+  ok: false;
+  code: string;
+  message: string;
+}

@@ -1,0 +1,174 @@
+import { SextantError } from '../lib/errors.js';
+import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, Inventory, NonceResponse, ReleasedSecrets, Role } from './messages.js';
+
+/**
+ * Runtime validation of every protocol message: both sides parse untrusted JSON. Each
+ * `assert*` lists every invalid field in one PROTOCOL_INVALID error.
+ */
+
+const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+const HEX64 = /^[0-9a-f]{64}$/;
+export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+export const NODE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const SESSION_RE = /^[0-9a-f]{32}$/;
+const MAX_B64 = 4 * 1024 * 1024;
+
+class Problems {
+  readonly list: string[] = [];
+  constructor(readonly what: string) {}
+  add(field: string, why: string): void {
+    this.list.push(`${field}: ${why}`);
+  }
+  throwIfAny(): void {
+    if (this.list.length) {
+      throw new SextantError({ code: 'PROTOCOL_INVALID', message: `invalid ${this.what}: ${this.list.join('; ')}` });
+    }
+  }
+}
+
+function isObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function root(x: unknown, what: string): { o: Record<string, unknown>; p: Problems } {
+  const p = new Problems(what);
+  if (!isObject(x)) {
+    p.add('(root)', 'not a JSON object');
+    p.throwIfAny();
+  }
+  const o = x as Record<string, unknown>;
+  if (o.v !== 1) p.add('v', 'must be 1');
+  return { o, p };
+}
+
+function b64(p: Problems, o: Record<string, unknown>, k: string, opt: { exactBytes?: number; minBytes?: number; maxBytes?: number; optional?: boolean } = {}): void {
+  const v = o[k];
+  if (v === undefined && opt.optional) return;
+  if (typeof v !== 'string' || !B64.test(v) || v.length > MAX_B64) return p.add(k, 'must be base64');
+  const n = (v.length / 4) * 3 - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0);
+  if (opt.exactBytes !== undefined && n !== opt.exactBytes) return p.add(k, `must be ${opt.exactBytes} bytes`);
+  if (opt.minBytes !== undefined && n < opt.minBytes) return p.add(k, `must be at least ${opt.minBytes} bytes`);
+  if (opt.maxBytes !== undefined && n > opt.maxBytes) return p.add(k, `must be at most ${opt.maxBytes} bytes`);
+}
+
+function matches(p: Problems, o: Record<string, unknown>, k: string, re: RegExp, what: string, optional = false): void {
+  const v = o[k];
+  if (v === undefined && optional) return;
+  if (typeof v !== 'string' || !re.test(v)) p.add(k, `must be ${what}`);
+}
+
+function posInt(p: Problems, o: Record<string, unknown>, k: string): void {
+  const v = o[k];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) p.add(k, 'must be a positive integer');
+}
+
+export function decodeB64(s: string): Buffer {
+  return Buffer.from(s, 'base64');
+}
+
+export function assertNonceResponse(x: unknown): asserts x is NonceResponse {
+  const { o, p } = root(x, 'nonce response');
+  b64(p, o, 'nonce', { exactBytes: 32 });
+  posInt(p, o, 'ttlSeconds');
+  p.throwIfAny();
+}
+
+export function assertChallengeRequest(x: unknown): asserts x is ChallengeRequest {
+  const { o, p } = root(x, 'challenge request');
+  b64(p, o, 'ekCert', { minBytes: 64, maxBytes: 8192 });
+  b64(p, o, 'akPublic', { minBytes: 16, maxBytes: 1024 });
+  p.throwIfAny();
+}
+
+export function assertChallengeResponse(x: unknown): asserts x is ChallengeResponse {
+  const { o, p } = root(x, 'challenge response');
+  matches(p, o, 'sessionId', SESSION_RE, '32 hex digits');
+  b64(p, o, 'credentialBlob', { minBytes: 16, maxBytes: 1024 });
+  b64(p, o, 'encryptedSecret', { minBytes: 16, maxBytes: 1024 });
+  posInt(p, o, 'ttlSeconds');
+  p.throwIfAny();
+}
+
+function checkPcrs(p: Problems, v: unknown): void {
+  if (!isObject(v)) return p.add('pcrs', 'must be an object of PCR index -> hex');
+  const keys = Object.keys(v);
+  for (let i = 0; i < 16; i++) if (!(String(i) in v)) p.add(`pcrs.${i}`, 'missing (PCRs 0-15 are quoted)');
+  for (const k of keys) {
+    if (!/^(?:[0-9]|1[0-5])$/.test(k)) p.add(`pcrs.${k}`, 'unexpected PCR index');
+    else if (typeof v[k] !== 'string' || !HEX64.test(v[k] as string)) p.add(`pcrs.${k}`, 'must be 64 lowercase hex digits');
+  }
+}
+
+function checkInventory(p: Problems, v: unknown): void {
+  if (v === undefined) return;
+  if (!isObject(v)) return p.add('inventory', 'must be an object');
+  const inv = v as Inventory & Record<string, unknown>;
+  for (const k of ['vendor', 'model', 'serial'] as const) {
+    if (inv[k] !== undefined && (typeof inv[k] !== 'string' || (inv[k] as string).length > 256)) p.add(`inventory.${k}`, 'must be a short string');
+  }
+  if (inv.disks !== undefined) {
+    if (!Array.isArray(inv.disks) || inv.disks.length > 64) return p.add('inventory.disks', 'must be a list (at most 64)');
+    inv.disks.forEach((d, i) => {
+      if (!isObject(d) || typeof d.name !== 'string' || typeof d.size !== 'number') p.add(`inventory.disks.${i}`, 'must be {name, size}');
+    });
+  }
+}
+
+export function assertCompleteRequest(x: unknown): asserts x is CompleteRequest {
+  const { o, p } = root(x, 'attestation request');
+  matches(p, o, 'sessionId', SESSION_RE, '32 hex digits');
+  b64(p, o, 'activatedCredential', { minBytes: 1, maxBytes: 64 });
+  b64(p, o, 'nonce', { exactBytes: 32 });
+  b64(p, o, 'ephemeralPublicKey', { exactBytes: 65 });
+  b64(p, o, 'quoteAttest', { minBytes: 16, maxBytes: 2048 });
+  b64(p, o, 'quoteSignature', { minBytes: 8, maxBytes: 1024 });
+  checkPcrs(p, o.pcrs);
+  b64(p, o, 'eventLog', { optional: true, maxBytes: MAX_B64 });
+  matches(p, o, 'diskUuid', UUID_RE, 'a lowercase UUID');
+  if (o.role !== 'join' && o.role !== 'rejoin') p.add('role', 'must be "join" or "rejoin"');
+  matches(p, o, 'nodeName', NODE_NAME_RE, 'a DNS-1123 label');
+  if (o.csr !== undefined && (typeof o.csr !== 'string' || !o.csr.includes('-----BEGIN CERTIFICATE REQUEST-----') || o.csr.length > 16384)) {
+    p.add('csr', 'must be a PEM certificate request');
+  }
+  checkInventory(p, o.inventory);
+  p.throwIfAny();
+}
+
+export function assertCompleteResponse(x: unknown): asserts x is CompleteResponse {
+  const { o, p } = root(x, 'attestation response');
+  if (o.ok !== true) p.add('ok', 'must be true');
+  if (!isObject(o.sealed)) p.add('sealed', 'must be an object');
+  else {
+    b64(p, o.sealed, 'epk', { exactBytes: 65 });
+    b64(p, o.sealed, 'iv', { exactBytes: 12 });
+    b64(p, o.sealed, 'ct', { minBytes: 17, maxBytes: 256 * 1024 });
+  }
+  if (!Array.isArray(o.warnings) || o.warnings.some((w) => typeof w !== 'string')) p.add('warnings', 'must be a list of strings');
+  p.throwIfAny();
+}
+
+export function assertReleasedSecrets(x: unknown): asserts x is ReleasedSecrets {
+  const p = new Problems('released secrets');
+  if (!isObject(x)) {
+    p.add('(root)', 'not a JSON object');
+    p.throwIfAny();
+  }
+  const o = x as Record<string, unknown>;
+  b64(p, o, 'diskKey', { exactBytes: 32 });
+  matches(p, o, 'clusterId', HEX64, '64 hex digits');
+  if (o.joinTicket !== undefined) {
+    if (!isObject(o.joinTicket)) p.add('joinTicket', 'must be an object');
+    else {
+      const t = o.joinTicket;
+      for (const k of ['apiServerEndpoint', 'tokenExpiresAt', 'caCert']) if (typeof t[k] !== 'string') p.add(`joinTicket.${k}`, 'must be a string');
+      matches(p, t, 'token', /^[a-z0-9]{6}\.[a-z0-9]{16}$/, 'a bootstrap token');
+      matches(p, t, 'caCertHash', /^sha256:[0-9a-f]{64}$/, 'sha256:<hex>');
+      if (t.kubeletCert !== undefined && typeof t.kubeletCert !== 'string') p.add('joinTicket.kubeletCert', 'must be PEM');
+    }
+  }
+  p.throwIfAny();
+}
+
+export function isRole(x: unknown): x is Role {
+  return x === 'join' || x === 'rejoin';
+}

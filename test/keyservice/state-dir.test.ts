@@ -1,0 +1,32 @@
+import test from 'ava';
+import { mkdtemp, readFile, rm, stat, chmod } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { openStateDir } from '../../keyservice/state-dir.js';
+import { run } from '../../lib/exec.js';
+
+test('first start creates secrets (0600, 32 raw bytes) and a TLS pair whose fingerprint matches openssl', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-state-'));
+  const s = await openStateDir(dir);
+  t.deepEqual(s.created.sort(), ['master-secret', 'salt', 'tls-cert.pem', 'tls-key.pem']);
+  for (const f of ['master-secret', 'salt', 'tls-key.pem']) t.is((await stat(path.join(dir, f))).mode & 0o777, 0o600, f);
+  t.is((await readFile(path.join(dir, 'master-secret'))).length, 32);
+  const r = await run('openssl', ['x509', '-in', path.join(dir, 'tls-cert.pem'), '-noout', '-fingerprint', '-sha256']);
+  const hex = r.stdout.trim().split('=')[1].replace(/:/g, '').toLowerCase();
+  t.is(s.fingerprint, 'sha256:' + hex);
+  t.is((await readFile(path.join(dir, 'tls-fingerprint'), 'utf8')).trim(), s.fingerprint);
+
+  const again = await openStateDir(dir);
+  t.deepEqual(again.created, []);
+  t.deepEqual(again.masterSecret, s.masterSecret);
+  t.is(again.fingerprint, s.fingerprint);
+  await rm(dir, { recursive: true });
+});
+
+test('a master secret readable by others is refused', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-state-'));
+  await openStateDir(dir);
+  await chmod(path.join(dir, 'master-secret'), 0o644);
+  await t.throwsAsync(openStateDir(dir), { code: 'CONFIG_INVALID' });
+  await rm(dir, { recursive: true });
+});

@@ -1,0 +1,65 @@
+import test from 'ava';
+import fc from 'fast-check';
+import { assertChallengeRequest, assertCompleteRequest, assertCompleteResponse, assertReleasedSecrets } from '../../protocol/validate.js';
+import { isSextantError } from '../../lib/errors.js';
+
+const b64 = (n: number, fill = 1) => Buffer.alloc(n, fill).toString('base64');
+const pcrs = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [String(i), '00'.repeat(32)]));
+
+const goodComplete = {
+  v: 1,
+  sessionId: 'ab'.repeat(16),
+  activatedCredential: b64(32),
+  nonce: b64(32),
+  ephemeralPublicKey: b64(65),
+  quoteAttest: b64(145),
+  quoteSignature: b64(72),
+  pcrs,
+  diskUuid: '0f3c2b9e-1a2b-4c3d-8e9f-00112233aabb',
+  role: 'join',
+  nodeName: 'worker-1',
+};
+
+test('a well-formed round-2 request passes', (t) => {
+  t.notThrows(() => assertCompleteRequest(goodComplete));
+});
+
+test('every bad field is listed in one PROTOCOL_INVALID error', (t) => {
+  const bad = { ...goodComplete, nonce: b64(31), role: 'admin', diskUuid: 'NOT-A-UUID', pcrs: { ...pcrs, 16: 'zz' } };
+  const e = t.throws(() => assertCompleteRequest(bad));
+  t.is((e as { code?: string }).code, 'PROTOCOL_INVALID');
+  for (const f of ['nonce', 'role', 'diskUuid', 'pcrs.16']) t.true(e!.message.includes(f), f);
+});
+
+test('missing PCRs are refused (the quote covers 0-15)', (t) => {
+  const p = { ...pcrs };
+  delete (p as Record<string, string>)['9'];
+  t.throws(() => assertCompleteRequest({ ...goodComplete, pcrs: p }), { code: 'PROTOCOL_INVALID' } as never);
+});
+
+test('fuzz: validators never throw anything but PROTOCOL_INVALID', (t) => {
+  const validators: ((x: unknown) => void)[] = [assertChallengeRequest, assertCompleteRequest, assertCompleteResponse, assertReleasedSecrets];
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.nat(3), (x, i) => {
+      try {
+        validators[i](x);
+      } catch (e) {
+        return isSextantError(e, 'PROTOCOL_INVALID');
+      }
+      return true;
+    }),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(fc.record({ key: fc.constantFrom(...Object.keys(goodComplete)), value: fc.jsonValue() }), ({ key, value }) => {
+      try {
+        assertCompleteRequest({ ...goodComplete, [key]: value });
+      } catch (e) {
+        return isSextantError(e, 'PROTOCOL_INVALID');
+      }
+      return true;
+    }),
+    { numRuns: 500 },
+  );
+  t.pass();
+});
