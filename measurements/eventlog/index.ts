@@ -1,0 +1,7 @@
+/** Public surface of the event log module: parse, replay, describe, compare, read. */
+export { parseEventLog, parseSpecIdEvent, type EventLog, type LogEvent, type EventDigest, type SpecIdEvent } from './parse.js';
+export { replayEventLog, startupLocality, isExtended } from './replay.js';
+export { describeEvent } from './describe.js';
+export { eventToJson, eventLogToJson, type EventJson } from './json.js';
+export { readEventLogFile, readEventLogStream, MAX_EVENT_LOG_BYTES } from './read.js';
+export { EV, eventTypeName, eventTypeCode, algName, algId } from './types.js';

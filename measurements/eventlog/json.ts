@@ -1,0 +1,50 @@
+/** The JSON shape of parsed events (`eventlog show --json`), hex for every byte string. */
+import { toHex } from '../../lib/bytes.js';
+import { describeEvent } from './describe.js';
+import type { EventLog, LogEvent, SpecIdEvent } from './parse.js';
+
+export interface EventJson {
+  index: number;
+  offset: number;
+  pcr: number;
+  type: string;
+  typeCode: number;
+  /** Digest per bank, keyed by algorithm name (`sha256`), lowercase hex. */
+  digests: Record<string, string>;
+  description: string;
+  data: string;
+}
+
+export interface SpecIdJson {
+  platformClass: number;
+  specVersion: string;
+  uintnSize: number;
+  algorithms: { alg: string; algId: number; digestSize: number }[];
+}
+
+export function eventToJson(e: LogEvent): EventJson {
+  return {
+    index: e.index,
+    offset: e.offset,
+    pcr: e.pcr,
+    type: e.typeName,
+    typeCode: e.type,
+    digests: Object.fromEntries(e.digests.map((d) => [d.alg, toHex(d.digest)])),
+    description: describeEvent(e),
+    data: toHex(e.data),
+  };
+}
+
+export function specIdToJson(s: SpecIdEvent): SpecIdJson {
+  const v = s.specVersion;
+  return {
+    platformClass: s.platformClass,
+    specVersion: `${v.major}.${v.minor}.${v.errata}`,
+    uintnSize: s.uintnSize,
+    algorithms: s.algorithms.map((a) => ({ alg: a.alg, algId: a.algId, digestSize: a.digestSize })),
+  };
+}
+
+export function eventLogToJson(log: EventLog, keep: (e: LogEvent) => boolean = () => true): { specId: SpecIdJson; events: EventJson[] } {
+  return { specId: specIdToJson(log.specId), events: log.events.filter(keep).map(eventToJson) };
+}
