@@ -46,7 +46,8 @@ export async function run(cmd: string, args: readonly string[], opts: ExecOption
   let r;
   try {
     r = await execa(cmd, args, {
-      input: opts.input === undefined ? undefined : typeof opts.input === 'string' ? opts.input : Buffer.from(opts.input),
+      // A view, not a copy: callers zeroize key buffers, and a hidden copy would outlive that.
+      input: opts.input === undefined ? undefined : typeof opts.input === 'string' ? opts.input : Buffer.from(opts.input.buffer, opts.input.byteOffset, opts.input.byteLength),
       stdin: opts.input === undefined ? 'ignore' : undefined,
       cwd: opts.cwd,
       env: opts.env,
