@@ -1,3 +1,15 @@
+import { readFile } from 'node:fs/promises';
+import type { HashAlg } from '../../lib/bytes.js';
+import { SextantError } from '../../lib/errors.js';
+import {
+  compareWithQuote,
+  explainEventMatch,
+  explainQuoteComparison,
+  matchEvents,
+  type EventMatchReport,
+  type ExpectedEvent,
+  type QuoteComparison,
+} from '../../measurements/eventlog/compare.js';
 import { parsePcrList } from '../args.js';
 import { str, type CommandContext, type CommandSpec } from '../command.js';
 import type { PcrBanks } from '../../measurements/pcr/extend.js';
@@ -65,4 +77,103 @@ const show: CommandSpec<ShowResult> = {
   },
 };
 
-export const eventlogCommands: CommandSpec<any>[] = [replay, show];
+
+interface CompareResult {
+  ok: boolean;
+  quote: QuoteComparison[];
+  events?: EventMatchReport;
+}
+
+const HASH_ALGS: readonly HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
+
+function bad(message: string): never {
+  throw new SextantError({ code: 'INVALID_ARGUMENT', message });
+}
+
+function hexMap(v: unknown, where: string): Record<string, string> {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) bad(`${where} must be an object of PCR index -> hex`);
+  for (const [k, x] of Object.entries(v)) {
+    if (!/^\d{1,2}$/.test(k) || typeof x !== 'string' || !/^(0x)?[0-9a-fA-F]+$/.test(x)) bad(`${where}.${k} must be a PCR index -> hex string`);
+  }
+  return v as Record<string, string>;
+}
+
+function expectedEvents(v: unknown): ExpectedEvent[] {
+  if (!Array.isArray(v)) bad('"events" must be an array');
+  return v.map((e: unknown, i) => {
+    const o = e as Partial<ExpectedEvent> | null;
+    if (typeof o !== 'object' || o === null || !Number.isInteger(o.pcr) || typeof o.digest !== 'string' || !/^[0-9a-fA-F]+$/.test(o.digest)) {
+      bad(`events[${i}] must have "pcr" (integer) and "digest" (hex)`);
+    }
+    return { pcr: o.pcr!, digest: o.digest, type: typeof o.type === 'string' ? o.type : undefined, description: typeof o.description === 'string' ? o.description : undefined };
+  });
+}
+
+async function readExpectation(file: string): Promise<unknown> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (e) {
+    throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read ${file}: ${(e as Error).message}`, cause: e });
+  }
+  try {
+    return JSON.parse(text);
+  } catch (e) {
+    bad(`${file} is not JSON: ${(e as Error).message}`);
+  }
+}
+
+const compare: CommandSpec<CompareResult> = {
+  path: ['eventlog', 'compare'],
+  summary: 'compare an event log with expected PCRs and events; exit 1 when they differ',
+  args: 'FILE',
+  description: `--expect takes the JSON of \`sextant measure uki --json\` ({"pcrs":{...},"events":[{"pcr","digest","type","description"}]}),
+of \`sextant eventlog replay --json\` or a quote ({"banks":{"sha256":{"0":"<hex>"}}}). Quoted PCRs are compared with
+the replay; expected events are paired with the log's events per PCR, naming the component that differs.`,
+  options: {
+    expect: { type: 'string', valueName: 'JSON', description: 'expected PCRs and/or events (required)' },
+    bank: { type: 'string', valueName: 'ALG', description: 'bank of "pcrs" and "events"', default: 'sha256' },
+  },
+  positionals: { min: 1, max: 1 },
+  async run(ctx) {
+    const bankName = str(ctx.values, 'bank') ?? 'sha256';
+    if (!HASH_ALGS.includes(bankName as HashAlg)) bad(`--bank must be one of ${HASH_ALGS.join(', ')}`);
+    const bank = bankName as HashAlg;
+    const expectFile = str(ctx.values, 'expect');
+    if (!expectFile) throw new SextantError({ code: 'USAGE', message: '--expect is required' });
+    const exp = (await readExpectation(expectFile)) as { pcrs?: unknown; banks?: unknown; events?: unknown } | null;
+    if (typeof exp !== 'object' || exp === null) bad('--expect must hold a JSON object');
+    if (exp.pcrs === undefined && exp.banks === undefined && exp.events === undefined) bad('--expect has none of "pcrs", "banks", "events"');
+    const log = await loadLog(ctx);
+    const replayed = replayEventLog(log);
+    const quote: QuoteComparison[] = [];
+    if (exp.pcrs !== undefined) {
+      const q = hexMap(exp.pcrs, 'pcrs');
+      quote.push(compareWithQuote(replayed, q, { bank, pcrs: Object.keys(q).map(Number) }));
+    }
+    if (exp.banks !== undefined) {
+      if (typeof exp.banks !== 'object' || exp.banks === null) bad('"banks" must be an object');
+      for (const [b, v] of Object.entries(exp.banks)) {
+        if (!HASH_ALGS.includes(b as HashAlg)) bad(`"banks" has an unknown bank ${b}`);
+        const q = hexMap(v, `banks.${b}`);
+        quote.push(compareWithQuote(replayed, q, { bank: b as HashAlg, pcrs: Object.keys(q).map(Number) }));
+      }
+    }
+    const events = exp.events === undefined ? undefined : matchEvents(expectedEvents(exp.events), log.events, { bank });
+    const ok = quote.every((c) => c.ok) && (events?.ok ?? true);
+    return { ok, quote, ...(events && { events }) };
+  },
+  render(r) {
+    const lines: string[] = [];
+    for (const c of r.quote) {
+      for (const p of c.compared) lines.push(`${c.bank.padEnd(7)} PCR ${String(p.pcr).padStart(2)}  ${p.ok ? 'ok      ' : 'DIFFERS '} replay ${p.replayed}${p.ok ? '' : `  expected ${p.quoted ?? '(absent)'}`}`);
+      lines.push(explainQuoteComparison(c));
+    }
+    if (r.events) for (const m of r.events.results) lines.push(`${m.status.padEnd(10)} ${explainEventMatch(m)}`);
+    lines.push(r.ok ? 'ok: the log matches' : 'DIFFERS: the log does not match');
+    return lines.join('\n');
+  },
+  exitCode: (r) => (r.ok ? 0 : 1),
+};
+
+export const eventlogCommands: CommandSpec<any>[] = [replay, show, compare];

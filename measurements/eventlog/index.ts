@@ -1,6 +1,7 @@
 /** Public surface of the event log module: parse, replay, describe, compare, read. */
 export { parseEventLog, parseSpecIdEvent, type EventLog, type LogEvent, type EventDigest, type SpecIdEvent } from './parse.js';
-export { replayEventLog, startupLocality, isExtended } from './replay.js';
+export { replayEventLog, replayBank, startupLocality, isExtended } from './replay.js';
+export * from './compare.js';
 export { describeEvent } from './describe.js';
 export { eventToJson, eventLogToJson, type EventJson } from './json.js';
 export { readEventLogFile, readEventLogStream, MAX_EVENT_LOG_BYTES } from './read.js';

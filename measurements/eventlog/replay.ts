@@ -6,7 +6,8 @@
  */
 import { toHex } from '../../lib/bytes.js';
 import { extend, zeroPcr, type PcrBanks } from '../pcr/extend.js';
-import type { EventLog, LogEvent } from './parse.js';
+import { parseEventLog, type EventLog, type LogEvent } from './parse.js';
+import type { HashAlg } from '../../lib/bytes.js';
 import { EV, REPLAYABLE } from './types.js';
 
 export const STARTUP_LOCALITY_SIGNATURE = 'StartupLocality\0';
@@ -48,4 +49,9 @@ export function replayEventLog(log: EventLog): PcrBanks {
     out[alg] = bank;
   }
   return out;
+}
+
+/** Parse + replay of one bank, the shape the key service's replayer takes (`{"0":"<hex>",...}`). */
+export function replayBank(bytes: Uint8Array, bank: HashAlg = 'sha256'): Record<string, string> {
+  return replayEventLog(parseEventLog(bytes))[bank] ?? {};
 }
