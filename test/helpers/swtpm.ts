@@ -1,0 +1,188 @@
+/**
+ * A real software TPM (swtpm) per test file: provisioned by swtpm_setup with an EK
+ * certificate chain from a local CA that lives in the same temporary directory (nothing
+ * touches /var/lib/swtpm-localca), listening on loopback ports, stopped by its PID.
+ *
+ *   const tpm = useSwtpm(test);            // before/after.always hooks
+ *   test('...', async (t) => { tpm().tcti ... });
+ */
+import { createServer } from 'node:net';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { rmSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { TestFn } from 'ava';
+import { run } from '../../lib/exec.js';
+
+export interface SwtpmOptions {
+  /** PCR banks to allocate (default sha1 + sha256, like most hardware TPMs). */
+  pcrBanks?: string[];
+  log?: (line: string) => void;
+}
+
+export interface Swtpm {
+  /** TCTI string for tpm2-tss (the engine, tpm2-tools' -T / TPM2TOOLS_TCTI). */
+  tcti: string;
+  port: number;
+  dir: string;
+  pid: number;
+  /** The local CA's self-signed root: trust anchor for the EK certificate. */
+  caCertPath: string;
+  /** The intermediate that signed the EK certificate (swtpm_localca makes root -> intermediate -> EK). */
+  issuerCertPath: string;
+  /** Environment for tpm2-tools processes talking to this TPM. */
+  env: Record<string, string>;
+  stop(): Promise<void>;
+}
+
+const running = new Set<Swtpm>();
+
+/** Two consecutive free loopback ports (server, control), found by letting the kernel pick. */
+async function freePortPair(): Promise<number> {
+  for (let attempt = 0; attempt < 20; attempt++) {
+    const port = await listenOnce(0);
+    if (port < 65535 && (await listenOnce(port + 1).then(() => true, () => false))) return port;
+  }
+  throw new Error('swtpm harness: no free pair of loopback ports');
+}
+
+function listenOnce(port: number): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(port, '127.0.0.1', () => {
+      const p = (s.address() as { port: number }).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function writeConfigs(dir: string, pcrBanks: string[]): Promise<string> {
+  const ca = path.join(dir, 'ca');
+  await writeFile(
+    path.join(dir, 'swtpm-localca.conf'),
+    [`statedir = ${ca}`, `signingkey = ${ca}/signkey.pem`, `issuercert = ${ca}/issuercert.pem`, `certserial = ${ca}/certserial`, ''].join('\n'),
+  );
+  await writeFile(
+    path.join(dir, 'swtpm-localca.options'),
+    ['--platform-manufacturer sextant', '--platform-version 2.1', '--platform-model swtpm', ''].join('\n'),
+  );
+  const setupConf = path.join(dir, 'swtpm_setup.conf');
+  await writeFile(
+    setupConf,
+    [
+      'create_certs_tool = /usr/bin/swtpm_localca',
+      `create_certs_tool_config = ${dir}/swtpm-localca.conf`,
+      `create_certs_tool_options = ${dir}/swtpm-localca.options`,
+      `active_pcr_banks = ${pcrBanks.join(',')}`,
+      '',
+    ].join('\n'),
+  );
+  return setupConf;
+}
+
+/** Provisions and starts a fresh swtpm; `stop()` (or the test hooks) remove every trace. */
+export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
+  const pcrBanks = opts.pcrBanks ?? ['sha1', 'sha256'];
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-swtpm-'));
+  const stateDir = path.join(dir, 'state');
+  const pidFile = path.join(dir, 'swtpm.pid');
+  try {
+    await run('mkdir', ['-p', stateDir, path.join(dir, 'ca')]);
+    const setupConf = await writeConfigs(dir, pcrBanks);
+    await run(
+      'swtpm_setup',
+      ['--tpm2', '--tpmstate', stateDir, '--create-ek-cert', '--create-platform-cert', '--pcr-banks', pcrBanks.join(','), '--config', setupConf],
+      { log: opts.log, timeoutMs: 60_000 },
+    );
+    let lastError: unknown;
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const port = await freePortPair();
+      try {
+        await run(
+          'swtpm',
+          [
+            'socket', '--tpm2',
+            '--tpmstate', `dir=${stateDir}`,
+            '--server', `type=tcp,port=${port},bindaddr=127.0.0.1`,
+            '--ctrl', `type=tcp,port=${port + 1},bindaddr=127.0.0.1`,
+            '--flags', 'startup-clear',
+            '--pid', `file=${pidFile}`,
+            '--daemon',
+          ],
+          { log: opts.log, timeoutMs: 30_000 },
+        );
+      } catch (e) {
+        // Another process took the port between our probe and swtpm's bind: pick again.
+        lastError = e;
+        continue;
+      }
+      const pid = Number((await readFile(pidFile, 'utf8')).trim());
+      const tcti = `swtpm:host=127.0.0.1,port=${port}`;
+      const tpm: Swtpm = {
+        tcti,
+        port,
+        dir,
+        pid,
+        caCertPath: path.join(dir, 'ca', 'swtpm-localca-rootca-cert.pem'),
+        issuerCertPath: path.join(dir, 'ca', 'issuercert.pem'),
+        env: { TPM2TOOLS_TCTI: tcti, SEXTANT_TCTI: tcti },
+        stop: async () => {
+          running.delete(tpm);
+          await killAndWait(pid);
+          await rm(dir, { recursive: true, force: true });
+        },
+      };
+      running.add(tpm);
+      return tpm;
+    }
+    throw lastError;
+  } catch (e) {
+    await rm(dir, { recursive: true, force: true });
+    throw e;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** SIGTERM, then SIGKILL if swtpm has not exited within 5 s. */
+async function killAndWait(pid: number): Promise<void> {
+  if (!alive(pid)) return;
+  process.kill(pid, 'SIGTERM');
+  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
+  if (alive(pid)) process.kill(pid, 'SIGKILL');
+}
+
+// A test process that exits without running its hooks still takes its swtpm daemons along.
+process.once('exit', () => {
+  for (const t of running) {
+    try {
+      if (alive(t.pid)) process.kill(t.pid, 'SIGKILL');
+      rmSync(t.dir, { recursive: true, force: true });
+    } catch {
+      /* already gone */
+    }
+  }
+});
+
+/** Starts one swtpm for the test file (test.before) and stops it (test.after.always). */
+export function useSwtpm(test: TestFn, opts: SwtpmOptions = {}): () => Swtpm {
+  let tpm: Swtpm | undefined;
+  test.before(async () => {
+    tpm = await startSwtpm(opts);
+  });
+  test.after.always(async () => {
+    await tpm?.stop();
+  });
+  return () => {
+    if (!tpm) throw new Error('swtpm harness: the swtpm did not start (see the before hook)');
+    return tpm;
+  };
+}
