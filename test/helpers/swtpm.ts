@@ -1,7 +1,10 @@
 /**
- * A real software TPM (swtpm) per test file: provisioned by swtpm_setup with an EK
- * certificate chain from a local CA that lives in the same temporary directory (nothing
+ * A real software TPM (swtpm) per test file: provisioned by swtpm_setup with EK certificates
+ * issued by swtpm_localca from a test CA that lives in the same temporary directory (nothing
  * touches /var/lib/swtpm-localca), listening on loopback ports, stopped by its PID.
+ * Each swtpm is provisioned from scratch (~1.5 s): copying one template state would give
+ * every test file the same endorsement seed, and credential-activation tests need two TPMs
+ * that really differ.
  *
  *   const tpm = useSwtpm(test);            // before/after.always hooks
  *   test('...', async (t) => { tpm().tcti ... });
@@ -28,7 +31,7 @@ export interface Swtpm {
   pid: number;
   /** The local CA's self-signed root: trust anchor for the EK certificate. */
   caCertPath: string;
-  /** The intermediate that signed the EK certificate (swtpm_localca makes root -> intermediate -> EK). */
+  /** The intermediate CA whose key swtpm_localca signed the EK certificate with (root -> issuer -> EK). */
   issuerCertPath: string;
   /** Environment for tpm2-tools processes talking to this TPM. */
   env: Record<string, string>;
@@ -55,6 +58,23 @@ function listenOnce(port: number): Promise<number> {
       s.close(() => resolve(p));
     });
   });
+}
+
+/**
+ * A two-level test CA (root -> EK issuer), EC P-256 so it takes milliseconds: swtpm_localca
+ * would otherwise generate two RSA-3072 keys per swtpm (seconds on a loaded machine). The
+ * EK and platform certificates are still issued by swtpm_localca, with this issuer key.
+ */
+async function createLocalCa(ca: string, log?: (line: string) => void): Promise<void> {
+  const ext = path.join(ca, 'ca.ext');
+  await writeFile(ext, 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
+  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
+  await run('openssl', ['req', '-x509', ...newKey, '-keyout', `${ca}/root.key`, '-out', `${ca}/root.pem`, '-days', '30',
+    '-subj', '/CN=sextant test EK root CA', '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { log });
+  await run('openssl', ['req', ...newKey, '-keyout', `${ca}/signkey.pem`, '-out', `${ca}/issuer.csr`, '-subj', '/CN=sextant test EK issuer'], { log });
+  await run('openssl', ['x509', '-req', '-in', `${ca}/issuer.csr`, '-CA', `${ca}/root.pem`, '-CAkey', `${ca}/root.key`, '-set_serial', '1',
+    '-days', '30', '-extfile', ext, '-out', `${ca}/issuercert.pem`], { log });
+  await writeFile(path.join(ca, 'certserial'), '2\n');
 }
 
 async function writeConfigs(dir: string, pcrBanks: string[]): Promise<string> {
@@ -89,6 +109,7 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
   const pidFile = path.join(dir, 'swtpm.pid');
   try {
     await run('mkdir', ['-p', stateDir, path.join(dir, 'ca')]);
+    await createLocalCa(path.join(dir, 'ca'), opts.log);
     const setupConf = await writeConfigs(dir, pcrBanks);
     await run(
       'swtpm_setup',
@@ -124,7 +145,7 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
         port,
         dir,
         pid,
-        caCertPath: path.join(dir, 'ca', 'swtpm-localca-rootca-cert.pem'),
+        caCertPath: path.join(dir, 'ca', 'root.pem'),
         issuerCertPath: path.join(dir, 'ca', 'issuercert.pem'),
         env: { TPM2TOOLS_TCTI: tcti, SEXTANT_TCTI: tcti },
         stop: async () => {
