@@ -1,0 +1,98 @@
+import { readdir, readFile, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { hash, toHex } from '../../../lib/bytes.js';
+import { REPO_ROOT } from '../paths.js';
+import { buildCaptureInitrd } from './capture-initrd.js';
+import { buildUkiWithObjcopy } from './objcopy-uki.js';
+
+/** Debian 12's systemd-stub (systemd-boot-efi 252). */
+export const BOOKWORM_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
+/** Debian 13's systemd-stub (257), unpacked by scripts/boot/fetch-trixie-stub.mjs. */
+export const TRIXIE_STUB = path.join(REPO_ROOT, '.cache/trixie-stub/usr/lib/systemd/boot/efi/linuxx64.efi.stub');
+
+/**
+ * The command line of every capture UKI: serial console; a panic ends the VM (-no-reboot);
+ * no_timer_check because a TCG guest on a busy host can miss the IO-APIC timer check and panic.
+ */
+export const CAPTURE_CMDLINE = 'console=ttyS0 panic=-1 no_timer_check';
+export const CAPTURE_OSREL = 'ID=sextant-capture\nNAME="sextant boot capture"\nVERSION_ID=1\n';
+
+/** One UKI a fixture is captured from; the name is the fixture folder under test/fixtures/boots. */
+export interface CaptureRecipe {
+  name: string;
+  stub: string;
+  /** Add a .uname section as ukify does (only meaningful for stubs >= 254). */
+  withUname: boolean;
+}
+
+export const CAPTURE_RECIPES: readonly CaptureRecipe[] = [
+  { name: 'bookworm-stub252', stub: BOOKWORM_STUB, withUname: false },
+  { name: 'trixie-stub257', stub: TRIXIE_STUB, withUname: true },
+];
+
+export interface BuiltCaptureUki {
+  path: string;
+  /** What went in, with hashes, so a later rebuild can prove it used the same inputs. */
+  recipe: {
+    builder: string;
+    stub: { path: string; version: string; sha256: string };
+    kernel: { path: string; release: string; sha256: string };
+    initrd: { sha256: string; bytes: number; contents: string };
+    cmdline: string;
+    osrel: string;
+    uname: string | null;
+    uki: { sha256: string; bytes: number };
+  };
+}
+
+/** The kernel release installed on the host (the one /boot/vmlinuz-* and /lib/modules agree on). */
+export async function hostKernelRelease(): Promise<string> {
+  const fromEnv = process.env.SEXTANT_BOOT_KERNEL_RELEASE;
+  if (fromEnv) return fromEnv;
+  const boots = (await readdir('/boot')).filter((f) => f.startsWith('vmlinuz-')).map((f) => f.slice('vmlinuz-'.length));
+  const mods = new Set(await readdir('/lib/modules'));
+  const both = boots.filter((r) => mods.has(r)).sort();
+  if (both.length === 0) throw new Error('no kernel with modules found in /boot and /lib/modules (install linux-image-amd64)');
+  return both[both.length - 1];
+}
+
+/** The systemd-stub version string from its .sdmagic section ("systemd-stub 252.39-1~deb12u2"). */
+export function stubVersion(stub: Buffer): string {
+  const m = /#### LoaderInfo: ([^#]*?) ####/.exec(stub.toString('latin1'));
+  return m ? m[1] : 'unknown';
+}
+
+/** Builds the capture UKI for a recipe: host kernel, capture initrd, fixed cmdline and os-release. */
+export async function buildCaptureUki(recipe: CaptureRecipe, out: string): Promise<BuiltCaptureUki> {
+  const release = await hostKernelRelease();
+  const kernel = `/boot/vmlinuz-${release}`;
+  const initrd = await buildCaptureInitrd({ kernelRelease: release });
+  const stubBytes = await readFile(recipe.stub);
+  const uname = recipe.withUname ? release : undefined;
+  await buildUkiWithObjcopy({ stub: recipe.stub, kernel, initrd, cmdline: CAPTURE_CMDLINE, osrel: CAPTURE_OSREL, uname }, out);
+  const uki = await readFile(out);
+  return {
+    path: out,
+    recipe: {
+      builder: 'objcopy (test/helpers/boot/objcopy-uki.ts), COFF TimeDateStamp zeroed',
+      stub: { path: recipe.stub, version: stubVersion(stubBytes), sha256: toHex(hash('sha256', stubBytes)) },
+      kernel: { path: kernel, release, sha256: toHex(hash('sha256', await readFile(kernel))) },
+      initrd: {
+        sha256: toHex(hash('sha256', initrd)),
+        bytes: initrd.length,
+        contents: 'newc cpio (test/helpers/boot/capture-initrd.ts): /init, busybox-static, virtio_blk modules',
+      },
+      cmdline: CAPTURE_CMDLINE,
+      osrel: CAPTURE_OSREL,
+      uname: uname ?? null,
+      uki: { sha256: toHex(hash('sha256', uki)), bytes: uki.length },
+    },
+  };
+}
+
+/** Writes the capture initrd next to the UKI (for independent checks such as PCR 9's initrd digest). */
+export async function writeCaptureInitrd(out: string): Promise<Buffer> {
+  const initrd = await buildCaptureInitrd({ kernelRelease: await hostKernelRelease() });
+  await writeFile(out, initrd);
+  return initrd;
+}
