@@ -1,18 +1,21 @@
+import { createReadStream } from 'node:fs';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { zeroize } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
-import { requireStr } from '../args.js';
-import { str, type CommandSpec, type OptionValues } from '../command.js';
+import { parsePcrList, requireStr } from '../args.js';
+import { bool, str, type CommandSpec, type OptionValues } from '../command.js';
 import { parseMeasurementFile } from '../../measurements/format/parse.js';
-import type { ImageIdentity, MeasurementFile } from '../../measurements/format/types.js';
+import type { BootAssumptions, ImageIdentity, MeasurementFile } from '../../measurements/format/types.js';
 import { loadSigningKey } from '../../measurements/sign/signing-key.js';
 import { signMeasurementFile } from '../../measurements/sign/sign-measurements.js';
 import { keyFingerprint, loadVerificationKey } from '../../measurements/verify/verification-key.js';
 import { verifyBlob } from '../../measurements/verify/verify-blob.js';
 import { compareWithPrediction, type ComparisonReport, type PcrComparison } from '../../measurements/verify/compare.js';
 import { eventName } from '../../measurements/verify/diff-events.js';
-import type { ImagePrecompute } from '../../measurements/verify/recompute.js';
+import type { ImagePrecompute } from '../../measurements/format/prediction.js';
+import { measurementFileFromPrediction } from '../../measurements/format/from-prediction.js';
+import { serializeMeasurementFile } from '../../measurements/format/parse.js';
 import { importConstellationBytes } from '../../measurements/constellation/import.js';
 import { serializeConstellation, toConstellation } from '../../measurements/constellation/export.js';
 
@@ -20,11 +23,25 @@ import { serializeConstellation, toConstellation } from '../../measurements/cons
 const PASSPHRASE_ENV = 'SEXTANT_KEY_PASSPHRASE';
 
 /**
- * Recomputes a UKI's PCRs for `verify --image`. Wired to measurements/uki's precompute
- * once that lands; until then --image reports that it is not available.
+ * Recomputes a UKI's PCRs for `verify --image` and `create`. Wired to measurements/uki's
+ * precompute once that lands; until then both report that it is not available.
  */
-function imagePrecompute(): ImagePrecompute | undefined {
-  return undefined;
+function imagePrecompute(): ImagePrecompute {
+  const missing: ImagePrecompute = async () => {
+    throw new SextantError({ code: 'TOOL_MISSING', message: 'the UKI precompute (measurements/uki) is not in this build yet' });
+  };
+  return missing;
+}
+
+async function sha256OfFile(path: string, what: string): Promise<string> {
+  const h = createHash('sha256');
+  try {
+    for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new SextantError({ code: code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO_FAILED', message: `cannot read ${what} ${path}: ${(e as Error).message}`, cause: e });
+  }
+  return h.digest('hex');
 }
 
 async function readInput(path: string, what: string): Promise<Buffer> {
@@ -156,7 +173,7 @@ interface VerifyResult {
   image: ImageIdentity;
   bank: string;
   /** With --image: the recomputation and the UKI's own digest. */
-  recomputed?: { image: string; sha256: string; identityMatches?: boolean; comparison: ComparisonReport };
+  recomputed?: { image: string; sha256: string; notes: string[]; comparison: ComparisonReport };
 }
 
 const verify: CommandSpec<VerifyResult> = {
@@ -172,7 +189,7 @@ changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but i
   options: {
     key: { type: 'string', valueName: 'PUB.pem', description: 'ECDSA P-256 public key (PEM)' },
     sig: { type: 'string', valueName: 'SIG', description: 'the signature file (default: FILE.sig)' },
-    image: { type: 'string', valueName: 'UKI', description: 'recompute the PCRs from this UKI and compare' },
+    image: { type: 'string', valueName: 'UKI', description: 'recompute the PCRs from this UKI (with the file\'s boot assumptions) and compare' },
   },
   positionals: { min: 1, max: 1 },
   async run({ values, positionals }) {
@@ -193,15 +210,18 @@ changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but i
       bank: file.bank,
     };
     if (imagePath !== undefined) {
-      const precomputeImage = imagePrecompute();
-      if (!precomputeImage) {
-        throw new SextantError({ code: 'TOOL_MISSING', message: '--image needs the UKI precompute (measurements/uki), which this build does not have yet' });
+      const sha256 = await sha256OfFile(imagePath, 'image');
+      const prediction = await imagePrecompute()(imagePath, file.bank, file.boot ?? {});
+      const comparison = compareWithPrediction(file, prediction);
+      const notes: string[] = [];
+      if (file.image.ukiSha256 !== undefined && file.image.ukiSha256 !== sha256) {
+        notes.push(`${imagePath} has sha256 ${sha256}, the file names ${file.image.ukiSha256} (the PCRs decide)`);
       }
-      const uki = await readInput(imagePath, 'image');
-      const sha256 = sha256Hex(uki);
-      const comparison = compareWithPrediction(file, await precomputeImage(imagePath, file.bank));
-      const identityMatches = file.image.ukiSha256 === undefined ? undefined : file.image.ukiSha256 === sha256;
-      result.recomputed = { image: imagePath, sha256, identityMatches, comparison };
+      const stub = prediction.stub?.version;
+      if (file.image.stubVersion !== undefined && stub !== undefined && stub !== file.image.stubVersion) {
+        notes.push(`the UKI's stub is ${stub}, the file was made for ${file.image.stubVersion}`);
+      }
+      result.recomputed = { image: imagePath, sha256, notes, comparison };
       result.ok = comparison.ok;
     }
     return result;
@@ -212,8 +232,8 @@ changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but i
       `image: ${describeImage(r.image)}`,
     ];
     if (r.recomputed) {
-      const { comparison, identityMatches, sha256, image } = r.recomputed;
-      if (identityMatches === false) lines.push(`note: ${image} has sha256 ${sha256}, the file names ${r.image.ukiSha256} (PCRs decide)`);
+      const { comparison, notes } = r.recomputed;
+      for (const n of notes) lines.push(`note: ${n}`);
       lines.push('', comparisonText(comparison), '', comparison.ok ? 'recomputation OK' : 'recomputation FAILED: enforced PCRs differ');
     }
     return lines.join('\n');
@@ -231,7 +251,8 @@ const show: CommandSpec<MeasurementFile> = {
   },
   render(file) {
     const meta = Object.entries(file.metadata ?? {}).map(([k, v]) => `${k}: ${v}`);
-    return [`image: ${describeImage(file.image)}`, `bank: ${file.bank}`, ...meta, '', pcrTable(file)].join('\n');
+    const boot = file.boot ? [`boot: pcrphase ${file.boot.pcrPhases?.join(',') || '(none)'}, secure boot ${file.boot.secureBoot ? 'on' : 'off'}`] : [];
+    return [`image: ${describeImage(file.image)}`, `bank: ${file.bank}`, ...boot, ...meta, '', pcrTable(file)].join('\n');
   },
 };
 
@@ -314,4 +335,74 @@ cloud/variant and the ref/stream come from the options, else from the file's met
   render: (r) => `wrote ${r.to} from ${r.from} (sha256 ${r.sha256})`,
 };
 
-export const measurementsCommands: CommandSpec<any>[] = [sign, verify, show, importCmd, exportCmd];
+interface CreateResult {
+  file: string;
+  sha256: string;
+  image: ImageIdentity;
+  pcrs: Record<string, string>;
+}
+
+/** `created` keeps the file reproducible: from --created or SOURCE_DATE_EPOCH, else left out. */
+function createdTime(values: OptionValues): string | undefined {
+  const given = str(values, 'created');
+  if (given !== undefined) return given;
+  const epoch = process.env.SOURCE_DATE_EPOCH;
+  if (epoch === undefined || !/^\d+$/.test(epoch)) return undefined;
+  return new Date(Number(epoch) * 1000).toISOString().replace('.000Z', 'Z');
+}
+
+const create: CommandSpec<CreateResult> = {
+  path: ['measurements', 'create'],
+  summary: 'recompute a UKI\'s PCRs (4, 9, 11, 12, 13) and write them as a measurements file, with the event manifest',
+  description: `
+Writes canonical JSON: the same UKI and options always give the same bytes (metadata.created
+comes from --created or SOURCE_DATE_EPOCH, else is left out). Every PCR is enforced unless
+named in --warn-only. Sign the result with \`sextant measurements sign\`.`,
+  options: {
+    uki: { type: 'string', valueName: 'UKI', description: 'the UKI (EFI/BOOT/BOOTX64.EFI) to measure' },
+    out: { type: 'string', valueName: 'OUT', description: 'where to write the measurements file' },
+    name: { type: 'string', valueName: 'NAME', description: 'image.name', default: 'sextant-node' },
+    'image-version': { type: 'string', valueName: 'VERSION', description: 'image.version', default: '0.0.0' },
+    disk: { type: 'string', valueName: 'IMAGE', description: 'the disk image the UKI ships in (its sha256 goes into image.diskImageSha256)' },
+    bank: { type: 'string', valueName: 'ALG', description: 'sha256 or sha384', default: 'sha256' },
+    phases: { type: 'string', valueName: 'LIST', description: 'systemd-pcrphase strings the image extends into PCR 11, e.g. enter-initrd,leave-initrd,sysinit,ready' },
+    'secure-boot': { type: 'boolean', description: 'Secure Boot is on (a 252 stub\'s kernel LoadImage is then not measured into PCR 4)' },
+    'warn-only': { type: 'string', valueName: 'PCRS', description: 'PCRs whose mismatch only warns, e.g. 9,12' },
+    builder: { type: 'string', valueName: 'TEXT', description: 'metadata.builder' },
+    created: { type: 'string', valueName: 'TIME', description: 'metadata.created, RFC 3339 UTC' },
+  },
+  positionals: { min: 0, max: 0 },
+  async run({ values }) {
+    const ukiPath = requireStr(values, 'uki');
+    const out = requireStr(values, 'out');
+    const bank = str(values, 'bank');
+    if (bank !== 'sha256' && bank !== 'sha384') throw new SextantError({ code: 'USAGE', message: `--bank must be sha256 or sha384, got ${bank}` });
+    const phases = str(values, 'phases');
+    const boot: BootAssumptions = {};
+    if (phases !== undefined) boot.pcrPhases = phases.split(',').map((p) => p.trim()).filter((p) => p !== '');
+    if (bool(values, 'secure-boot')) boot.secureBoot = true;
+    const prediction = await imagePrecompute()(ukiPath, bank, boot);
+    const disk = str(values, 'disk');
+    const image: ImageIdentity = {
+      name: requireStr(values, 'name'),
+      version: requireStr(values, 'image-version'),
+      ukiSha256: await sha256OfFile(ukiPath, 'UKI'),
+      ...(disk !== undefined && { diskImageSha256: await sha256OfFile(disk, 'disk image') }),
+      ...(prediction.stub && { stubVersion: prediction.stub.version }),
+    };
+    const metadata: Record<string, string> = {};
+    const created = createdTime(values);
+    if (created !== undefined) metadata.created = created;
+    const builder = str(values, 'builder');
+    if (builder !== undefined) metadata.builder = builder;
+    const warn = str(values, 'warn-only');
+    const file = measurementFileFromPrediction(prediction, { image, bank, boot, metadata, warnOnly: warn ? parsePcrList(warn) : [] });
+    const bytes = serializeMeasurementFile(file);
+    await writeOutput(out, bytes, 'measurements file');
+    return { file: out, sha256: sha256Hex(bytes), image, pcrs: Object.fromEntries(Object.entries(file.pcrs).map(([k, p]) => [k, p.expected])) };
+  },
+  render: (r) =>
+    [`wrote ${r.file} (sha256 ${r.sha256}) for ${describeImage(r.image)}`, ...Object.entries(r.pcrs).map(([k, v]) => `  PCR ${k.padStart(2)}  ${v}`)].join('\n'),
+};
+
+export const measurementsCommands: CommandSpec<any>[] = [create, sign, verify, show, importCmd, exportCmd];

@@ -18,7 +18,8 @@ import {
   type MeasurementFile,
 } from './types.js';
 
-const TOP_KEYS = ['version', 'image', 'bank', 'pcrs', 'metadata'] as const;
+const TOP_KEYS = ['version', 'image', 'bank', 'boot', 'pcrs', 'metadata'] as const;
+const BOOT_KEYS = ['pcrPhases', 'secureBoot'] as const;
 const IMAGE_KEYS = ['name', 'version', 'ukiSha256', 'diskImageSha256', 'stubVersion'] as const;
 const PCR_KEYS = ['expected', 'enforced', 'events'] as const;
 const EVENT_KEYS = ['type', 'digest', 'description', 'component'] as const;
@@ -46,6 +47,7 @@ export function assertMeasurementFile(x: unknown, what = 'measurements file'): a
   }
   checkImage(x.image, issues);
   const bank = checkBank(x.bank, issues);
+  if (x.boot !== undefined) checkBoot(x.boot, issues);
   checkPcrs(x.pcrs, bank, issues);
   if (x.metadata !== undefined) checkMetadata(x.metadata, issues);
   issues.throwIfAny(what);
@@ -62,6 +64,21 @@ function checkImage(image: unknown, issues: IssueList): void {
   if (image.ukiSha256 !== undefined) checkHex(image.ukiSha256, 32, 'image.ukiSha256', issues);
   if (image.diskImageSha256 !== undefined) checkHex(image.diskImageSha256, 32, 'image.diskImageSha256', issues);
   if (image.stubVersion !== undefined) checkNonEmptyString(image.stubVersion, 'image.stubVersion', issues);
+}
+
+function checkBoot(boot: unknown, issues: IssueList): void {
+  if (!isRecord(boot)) {
+    issues.add('boot', `expected an object {pcrPhases?, secureBoot?}, got ${describeValue(boot)}`);
+    return;
+  }
+  rejectUnknownKeys(boot, BOOT_KEYS, 'boot', issues);
+  if (boot.pcrPhases !== undefined) {
+    if (!Array.isArray(boot.pcrPhases)) issues.add('boot.pcrPhases', `expected an array of strings, got ${describeValue(boot.pcrPhases)}`);
+    else boot.pcrPhases.forEach((p, i) => checkNonEmptyString(p, joinPath('boot.pcrPhases', i), issues));
+  }
+  if (boot.secureBoot !== undefined && typeof boot.secureBoot !== 'boolean') {
+    issues.add('boot.secureBoot', `expected true or false, got ${describeValue(boot.secureBoot)}`);
+  }
 }
 
 function checkBank(bank: unknown, issues: IssueList): MeasurementBank | undefined {

@@ -31,6 +31,17 @@ export interface ManifestEvent {
   component?: string;
 }
 
+/**
+ * What the expected values assume about the boot, so a recomputation can repeat it: the
+ * systemd-pcrphase strings the image extends into PCR 11 (none when the image masks
+ * systemd-pcrphase) and whether Secure Boot was on (a 252 stub's kernel LoadImage is then
+ * not measured into PCR 4).
+ */
+export interface BootAssumptions {
+  pcrPhases?: string[];
+  secureBoot?: boolean;
+}
+
 export interface PcrExpectation {
   /** The PCR value after a correct boot, lowercase hex in the file's bank. */
   expected: string;
@@ -44,6 +55,7 @@ export interface MeasurementFile {
   version: typeof MEASUREMENT_FILE_VERSION;
   image: ImageIdentity;
   bank: MeasurementBank;
+  boot?: BootAssumptions;
   /** Keyed by PCR index as a decimal string ("4", "11"). */
   pcrs: Record<string, PcrExpectation>;
   /** Free-form provenance (strings only); `created` is an RFC 3339 UTC time when present. */

@@ -1,6 +1,6 @@
 import type { MeasurementFile } from '../format/types.js';
 import { diffEvents, type EventDifference } from './diff-events.js';
-import type { PcrPrediction } from './recompute.js';
+import type { PcrPrediction } from '../format/prediction.js';
 
 /**
  * match / mismatch: the PCR is in the file and was recomputed. not-recomputed: in the file,

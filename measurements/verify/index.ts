@@ -3,4 +3,4 @@ export { verifyBlob, SignatureInvalidError, type SignatureFailure } from './veri
 export { loadSignedMeasurements } from './load-signed.js';
 export { compareWithPrediction, type ComparisonReport, type PcrComparison, type PcrVerdict } from './compare.js';
 export { diffEvents, eventName, type ComparableEvent, type EventDifference } from './diff-events.js';
-export type { ImagePrecompute, PcrPrediction, PredictedEvent } from './recompute.js';
+export type { ImagePrecompute, PcrPrediction, PredictedEvent } from '../format/prediction.js';

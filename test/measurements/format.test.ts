@@ -4,10 +4,12 @@ import { SextantError } from '../../lib/errors.js';
 import {
   assertMeasurementFile,
   canonicalJson,
+  measurementFileFromPrediction,
   MeasurementsInvalidError,
   parseMeasurementFile,
   serializeMeasurementFile,
   type MeasurementFile,
+  type PcrPrediction,
 } from '../../measurements/format/index.js';
 import { replaySha256, sampleMeasurementFile, sha256Hex } from './signing-helpers.js';
 
@@ -205,4 +207,51 @@ test('property: serialize . parse is the identity on generated valid files', (t)
     { numRuns: 200 },
   );
   t.pass();
+});
+
+test('boot assumptions: phases are strings, secureBoot a boolean', (t) => {
+  const file = sampleMeasurementFile() as any;
+  file.boot = { pcrPhases: ['enter-initrd', 'leave-initrd'], secureBoot: false };
+  t.deepEqual(issuesOf(file), []);
+  file.boot = { pcrPhases: ['enter-initrd', ''], secureBoot: 'no', phases: [] };
+  t.deepEqual(issuesOf(file).sort(), ['boot.pcrPhases[1]', 'boot.phases', 'boot.secureBoot']);
+});
+
+/** A prediction shaped like measurements/uki's precompute output (no `component` fields). */
+function ukiLikePrediction(): PcrPrediction {
+  const e = (pcr: number, type: string, data: string, description: string) => ({ pcr, type, digest: sha256Hex(data), description });
+  const events = [
+    e(4, 'EV_EFI_ACTION', 'Calling EFI Application from Boot Option', 'Calling EFI Application from Boot Option'),
+    e(4, 'EV_SEPARATOR', '\0\0\0\0', 'separator'),
+    e(4, 'EV_EFI_BOOT_SERVICES_APPLICATION', 'uki', 'UKI (Authenticode)'),
+    e(4, 'EV_EFI_BOOT_SERVICES_APPLICATION', 'kernel', '.linux kernel loaded by the stub via LoadImage (Authenticode)'),
+    e(9, 'EV_EVENT_TAG', 'cmdline', 'LOADED_IMAGE::LoadOptions'),
+    e(9, 'EV_EVENT_TAG', 'initrd', 'Linux initrd'),
+    e(11, 'EV_IPL', '.linux\0', '.linux'),
+    e(11, 'EV_IPL', 'kernel', '.linux content (6 bytes)'),
+    e(11, 'SYSTEMD_PCRPHASE', 'enter-initrd', 'systemd-pcrphase enter-initrd'),
+  ];
+  const pcrs: Record<string, string> = {};
+  for (const pcr of [4, 9, 11, 12, 13]) pcrs[pcr] = replaySha256(events.filter((x) => x.pcr === pcr).map((x) => x.digest));
+  return { pcrs, events, stub: { version: '257.9-1' } };
+}
+
+test('measurementFileFromPrediction: every predicted PCR with its manifest, components named', (t) => {
+  const prediction = ukiLikePrediction();
+  const file = measurementFileFromPrediction(prediction, {
+    image: { name: 'n', version: '1', stubVersion: '257.9-1' },
+    bank: 'sha256',
+    boot: { pcrPhases: ['enter-initrd'] },
+    warnOnly: [9],
+  });
+  t.deepEqual(Object.keys(file.pcrs), ['4', '9', '11', '12', '13']);
+  t.deepEqual(Object.fromEntries(Object.entries(file.pcrs).map(([k, p]) => [k, p.enforced])), { '4': true, '9': false, '11': true, '12': true, '13': true });
+  t.deepEqual(file.pcrs['12'], { expected: '00'.repeat(32), enforced: true, events: [] });
+  t.deepEqual(Object.values(file.pcrs).flatMap((p) => (p.events ?? []).map((e) => e.component)), [
+    'firmware', 'firmware', 'uki', '.linux', '.cmdline', 'initrd', '.linux', '.linux', 'systemd-pcrphase',
+  ]);
+  t.deepEqual(parseMeasurementFile(serializeMeasurementFile(file)), file);
+  // A prediction whose values do not follow from its events is refused, not written.
+  prediction.pcrs['11'] = '11'.repeat(32);
+  t.throws(() => measurementFileFromPrediction(prediction, { image: { name: 'n', version: '1' }, bank: 'sha256' }), { code: 'MEASUREMENTS_INVALID' });
 });
