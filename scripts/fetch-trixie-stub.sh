@@ -7,9 +7,14 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 OUT="$ROOT/.cache/trixie-stub"
 STUB="$OUT/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 [ -f "$STUB" ] && { echo "$STUB"; exit 0; }
+# Test files run in parallel and may all ask at once: one fetches, the others wait for it.
+mkdir -p "$ROOT/.cache"
+exec 9>"$ROOT/.cache/trixie-stub.lock"
+flock 9
+[ -f "$STUB" ] && { echo "$STUB"; exit 0; }
 
 APT="$ROOT/.cache/trixie-apt"
-mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/etc/preferences.d" "$APT/deb" "$OUT"
+mkdir -p "$APT/lists/partial" "$APT/cache/archives/partial" "$APT/etc/preferences.d" "$APT/deb"
 echo 'deb http://deb.debian.org/debian trixie main' > "$APT/sources.list"
 set -- -o Dir::Etc::SourceList="$APT/sources.list" -o Dir::Etc::SourceParts=/nonexistent \
   -o Dir::Etc::Preferences=/nonexistent -o Dir::Etc::PreferencesParts="$APT/etc/preferences.d" \
@@ -19,6 +24,8 @@ apt-get "$@" -qq update >&2
 # apt-get download writes into the current directory
 (cd "$APT/deb" && apt-get "$@" -qq download systemd-boot-efi >&2)
 DEB=$(ls "$APT"/deb/systemd-boot-efi_*.deb | head -n1)
-dpkg-deb -x "$DEB" "$OUT"
-[ -f "$STUB" ] || { echo "no stub in $DEB" >&2; exit 1; }
+rm -rf "$OUT.tmp" && mkdir -p "$OUT.tmp"
+dpkg-deb -x "$DEB" "$OUT.tmp"
+[ -f "$OUT.tmp/usr/lib/systemd/boot/efi/linuxx64.efi.stub" ] || { echo "no stub in $DEB" >&2; exit 1; }
+rm -rf "$OUT" && mv "$OUT.tmp" "$OUT"
 echo "$STUB"
