@@ -1,9 +1,9 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { hash, toHex } from '../../../lib/bytes.js';
+import { buildUki } from '../../../measurements/uki/build.js';
 import { REPO_ROOT } from '../paths.js';
 import { buildCaptureInitrd } from './capture-initrd.js';
-import { buildUkiWithObjcopy } from './objcopy-uki.js';
 
 /** Debian 12's systemd-stub (systemd-boot-efi 252). */
 export const BOOKWORM_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
@@ -69,12 +69,23 @@ export async function buildCaptureUki(recipe: CaptureRecipe, out: string): Promi
   const initrd = await buildCaptureInitrd({ kernelRelease: release });
   const stubBytes = await readFile(recipe.stub);
   const uname = recipe.withUname ? release : undefined;
-  await buildUkiWithObjcopy({ stub: recipe.stub, kernel, initrd, cmdline: CAPTURE_CMDLINE, osrel: CAPTURE_OSREL, uname }, out);
+  await buildUki(
+    {
+      stub: recipe.stub,
+      linux: { file: kernel },
+      initrd,
+      cmdline: Buffer.from(CAPTURE_CMDLINE),
+      osrel: Buffer.from(CAPTURE_OSREL),
+      uname: uname === undefined ? undefined : Buffer.from(uname),
+    },
+    out,
+  );
+  await zeroPeCheckSum(out);
   const uki = await readFile(out);
   return {
     path: out,
     recipe: {
-      builder: 'objcopy (test/helpers/boot/objcopy-uki.ts), COFF TimeDateStamp zeroed',
+      builder: 'measurements/uki/build.ts (objcopy, COFF TimeDateStamp zeroed) + PE CheckSum zeroed',
       stub: { path: recipe.stub, version: stubVersion(stubBytes), sha256: toHex(hash('sha256', stubBytes)) },
       kernel: { path: kernel, release, sha256: toHex(hash('sha256', await readFile(kernel))) },
       initrd: {
@@ -95,4 +106,16 @@ export async function writeCaptureInitrd(out: string): Promise<Buffer> {
   const initrd = await buildCaptureInitrd({ kernelRelease: await hostKernelRelease() });
   await writeFile(out, initrd);
   return initrd;
+}
+
+/**
+ * objcopy writes a PE CheckSum computed over the "now" TimeDateStamp it stamped. buildUki zeroes
+ * the stamp (Authenticode covers it) but not the checksum, which Authenticode skips: the PCRs
+ * are stable, the file bytes are not. Zeroing it (UEFI ignores an application's checksum) makes
+ * the capture UKI bit-identical across rebuilds, so a fixture names exactly the file it booted.
+ */
+export async function zeroPeCheckSum(file: string): Promise<void> {
+  const pe = await readFile(file);
+  pe.writeUInt32LE(0, pe.readUInt32LE(0x3c) + 24 + 64); // PE signature + COFF header, then CheckSum at 64
+  await writeFile(file, pe);
 }

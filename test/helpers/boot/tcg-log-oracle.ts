@@ -8,7 +8,6 @@ import { toHex, type HashAlg } from '../../../lib/bytes.js';
  */
 
 const ALG_BY_ID: Record<number, HashAlg> = { 0x0004: 'sha1', 0x000b: 'sha256', 0x000c: 'sha384', 0x000d: 'sha512' };
-const DIGEST_BYTES: Record<HashAlg, number> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 };
 
 const EVENT_TYPES: Record<number, string> = {
   0x0: 'EV_PREBOOT_CERT', 0x1: 'EV_POST_CODE', 0x3: 'EV_NO_ACTION', 0x4: 'EV_SEPARATOR', 0x5: 'EV_ACTION',
@@ -104,5 +103,3 @@ export function describeEventData(e: OracleEvent): string {
       return `${d.length} bytes`;
   }
 }
-
-export { DIGEST_BYTES };
