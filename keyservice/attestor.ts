@@ -112,7 +112,7 @@ export class KeyServiceAttestor implements Attestor {
         }
       });
       facts.akName = toHex(ak.name);
-      const ekCert = stage('verifyEkCert', () => verifyEkCert(ekDer, this.o.ekCas, this.now()));
+      const ekCert = stage('verifyEkCert', () => verifyEkCert(ekDer, this.o.ekCas, this.now(), (req.ekChain ?? []).map((c) => Buffer.from(c, 'base64'))));
       const credential = randomBytes(32);
       const blob = stage('makeCredential', () => this.o.tpm.makeCredential(ekCert, ak.name, credential));
       this.sweepSessions();
@@ -145,21 +145,18 @@ export class KeyServiceAttestor implements Attestor {
           throw new SextantError({ code: 'AK_NOT_BOUND', message: 'credential activation failed: the AK is not in the TPM that holds the EK' });
         }
       });
+      const nonce = Buffer.from(req.nonce, 'base64');
+      const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');
+      // The quote must be signed by the activated AK over H(nonce || ephemeral key) ...
       const quoted = stage('verifyQuote', () => {
         try {
-          return this.o.tpm.verifyQuote(session.ak, Buffer.from(req.quoteAttest, 'base64'), Buffer.from(req.quoteSignature, 'base64'));
+          return this.o.tpm.verifyQuote(session.ak, Buffer.from(req.quoteAttest, 'base64'), Buffer.from(req.quoteSignature, 'base64'), qualifyingData(nonce, ephemeral));
         } catch (e) {
           return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
         }
       });
-      const nonce = Buffer.from(req.nonce, 'base64');
-      const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');
-      stage('checkNonce', () => {
-        this.o.nonces.consume(nonce);
-        if (!quoted.extraData.equals(qualifyingData(nonce, ephemeral))) {
-          throw new SextantError({ code: 'NONCE_UNKNOWN', message: 'the quote is not bound to this nonce and ephemeral key (qualifying data differs)' });
-        }
-      });
+      // ... and the nonce must be one we issued, unused and fresh (consumed even if later stages refuse).
+      stage('checkNonce', () => this.o.nonces.consume(nonce));
       stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
       stage('replayEventLog', () => {
         if (req.eventLog === undefined) {

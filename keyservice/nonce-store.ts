@@ -20,6 +20,8 @@ export interface NonceStoreOptions {
   graceMs?: number;
   maxEntries?: number;
   clock?: Clock;
+  /** Source of nonces (tests and the benchmark replay recorded evidence). */
+  random?: () => Buffer;
 }
 
 export class NonceStore {
@@ -28,12 +30,14 @@ export class NonceStore {
   private readonly graceMs: number;
   private readonly maxEntries: number;
   private readonly clock: Clock;
+  private readonly random: () => Buffer;
 
   constructor(opts: NonceStoreOptions = {}) {
     this.ttlMs = opts.ttlMs ?? 60_000;
     this.graceMs = opts.graceMs ?? 10 * 60_000;
     this.maxEntries = opts.maxEntries ?? 100_000;
     this.clock = opts.clock ?? Date.now;
+    this.random = opts.random ?? (() => randomBytes(32));
   }
 
   issue(): Buffer {
@@ -41,7 +45,7 @@ export class NonceStore {
     if (this.entries.size >= this.maxEntries) {
       throw new SextantError({ code: 'RATE_LIMITED', message: 'too many outstanding nonces; retry later' });
     }
-    const nonce = randomBytes(32);
+    const nonce = this.random();
     this.entries.set(nonce.toString('hex'), { expiresAt: this.clock() + this.ttlMs, used: false });
     return nonce;
   }

@@ -14,7 +14,8 @@ export class RateLimiter {
   take(client: string): boolean {
     const now = this.clock();
     const b = this.buckets.get(client) ?? { tokens: this.burst, at: now };
-    b.tokens = Math.min(this.burst, b.tokens + ((now - b.at) / 1000) * this.perSecond);
+    // max(0, ...): a clock that steps back must not drain the bucket.
+    b.tokens = Math.min(this.burst, b.tokens + (Math.max(0, now - b.at) / 1000) * this.perSecond);
     b.at = now;
     const ok = b.tokens >= 1;
     if (ok) b.tokens -= 1;

@@ -26,6 +26,8 @@ export interface ChallengeRequest {
   v: 1;
   /** EK certificate, DER, base64. */
   ekCert: string;
+  /** Intermediate CA certificates between the EK certificate and the service's EK CAs (DER, base64). */
+  ekChain?: string[];
   /** The AK's TPMT_PUBLIC (without the TPM2B size), base64. */
   akPublic: string;
 }

@@ -77,6 +77,10 @@ export function assertChallengeRequest(x: unknown): asserts x is ChallengeReques
   const { o, p } = root(x, 'challenge request');
   b64(p, o, 'ekCert', { minBytes: 64, maxBytes: 8192 });
   b64(p, o, 'akPublic', { minBytes: 16, maxBytes: 1024 });
+  if (o.ekChain !== undefined) {
+    if (!Array.isArray(o.ekChain) || o.ekChain.length > 4) p.add('ekChain', 'must be a list of at most 4 certificates');
+    else o.ekChain.forEach((_, i) => b64(p, o.ekChain as unknown as Record<string, unknown>, String(i), { minBytes: 64, maxBytes: 8192 }));
+  }
   p.throwIfAny();
 }
 

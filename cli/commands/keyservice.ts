@@ -1,6 +1,79 @@
 import type { CommandSpec } from '../command.js';
-import { str } from '../command.js';
+import { bool, str, strs } from '../command.js';
 import { verifyAuditLog } from '../../keyservice/audit/log.js';
+import { readConfigFile, resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
+import { startKeyService } from '../../keyservice/service.js';
+
+// ---- sextant keyservice (the server) ----
+
+interface ServeResult {
+  ok: true;
+  stopped: true;
+  url: string;
+  fingerprint: string;
+}
+
+function flagConfig(v: Record<string, unknown>): Partial<KeyServiceConfig> {
+  const s = (k: string) => str(v as never, k);
+  const num = (k: string) => (s(k) === undefined ? undefined : Number(s(k)));
+  return {
+    listen: s('listen'),
+    stateDir: s('state-dir'),
+    measurements: s('measurements'),
+    measurementsSig: s('measurements-sig'),
+    measurementsKey: s('measurements-key'),
+    previousMeasurements: s('previous-measurements'),
+    ekCa: strs(v as never, 'ek-ca'),
+    auditLog: s('audit-log'),
+    tlsCert: s('tls-cert'),
+    tlsKey: s('tls-key'),
+    requireEventLog: bool(v as never, 'require-event-log') || undefined,
+    nonceTtlSeconds: num('nonce-ttl'),
+    maxRequestBytes: num('max-request-bytes'),
+  };
+}
+
+const serve: CommandSpec<ServeResult> = {
+  path: ['keyservice'],
+  summary: 'run the key service: verify node attestations, release disk keys and join tickets',
+  description: `
+On first start creates in --state-dir: master-secret and salt (32 random bytes each, 0600),
+a TLS key and self-signed certificate. Prints the certificate fingerprint (sha256:<hex of
+the DER certificate>, also written to STATE/tls-fingerprint) for agents to pin. Refuses to
+start when the measurements signature (FILE.sig) does not verify. Runs until SIGINT/SIGTERM.
+Every key option can also come from --config FILE (JSON, same names in camelCase).`,
+  options: {
+    config: { type: 'string', valueName: 'FILE', description: 'JSON configuration (flags win)' },
+    listen: { type: 'string', valueName: 'IP:PORT', description: 'address to listen on (default 127.0.0.1:8443)' },
+    'state-dir': { type: 'string', valueName: 'DIR', description: 'master secret, salt, TLS key, audit log' },
+    measurements: { type: 'string', valueName: 'FILE', description: 'signed measurements file (reloaded when it changes)' },
+    'measurements-sig': { type: 'string', valueName: 'FILE', description: 'its signature (default FILE.sig)' },
+    'measurements-key': { type: 'string', valueName: 'PUB.pem', description: 'public key the measurements are signed with' },
+    'previous-measurements': { type: 'string', valueName: 'FILE', description: 'older signed measurements still accepted (rollout)' },
+    'ek-ca': { type: 'string', multiple: true, valueName: 'CA.pem', description: 'trusted EK certificate CA' },
+    'audit-log': { type: 'string', valueName: 'FILE', description: 'audit log (default STATE/audit.log)' },
+    'tls-cert': { type: 'string', valueName: 'PEM', description: 'use this TLS certificate instead of the generated one' },
+    'tls-key': { type: 'string', valueName: 'PEM', description: 'its key' },
+    'require-event-log': { type: 'boolean', description: 'refuse attestations without a firmware event log' },
+    'nonce-ttl': { type: 'string', valueName: 'SECONDS', description: 'nonce lifetime (default 60)' },
+    'max-request-bytes': { type: 'string', valueName: 'N', description: 'request body limit (default 524288)' },
+  },
+  async run(ctx) {
+    const file = str(ctx.values, 'config');
+    const cfg = resolveConfig(file ? await readConfigFile(file) : {}, flagConfig(ctx.values));
+    const svc = await startKeyService(cfg, { log: ctx.log });
+    const started = { ok: true, listening: svc.url, fingerprint: svc.fingerprint, clusterId: svc.clusterId, created: svc.created };
+    process.stdout.write(ctx.json ? JSON.stringify(started) + '\n' : svc.fingerprint + '\n');
+    ctx.log(`key service listening on ${svc.url} (cluster ${svc.clusterId}); audit log ${svc.auditLog}`);
+    await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
+    await svc.close();
+    ctx.log('key service stopped');
+    return { ok: true, stopped: true, url: svc.url, fingerprint: svc.fingerprint };
+  },
+  render: () => '',
+};
+
+// ---- sextant keyservice audit verify ----
 
 const auditVerify: CommandSpec<{ ok: true; file: string; records: number; lastRecordSha256: string; headChecked: boolean }> = {
   path: ['keyservice', 'audit', 'verify'],
@@ -18,4 +91,4 @@ const auditVerify: CommandSpec<{ ok: true; file: string; records: number; lastRe
   render: (r) => `${r.file}: ${r.records} records, chain intact${r.headChecked ? ', head matches' : ' (no head file: the last record is not covered)'}`,
 };
 
-export const keyserviceCommands: CommandSpec<any>[] = [auditVerify];
+export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify];

@@ -12,17 +12,22 @@ export type EventLogReplayer = (log: Uint8Array) => Record<string, string>;
  */
 export const REPLAY_SKIPPED_PCRS: ReadonlySet<number> = new Set([10, 11, 15]);
 
-/** Every PCR the log extends must replay to the quoted value exactly. */
+const ZERO = '0'.repeat(64);
+
+/**
+ * Every other quoted PCR (0-9, 12-14) must equal what the log replays to, and a PCR the log
+ * never extends must still be zero: a log that leaves events out does not pass.
+ */
 export function checkEventLog(replay: EventLogReplayer, log: Uint8Array, quoted: Record<string, string>): { comparedPcrs: number[] } {
   const replayed = replay(log);
   const compared: number[] = [];
   const bad: string[] = [];
-  for (const [index, value] of Object.entries(replayed)) {
-    const i = Number(index);
-    if (REPLAY_SKIPPED_PCRS.has(i) || i > 15) continue;
+  for (let i = 0; i < 16; i++) {
+    if (REPLAY_SKIPPED_PCRS.has(i)) continue;
     compared.push(i);
-    if (quoted[index] !== value.toLowerCase()) bad.push(`PCR ${i}: log replays to ${value}, quoted ${quoted[index]}`);
+    const want = (replayed[String(i)] ?? ZERO).toLowerCase();
+    if (quoted[String(i)] !== want) bad.push(`PCR ${i}: log replays to ${want === ZERO ? 'zero (no events)' : want}, quoted ${quoted[String(i)]}`);
   }
   if (bad.length) throw new SextantError({ code: 'EVENTLOG_REPLAY_MISMATCH', message: `event log does not reproduce the quote: ${bad.join('; ')}` });
-  return { comparedPcrs: compared.sort((a, b) => a - b) };
+  return { comparedPcrs: compared };
 }

@@ -6,7 +6,7 @@ export const QUOTED_PCRS = Array.from({ length: 16 }, (_, i) => i);
 
 /**
  * The quote covers exactly SHA-256 PCRs 0-15, and its pcrDigest equals H(PCR 0 || ... || PCR 15)
- * of the values the agent sent: from here on those values are as good as signed by the TPM.
+ * (hashed with the signature's hash) of the values the agent sent: from here on those values are as good as signed by the TPM.
  */
 export function checkPcrDigest(quoted: QuotedFacts, pcrs: Record<string, string>): void {
   const sel = quoted.selection;
@@ -18,7 +18,7 @@ export function checkPcrDigest(quoted: QuotedFacts, pcrs: Record<string, string>
     });
   }
   const values = QUOTED_PCRS.map((i) => Buffer.from(pcrs[String(i)], 'hex'));
-  if (!bytesEqual(hash('sha256', ...values), quoted.pcrDigest)) {
+  if (!bytesEqual(hash(quoted.signatureHash, ...values), quoted.pcrDigest)) {
     throw new SextantError({ code: 'PCR_DIGEST_MISMATCH', message: 'the PCR values sent do not hash to the quoted pcrDigest' });
   }
 }

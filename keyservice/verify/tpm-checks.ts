@@ -20,6 +20,8 @@ export interface QuotedFacts {
   selection: { alg: HashAlg; pcrs: number[] }[];
   /** TPMS_QUOTE_INFO.pcrDigest. */
   pcrDigest: Buffer;
+  /** The signature's hash, which is also pcrDigest's hash. */
+  signatureHash: HashAlg;
 }
 
 export interface TpmChecks {
@@ -27,6 +29,9 @@ export interface TpmChecks {
   parseAk(akPublic: Uint8Array): AkIdentity;
   /** TPM2_MakeCredential to the EK in the certificate, for the object named `akName`. */
   makeCredential(ekCert: X509Certificate, akName: Uint8Array, credential: Uint8Array): { credentialBlob: Buffer; encryptedSecret: Buffer };
-  /** Checks the signature and that `attest` is a TPM-generated quote (else QUOTE_SIGNATURE_INVALID). */
-  verifyQuote(ak: AkIdentity, attest: Uint8Array, signature: Uint8Array): QuotedFacts;
+  /**
+   * Checks that `attest` is a TPM-generated quote signed by the AK (QUOTE_SIGNATURE_INVALID and
+   * friends) whose qualifying data is `extraData` (QUOTE_NONCE_MISMATCH).
+   */
+  verifyQuote(ak: AkIdentity, attest: Uint8Array, signature: Uint8Array, extraData: Uint8Array): QuotedFacts;
 }

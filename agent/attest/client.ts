@@ -1,0 +1,132 @@
+import { hash, toHex, zeroize } from '../../lib/bytes.js';
+import { SextantError } from '../../lib/errors.js';
+import { ROUTES, type ChallengeRequest, type CompleteRequest, type Inventory, type JoinTicket, type Role } from '../../protocol/messages.js';
+import { generateEphemeralKey, open, qualifyingData, sealContext } from '../../protocol/seal.js';
+import {
+  assertChallengeResponse,
+  assertCompleteResponse,
+  assertNonceResponse,
+  assertReleasedSecrets,
+  NODE_NAME_RE,
+  UUID_RE,
+} from '../../protocol/validate.js';
+import { withRetries, type BackoffOptions } from './backoff.js';
+import type { AttestationTpm } from './tpm.js';
+import { isFinalRefusal, postJson, type PinnedEndpoint } from './transport.js';
+
+/**
+ * The agent's side of the protocol: nonce -> round 1 (EK cert + AK public -> credential
+ * challenge) -> round 2 (activated credential + quote bound to nonce and ephemeral key ->
+ * sealed secrets). A refusal by the service is final; transport trouble is retried with
+ * exponential backoff and jitter, each attempt from a fresh nonce and ephemeral key.
+ */
+
+export interface AttestRequest {
+  endpoint: PinnedEndpoint;
+  diskUuid: string;
+  role: Role;
+  nodeName: string;
+  csr?: string;
+  eventLog?: Uint8Array;
+  inventory?: Inventory;
+  retry?: Partial<BackoffOptions>;
+  log?: (line: string) => void;
+}
+
+export interface AttestResult {
+  /** The state disk's key: the caller zeroizes it once the disk is open. */
+  diskKey: Buffer;
+  clusterId: string;
+  joinTicket?: JoinTicket;
+  warnings: string[];
+  attempts: number;
+}
+
+async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<AttestResult, 'attempts'>> {
+  const nonceRes = await postJson(r.endpoint, ROUTES.nonce, {});
+  assertNonceResponse(nonceRes);
+  const nonce = Buffer.from(nonceRes.nonce, 'base64');
+
+  const round1: ChallengeRequest = {
+    v: 1,
+    ekCert: Buffer.from(await tpm.ekCertificate()).toString('base64'),
+    akPublic: Buffer.from(await tpm.akPublic()).toString('base64'),
+  };
+  const challenge = await postJson(r.endpoint, ROUTES.challenge, round1);
+  assertChallengeResponse(challenge);
+  const credential = Buffer.from(
+    await tpm.activateCredential(Buffer.from(challenge.credentialBlob, 'base64'), Buffer.from(challenge.encryptedSecret, 'base64')),
+  );
+
+  const eph = generateEphemeralKey();
+  try {
+    const quote = await tpm.quote(qualifyingData(nonce, eph.publicKey));
+    const round2: CompleteRequest = {
+      v: 1,
+      sessionId: challenge.sessionId,
+      activatedCredential: credential.toString('base64'),
+      nonce: nonceRes.nonce,
+      ephemeralPublicKey: eph.publicKey.toString('base64'),
+      quoteAttest: Buffer.from(quote.attest).toString('base64'),
+      quoteSignature: Buffer.from(quote.signature).toString('base64'),
+      pcrs: quote.pcrs,
+      eventLog: r.eventLog ? Buffer.from(r.eventLog).toString('base64') : undefined,
+      diskUuid: r.diskUuid,
+      role: r.role,
+      nodeName: r.nodeName,
+      csr: r.csr,
+      inventory: r.inventory,
+    };
+    const answer = await postJson(r.endpoint, ROUTES.complete, round2);
+    assertCompleteResponse(answer);
+    const plain = open(answer.sealed, eph, sealContext(challenge.sessionId, nonce, eph.publicKey));
+    try {
+      let secrets: unknown;
+      try {
+        secrets = JSON.parse(plain.toString('utf8'));
+      } catch {
+        throw new SextantError({ code: 'SEAL_INVALID', message: 'sealed answer is not JSON' });
+      }
+      assertReleasedSecrets(secrets);
+      return { diskKey: Buffer.from(secrets.diskKey, 'base64'), clusterId: secrets.clusterId, joinTicket: secrets.joinTicket, warnings: answer.warnings };
+    } finally {
+      zeroize(plain);
+    }
+  } finally {
+    zeroize(eph.ecdh.getPrivateKey(), credential);
+  }
+}
+
+export async function attest(tpm: AttestationTpm, r: AttestRequest): Promise<AttestResult> {
+  if (!UUID_RE.test(r.diskUuid)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: `disk UUID must be a lowercase UUID, got "${r.diskUuid}"` });
+  if (!NODE_NAME_RE.test(r.nodeName)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: `node name must be a DNS-1123 label, got "${r.nodeName}"` });
+  let attempts = 0;
+  const result = await withRetries(
+    async () => {
+      attempts++;
+      return attestOnce(tpm, r);
+    },
+    (e) => !isFinalRefusal(e),
+    { attempts: 5, baseMs: 500, capMs: 15_000, ...r.retry },
+    (e, n, d) => r.log?.(`attest: attempt ${n + 1} failed (${e instanceof SextantError ? e.code : String(e)}); retrying in ${d} ms`),
+  );
+  return { ...result, attempts };
+}
+
+/** What may be printed: SHA-256 of each secret, never the secret. */
+export function describeResult(r: AttestResult): Record<string, unknown> {
+  return {
+    diskKeySha256: toHex(hash('sha256', r.diskKey)),
+    clusterId: r.clusterId,
+    joinTicket: r.joinTicket && {
+      apiServerEndpoint: r.joinTicket.apiServerEndpoint,
+      tokenId: r.joinTicket.token.split('.')[0],
+      tokenSha256: toHex(hash('sha256', Buffer.from(r.joinTicket.token))),
+      tokenExpiresAt: r.joinTicket.tokenExpiresAt,
+      caCertHash: r.joinTicket.caCertHash,
+      kubeletCertIssued: r.joinTicket.kubeletCert !== undefined,
+    },
+    warnings: r.warnings,
+    attempts: r.attempts,
+  };
+}

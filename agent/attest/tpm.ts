@@ -1,0 +1,20 @@
+/**
+ * The TPM operations an attestation needs, as the agent sees them. The real one is the
+ * koffi -> ESYS engine (tpm/engine); tests also drive swtpm through tpm2-tools with the same
+ * shape. The AK lives from `createAk` to `dispose`.
+ */
+export interface AttestationTpm {
+  /** The EK certificate (DER) from its NV index. */
+  ekCertificate(): Promise<Uint8Array>;
+  /** Creates (or loads) the AK under the EK hierarchy; returns its TPMT_PUBLIC bytes. */
+  akPublic(): Promise<Uint8Array>;
+  /** TPM2_ActivateCredential with the AK and the EK: returns the credential. */
+  activateCredential(credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Uint8Array>;
+  /**
+   * TPM2_Quote over SHA-256 PCRs 0-15 with the AK, and the PCR values it covers (index ->
+   * lowercase hex; read so that they hash to the signed pcrDigest).
+   */
+  quote(qualifyingData: Uint8Array): Promise<{ attest: Uint8Array; signature: Uint8Array; pcrs: Record<string, string> }>;
+  /** Flushes the AK and anything else loaded. */
+  dispose(): Promise<void>;
+}

@@ -1,0 +1,99 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SextantError } from '../lib/errors.js';
+
+/**
+ * Key service configuration: a JSON file (`--config`) with the same keys as the flags; flags
+ * win over the file. Paths in the file are relative to the file's directory.
+ */
+export interface KeyServiceConfig {
+  /** host:port; host must be an IP literal or localhost. Default 127.0.0.1:8443. */
+  listen: string;
+  stateDir: string;
+  measurements: string;
+  /** Signature of `measurements` (default: measurements + ".sig"). */
+  measurementsSig?: string;
+  measurementsKey: string;
+  /** A second, older signed measurements file still accepted during a rollout window. */
+  previousMeasurements?: string;
+  previousMeasurementsSig?: string;
+  ekCa: string[];
+  /** Default: stateDir/audit.log. */
+  auditLog?: string;
+  tlsCert?: string;
+  tlsKey?: string;
+  requireEventLog: boolean;
+  nonceTtlSeconds: number;
+  maxRequestBytes: number;
+  rateLimit: { burst: number; perSecond: number };
+  join?: { apiServerEndpoint: string; caCert: string; caKey: string; tokenTtlSeconds: number; certDays: number };
+}
+
+export const DEFAULTS = {
+  listen: '127.0.0.1:8443',
+  requireEventLog: false,
+  nonceTtlSeconds: 60,
+  maxRequestBytes: 512 * 1024,
+  rateLimit: { burst: 20, perSecond: 2 },
+} as const;
+
+const PATH_KEYS = ['stateDir', 'measurements', 'measurementsSig', 'measurementsKey', 'previousMeasurements', 'previousMeasurementsSig', 'auditLog', 'tlsCert', 'tlsKey'] as const;
+
+function invalid(msg: string): never {
+  throw new SextantError({ code: 'CONFIG_INVALID', message: msg });
+}
+
+export async function readConfigFile(file: string): Promise<Partial<KeyServiceConfig>> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(await readFile(file, 'utf8'));
+  } catch (cause) {
+    throw new SextantError({ code: 'CONFIG_INVALID', message: `${file} is not readable JSON`, cause });
+  }
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) invalid(`${file}: expected a JSON object`);
+  const c = raw as Record<string, unknown>;
+  const base = path.dirname(path.resolve(file));
+  const abs = (p: unknown, key: string): string => (typeof p === 'string' ? path.resolve(base, p) : invalid(`${file}: ${key} must be a path`));
+  for (const k of PATH_KEYS) if (c[k] !== undefined) c[k] = abs(c[k], k);
+  if (c.ekCa !== undefined) c.ekCa = (Array.isArray(c.ekCa) ? c.ekCa : [c.ekCa]).map((p) => abs(p, 'ekCa'));
+  if (c.join !== undefined && typeof c.join === 'object' && c.join !== null) {
+    const j = c.join as Record<string, unknown>;
+    j.caCert = abs(j.caCert, 'join.caCert');
+    j.caKey = abs(j.caKey, 'join.caKey');
+  }
+  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'requireEventLog', 'nonceTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join']);
+  const unknown = Object.keys(c).filter((k) => !known.has(k));
+  if (unknown.length) invalid(`${file}: unknown key(s) ${unknown.join(', ')}`);
+  return c as Partial<KeyServiceConfig>;
+}
+
+/** Merges file and flags over the defaults and checks the result. */
+export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Partial<KeyServiceConfig>): KeyServiceConfig {
+  const defined = Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)));
+  const c = { ...DEFAULTS, ...fromFile, ...defined } as Partial<KeyServiceConfig>;
+  const missing = (['stateDir', 'measurements', 'measurementsKey'] as const).filter((k) => !c[k]);
+  if (!c.ekCa || c.ekCa.length === 0) missing.push('ekCa' as never);
+  if (missing.length) {
+    throw new SextantError({ code: 'USAGE', message: `missing ${missing.map((k) => '--' + k.replace(/[A-Z]/g, (m) => '-' + m.toLowerCase())).join(', ')}` });
+  }
+  parseListen(c.listen!);
+  for (const k of ['nonceTtlSeconds', 'maxRequestBytes'] as const) {
+    if (!Number.isInteger(c[k]) || (c[k] as number) <= 0) invalid(`${k} must be a positive integer`);
+  }
+  const rl = c.rateLimit as { burst?: unknown; perSecond?: unknown } | undefined;
+  if (!rl || typeof rl.burst !== 'number' || typeof rl.perSecond !== 'number' || rl.burst < 1 || rl.perSecond <= 0) invalid('rateLimit must be {burst >= 1, perSecond > 0}');
+  if (c.join) {
+    const j = c.join;
+    if (typeof j.apiServerEndpoint !== 'string' || !/^[A-Za-z0-9.:[\]-]+:\d+$/.test(j.apiServerEndpoint)) invalid('join.apiServerEndpoint must be host:port');
+    j.tokenTtlSeconds ??= 3600;
+    j.certDays ??= 365;
+  }
+  return c as KeyServiceConfig;
+}
+
+export function parseListen(s: string): { host: string; port: number } {
+  const m = /^(\d{1,3}(?:\.\d{1,3}){3}|\[[0-9a-fA-F:]+\]|localhost):(\d{1,5})$/.exec(s);
+  const port = m ? Number(m[2]) : NaN;
+  if (!m || port > 65535) throw new SextantError({ code: 'USAGE', message: `--listen must be IP:PORT (e.g. 127.0.0.1:8443), got "${s}"` });
+  return { host: m[1].replace(/^\[|\]$/g, ''), port };
+}

@@ -1,0 +1,32 @@
+import { readFile } from 'node:fs/promises';
+import { hash, toHex } from '../lib/bytes.js';
+import { SextantError } from '../lib/errors.js';
+import { loadSignedMeasurements } from '../measurements/verify/load-signed.js';
+import type { ReferenceSet } from './policy/reference.js';
+
+/**
+ * Loads a signed measurements file into a reference set. The signature is checked over the
+ * file's exact bytes before anything is parsed; a bad or missing signature refuses (the
+ * service does not start, or a reload keeps the old set).
+ */
+export async function loadReferenceSet(file: string, sigFile: string, publicKeyPem: string): Promise<ReferenceSet> {
+  let bytes: Buffer;
+  let sig: string;
+  try {
+    bytes = await readFile(file);
+  } catch (cause) {
+    throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read measurements ${file}`, cause });
+  }
+  try {
+    sig = await readFile(sigFile, 'utf8');
+  } catch (cause) {
+    throw new SextantError({ code: 'SIGNATURE_INVALID', message: `measurements signature ${sigFile} is missing`, cause });
+  }
+  const m = loadSignedMeasurements(bytes, sig.trim(), publicKeyPem);
+  if (m.bank !== 'sha256') {
+    throw new SextantError({ code: 'MEASUREMENTS_INVALID', message: `${file} describes the ${m.bank} bank; the agent quotes SHA-256` });
+  }
+  const pcrs: ReferenceSet['pcrs'] = {};
+  for (const [index, e] of Object.entries(m.pcrs)) pcrs[index] = { expected: e.expected.toLowerCase(), enforced: e.enforced };
+  return { label: `${m.image.name} ${m.image.version} (sha256:${toHex(hash('sha256', bytes)).slice(0, 16)})`, pcrs };
+}

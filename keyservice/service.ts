@@ -1,0 +1,132 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SextantError, isSextantError } from '../lib/errors.js';
+import { parseEventLog, replayEventLog } from '../measurements/eventlog/index.js';
+import { AuditLog } from './audit/log.js';
+import { KeyServiceAttestor } from './attestor.js';
+import { parseListen, type KeyServiceConfig } from './config.js';
+import { loadReferenceSet } from './measurements.js';
+import { NonceStore } from './nonce-store.js';
+import { RateLimiter } from './rate-limit.js';
+import { ReferenceStore } from './reference-store.js';
+import { KeyServiceServer } from './server.js';
+import { openStateDir } from './state-dir.js';
+import { loadCaCertificates } from './verify/ek-cert.js';
+import type { EventLogReplayer } from './verify/event-log.js';
+import { codecTpmChecks } from './verify/tpm-codec-checks.js';
+import type { TpmChecks } from './verify/tpm-checks.js';
+
+/** Everything `sextant keyservice` starts, wired together; `close()` stops it. */
+export interface RunningKeyService {
+  url: string;
+  port: number;
+  fingerprint: string;
+  clusterId: string;
+  created: string[];
+  auditLog: string;
+  references: ReferenceStore;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  log?: (line: string) => void;
+  /** Test hooks: a clock for nonce expiry, a different TPM check implementation. */
+  clock?: () => number;
+  tpm?: TpmChecks;
+  rolloutMs?: number;
+  watchIntervalMs?: number;
+}
+
+export const replaySha256: EventLogReplayer = (bytes) => {
+  try {
+    return replayEventLog(parseEventLog(bytes)).sha256 ?? {};
+  } catch (e) {
+    if (isSextantError(e) && e.isInputError) throw new SextantError({ code: 'EVENTLOG_REPLAY_MISMATCH', message: `event log unreadable: ${e.message}`, cause: e });
+    throw e;
+  }
+};
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read ${what} ${file}`, cause });
+  }
+}
+
+export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {}): Promise<RunningKeyService> {
+  const { host, port } = parseListen(cfg.listen);
+  const pub = await readText(cfg.measurementsKey, 'measurements public key');
+  const sigOf = (f: string, s?: string) => s ?? f + '.sig';
+  const clock = o.clock ?? Date.now;
+  const auditPath = cfg.auditLog ?? path.join(cfg.stateDir, 'audit.log');
+
+  // Measurements first: a bad signature must stop the service before it creates anything.
+  const loadCurrent = () => loadReferenceSet(cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig), pub);
+  const pinnedPrevious = cfg.previousMeasurements
+    ? await loadReferenceSet(cfg.previousMeasurements, sigOf(cfg.previousMeasurements, cfg.previousMeasurementsSig), pub)
+    : undefined;
+  let audit: AuditLog | undefined;
+  const references = await ReferenceStore.open({
+    load: loadCurrent,
+    rolloutMs: o.rolloutMs ?? 24 * 3600_000,
+    pinnedPrevious,
+    now: clock,
+    onReload: (r) => {
+      if (r.ok) o.log?.(`measurements reloaded: now ${r.label}, still accepting ${r.previous} during the rollout window`);
+      else o.log?.(`measurements change refused, keeping the current set: ${(r.error as Error).message}`);
+      void audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous } : { refused: (r.error as Error).message }) });
+    },
+  });
+  const ekCas = loadCaCertificates(await Promise.all(cfg.ekCa.map((f) => readText(f, 'EK CA'))));
+  if (ekCas.length === 0) throw new SextantError({ code: 'CONFIG_INVALID', message: 'no certificate found in the --ek-ca files' });
+
+  const state = await openStateDir(cfg.stateDir, { log: o.log, tls: cfg.tlsCert && cfg.tlsKey ? { certFile: cfg.tlsCert, keyFile: cfg.tlsKey } : undefined });
+  audit = await AuditLog.open(auditPath);
+  const join = cfg.join
+    ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, ca: { certPem: await readText(cfg.join.caCert, 'cluster CA'), keyFile: cfg.join.caKey } }
+    : undefined;
+  const nonces = new NonceStore({ ttlMs: cfg.nonceTtlSeconds * 1000, clock });
+  const attestor = new KeyServiceAttestor({
+    ekCas,
+    tpm: o.tpm ?? codecTpmChecks,
+    nonces,
+    references: () => references.sets(),
+    masterSecret: state.masterSecret,
+    salt: state.salt,
+    audit,
+    replayEventLog: replaySha256,
+    requireEventLog: cfg.requireEventLog,
+    join,
+    now: () => new Date(clock()),
+    log: o.log,
+  });
+  const server = new KeyServiceServer({
+    tlsKeyPem: state.tlsKeyPem,
+    tlsCertPem: state.tlsCertPem,
+    nonces,
+    attestor,
+    limiter: new RateLimiter(cfg.rateLimit.burst, cfg.rateLimit.perSecond, clock),
+    maxRequestBytes: cfg.maxRequestBytes,
+    log: o.log,
+  });
+  const addr = await server.listen(host, port);
+  references.watch([cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)], o.watchIntervalMs);
+  await audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label) });
+  return {
+    url: `https://${host.includes(':') ? `[${host}]` : host}:${addr.port}`,
+    port: addr.port,
+    fingerprint: state.fingerprint,
+    clusterId: attestor.clusterIdHex,
+    created: state.created,
+    auditLog: auditPath,
+    references,
+    close: async () => {
+      references.unwatch();
+      await server.close();
+      await audit?.close();
+      state.masterSecret.fill(0);
+      state.salt.fill(0);
+    },
+  };
+}

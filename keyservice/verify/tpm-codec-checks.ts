@@ -1,0 +1,56 @@
+import type { X509Certificate } from 'node:crypto';
+import { SextantError } from '../../lib/errors.js';
+import { hashAlgName, TPMA_OBJECT, TPM_ALG } from '../../tpm/constants.js';
+import { unmarshal } from '../../tpm/codec.js';
+import { objectName } from '../../tpm/name.js';
+import { tpmtWithPublicKey } from '../../tpm/public-key.js';
+import { ekTemplateEccP256, ekTemplateRsa2048 } from '../../tpm/ek/templates.js';
+import { makeCredential } from '../../tpm/credential/make-credential.js';
+import { verifyQuote } from '../../tpm/quote/verify.js';
+import { TPMT_PUBLIC, type TpmtPublic } from '../../tpm/structures.js';
+import type { AkIdentity, QuotedFacts, TpmChecks } from './tpm-checks.js';
+
+/**
+ * TpmChecks on tpm/'s pure-TypeScript codec: what the key service runs (no TPM library).
+ *
+ * An AK must be a restricted signing key created inside the TPM and unable to leave it
+ * (restricted | sign | fixedTPM | fixedParent | sensitiveDataOrigin, not decrypt). Only such a
+ * key cannot sign a forged TPMS_ATTEST; credential activation only proves the key's Name is in
+ * the EK's TPM, and the Name covers these attributes.
+ */
+const AK_REQUIRED = TPMA_OBJECT.restricted | TPMA_OBJECT.sign | TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin;
+
+export const codecTpmChecks: TpmChecks = {
+  parseAk(akPublic: Uint8Array): AkIdentity {
+    const pub = unmarshal(TPMT_PUBLIC, akPublic);
+    if ((pub.objectAttributes & AK_REQUIRED) !== AK_REQUIRED || (pub.objectAttributes & TPMA_OBJECT.decrypt) !== 0) {
+      throw new SextantError({ code: 'AK_NOT_BOUND', message: 'the AK must be a restricted, TPM-generated, non-duplicable signing key' });
+    }
+    if (!hashAlgName(pub.nameAlg)) throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the AK has an unsupported name algorithm' });
+    return { name: Buffer.from(objectName(pub)), publicArea: pub };
+  },
+
+  makeCredential(ekCert: X509Certificate, akName: Uint8Array, credential: Uint8Array) {
+    const key = ekCert.publicKey;
+    const type = key.asymmetricKeyType;
+    // The EK is the default-template EK (TCG EK profile L-1 / L-2) whose public key the certificate names.
+    let ekPublic: TpmtPublic;
+    if (type === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) ekPublic = tpmtWithPublicKey(ekTemplateRsa2048(), key);
+    else if (type === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') ekPublic = tpmtWithPublicKey(ekTemplateEccP256(), key);
+    else throw new SextantError({ code: 'EK_CERT_UNTRUSTED', message: `EK certificate key is ${type}; expected RSA 2048 or ECC P-256` });
+    const r = makeCredential({ ekPublic, akName, secret: credential });
+    return { credentialBlob: Buffer.from(r.credentialBlob), encryptedSecret: Buffer.from(r.encryptedSecret) };
+  },
+
+  verifyQuote(ak: AkIdentity, attest: Uint8Array, signature: Uint8Array, extraData: Uint8Array): QuotedFacts {
+    const pub = ak.publicArea as TpmtPublic;
+    if (pub.type !== TPM_ALG.ECC && pub.type !== TPM_ALG.RSA) throw new SextantError({ code: 'AK_NOT_BOUND', message: 'the AK is neither RSA nor ECC' });
+    const q = verifyQuote({ attest, signature, akPublic: pub }, { extraData });
+    return {
+      extraData: Buffer.from(q.attest.extraData),
+      selection: Object.entries(q.selection).map(([alg, pcrs]) => ({ alg: alg as QuotedFacts['selection'][number]['alg'], pcrs: [...(pcrs as number[])] })),
+      pcrDigest: Buffer.from(q.pcrDigest, 'hex'),
+      signatureHash: q.signatureHash,
+    };
+  },
+};

@@ -1,0 +1,14 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { run } from '../../lib/exec.js';
+
+/** A throwaway cluster CA and a node key + CSR, made with openssl. */
+export async function makeClusterCa(dir: string) {
+  const caKey = path.join(dir, 'ca.key');
+  const caCert = path.join(dir, 'ca.crt');
+  await run('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caCert, '-subj', '/CN=kubernetes', '-days', '2', '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign']);
+  const nodeKey = path.join(dir, 'node.key');
+  await run('openssl', ['req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', nodeKey, '-out', path.join(dir, 'node.csr'), '-subj', '/CN=whatever/O=system:masters']);
+  return { caKey, caCert, csr: await readFile(path.join(dir, 'node.csr'), 'utf8') };
+}
+

@@ -1,0 +1,126 @@
+/**
+ * The verifier's stages on recorded real swtpm evidence (test/fixtures/keyservice/evidence.json),
+ * no TPM needed. The credential the service encrypts to the EK is captured from makeCredential
+ * (only a TPM could decrypt it; the integration test does that part for real).
+ */
+import test from 'ava';
+import { createECDH, X509Certificate } from 'node:crypto';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { KeyServiceAttestor } from '../../keyservice/attestor.js';
+import { AuditLog, verifyAuditLog } from '../../keyservice/audit/log.js';
+import { NonceStore } from '../../keyservice/nonce-store.js';
+import { codecTpmChecks } from '../../keyservice/verify/tpm-codec-checks.js';
+import type { TpmChecks } from '../../keyservice/verify/tpm-checks.js';
+import { replaySha256 } from '../../keyservice/service.js';
+import { deriveDiskKey } from '../../keyservice/derive.js';
+import type { ReferenceSet } from '../../keyservice/policy/reference.js';
+import type { CompleteRequest } from '../../protocol/messages.js';
+import { open, sealContext } from '../../protocol/seal.js';
+import { loadEvidence, type RecordedEvidence } from '../helpers/record-evidence.js';
+
+const master = Buffer.alloc(32, 1);
+const salt = Buffer.alloc(32, 2);
+const DISK = '11111111-2222-4333-8444-555555555555';
+
+async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedEvidence) => ReferenceSet[]; issueRecordedNonce?: boolean } = {}) {
+  const ev = await loadEvidence();
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-att-'));
+  const audit = await AuditLog.open(path.join(dir, 'audit.log'));
+  let credential: Buffer | undefined;
+  const tpm: TpmChecks = {
+    ...codecTpmChecks,
+    makeCredential: (ek, name, secret) => {
+      credential = Buffer.from(secret);
+      return codecTpmChecks.makeCredential(ek, name, secret);
+    },
+  };
+  const nonces = new NonceStore({ random: () => Buffer.from(ev.nonce, 'base64') });
+  if (o.issueRecordedNonce !== false) nonces.issue();
+  const refs = o.references?.(ev) ?? [{ label: 'recorded', pcrs: { '4': { expected: ev.pcrs['4'], enforced: true }, '9': { expected: ev.pcrs['9'], enforced: true } } }];
+  const attestor = new KeyServiceAttestor({
+    ekCas: [new X509Certificate(ev.ekRoot), new X509Certificate(ev.ekIssuer)],
+    tpm,
+    nonces,
+    references: () => refs,
+    masterSecret: master,
+    salt,
+    audit,
+    replayEventLog: replaySha256,
+    requireEventLog: o.requireEventLog,
+  });
+  const round1 = await attestor.challenge({ v: 1, ekCert: ev.ekCert, akPublic: ev.akPublic }, 'test');
+  const req: CompleteRequest = {
+    v: 1,
+    sessionId: round1.sessionId,
+    activatedCredential: credential!.toString('base64'),
+    nonce: ev.nonce,
+    ephemeralPublicKey: ev.ephemeralPublicKey,
+    quoteAttest: ev.quoteAttest,
+    quoteSignature: ev.quoteSignature,
+    pcrs: ev.pcrs,
+    eventLog: ev.eventLog,
+    diskUuid: DISK,
+    role: 'join',
+    nodeName: 'worker-1',
+  };
+  return { ev, attestor, req, audit, dir, cleanup: async () => { await audit.close(); await rm(dir, { recursive: true }); } };
+}
+
+test('recorded evidence passes every stage; the sealed answer opens to HKDF(master, salt, "key-"+uuid)', async (t) => {
+  const w = await world();
+  const r = await w.attestor.complete(w.req, 'test');
+  const ecdh = createECDH('prime256v1');
+  ecdh.setPrivateKey(Buffer.from(w.ev.ephemeralPrivateKey, 'base64'));
+  const secrets = JSON.parse(open(r.sealed, { ecdh, publicKey: ecdh.getPublicKey() }, sealContext(w.req.sessionId, Buffer.from(w.ev.nonce, 'base64'), ecdh.getPublicKey())).toString()) as { diskKey: string };
+  t.deepEqual(Buffer.from(secrets.diskKey, 'base64'), deriveDiskKey(master, salt, DISK));
+  await w.audit.close();
+  t.like(await verifyAuditLog(path.join(w.dir, 'audit.log')), { count: 2 });
+  await rm(w.dir, { recursive: true });
+});
+
+const attacks: [string, string, (req: CompleteRequest, ev: RecordedEvidence) => CompleteRequest, Parameters<typeof world>[0]?][] = [
+  ['wrong activated credential', 'AK_NOT_BOUND', (r) => ({ ...r, activatedCredential: Buffer.alloc(32).toString('base64') })],
+  ['unknown session', 'SESSION_UNKNOWN', (r) => ({ ...r, sessionId: '0'.repeat(32) })],
+  ['one signature bit flipped', 'QUOTE_SIGNATURE_INVALID', (r) => {
+    const s = Buffer.from(r.quoteSignature, 'base64');
+    s[s.length - 1] ^= 1;
+    return { ...r, quoteSignature: s.toString('base64') };
+  }],
+  ['another ephemeral key than the quote binds', 'QUOTE_NONCE_MISMATCH', (r) => ({ ...r, ephemeralPublicKey: createECDH('prime256v1').generateKeys().toString('base64') })],
+  ['a nonce the service never issued', 'NONCE_UNKNOWN', (r) => r, { issueRecordedNonce: false }],
+  ['a PCR value that is not the quoted one', 'PCR_DIGEST_MISMATCH', (r) => ({ ...r, pcrs: { ...r.pcrs, '4': '00'.repeat(32) } })],
+  ['event log missing where required', 'EVENTLOG_REQUIRED', (r) => ({ ...r, eventLog: undefined }), { requireEventLog: true }],
+  ['event log of another boot', 'EVENTLOG_REPLAY_MISMATCH', (r) => ({ ...r, eventLog: Buffer.from(r.eventLog!, 'base64').subarray(0, -40).toString('base64') })],
+  ['enforced PCR differs from the measurements', 'MEASUREMENTS_MISMATCH', (r) => r, { references: () => [{ label: 'other', pcrs: { '9': { expected: 'ab'.repeat(32), enforced: true } } }] }],
+  ['rejoin of a node that never locked PCR 15', 'CLUSTER_LOCK_MISMATCH', (r) => ({ ...r, role: 'rejoin' })],
+];
+
+for (const [name, code, mutate, opts] of attacks) {
+  test(`refused: ${name} -> ${code}, audited with its stage`, async (t) => {
+    const w = await world(opts);
+    await t.throwsAsync(w.attestor.complete(mutate(w.req, w.ev), 'test'), { code: code as never });
+    await w.audit.close();
+    const text = await (await import('node:fs/promises')).readFile(path.join(w.dir, 'audit.log'), 'utf8');
+    t.regex(text.trim().split('\n').pop()!, new RegExp(`"decision":"refuse","stage":"\\w+","code":"${code}"`));
+    await rm(w.dir, { recursive: true });
+  });
+}
+
+test('a session is single use and the nonce is consumed: a second round 2 is SESSION_UNKNOWN', async (t) => {
+  const w = await world();
+  await w.attestor.complete(w.req, 'test');
+  await t.throwsAsync(w.attestor.complete(w.req, 'test'), { code: 'SESSION_UNKNOWN' });
+  await w.cleanup();
+});
+
+test('an AK that is not a restricted signing key is refused in round 1 (AK_NOT_BOUND)', async (t) => {
+  const w = await world();
+  const ak = Buffer.from(w.ev.akPublic, 'base64');
+  // TPMT_PUBLIC: type(2) nameAlg(2) objectAttributes(4): clear `restricted` (bit 16).
+  ak.writeUInt32BE(ak.readUInt32BE(4) & ~0x10000, 4);
+  await t.throwsAsync(w.attestor.challenge({ v: 1, ekCert: w.ev.ekCert, akPublic: ak.toString('base64') }, 'test'), { code: 'AK_NOT_BOUND' });
+  await t.throwsAsync(w.attestor.challenge({ v: 1, ekCert: w.ev.ekCert, akPublic: Buffer.from('garbage').toString('base64') }, 'test'), { code: 'PROTOCOL_INVALID' });
+  await w.cleanup();
+});
