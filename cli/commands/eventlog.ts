@@ -133,9 +133,13 @@ the replay; expected events are paired with the log's events per PCR, naming the
   options: {
     expect: { type: 'string', valueName: 'JSON', description: 'expected PCRs and/or events (required)' },
     bank: { type: 'string', valueName: 'ALG', description: 'bank of "pcrs" and "events"', default: 'sha256' },
+    pcrs: { type: 'string', valueName: 'LIST', description: 'compare only these PCRs, e.g. 0-9,11 (default: every PCR in --expect)' },
   },
   positionals: { min: 1, max: 1 },
   async run(ctx) {
+    const pcrsOpt = str(ctx.values, 'pcrs');
+    const only = pcrsOpt === undefined ? undefined : new Set(parsePcrList(pcrsOpt));
+    const select = (q: Record<string, string>): number[] => Object.keys(q).map(Number).filter((p) => only === undefined || only.has(p));
     const bankName = str(ctx.values, 'bank') ?? 'sha256';
     if (!HASH_ALGS.includes(bankName as HashAlg)) bad(`--bank must be one of ${HASH_ALGS.join(', ')}`);
     const bank = bankName as HashAlg;
@@ -149,17 +153,18 @@ the replay; expected events are paired with the log's events per PCR, naming the
     const quote: QuoteComparison[] = [];
     if (exp.pcrs !== undefined) {
       const q = hexMap(exp.pcrs, 'pcrs');
-      quote.push(compareWithQuote(replayed, q, { bank, pcrs: Object.keys(q).map(Number) }));
+      quote.push(compareWithQuote(replayed, q, { bank, pcrs: select(q) }));
     }
     if (exp.banks !== undefined) {
       if (typeof exp.banks !== 'object' || exp.banks === null) bad('"banks" must be an object');
       for (const [b, v] of Object.entries(exp.banks)) {
         if (!HASH_ALGS.includes(b as HashAlg)) bad(`"banks" has an unknown bank ${b}`);
         const q = hexMap(v, `banks.${b}`);
-        quote.push(compareWithQuote(replayed, q, { bank: b as HashAlg, pcrs: Object.keys(q).map(Number) }));
+        quote.push(compareWithQuote(replayed, q, { bank: b as HashAlg, pcrs: select(q) }));
       }
     }
-    const events = exp.events === undefined ? undefined : matchEvents(expectedEvents(exp.events), log.events, { bank });
+    const wanted = exp.events === undefined ? undefined : expectedEvents(exp.events).filter((e) => only === undefined || only.has(e.pcr));
+    const events = wanted === undefined ? undefined : matchEvents(wanted, log.events, { bank });
     const ok = quote.every((c) => c.ok) && (events?.ok ?? true);
     return { ok, quote, ...(events && { events }) };
   },

@@ -171,7 +171,7 @@ export function parseEventLog(bytes: Uint8Array): EventLog {
     if (size > r.remaining) {
       fail(
         'EVENTLOG_TRUNCATED',
-        `event ${index} (${typeName}) at offset ${offset} (${hex(offset)}) declares ${size} bytes of event data at offset ${sizeAt} but only ${r.remaining - 0} remain`,
+        `event ${index} (${typeName}) at offset ${offset} (${hex(offset)}) declares ${size} bytes of event data at offset ${sizeAt} but only ${r.remaining} remain`,
       );
     }
     const data = r.bytes(size, what('event data'));

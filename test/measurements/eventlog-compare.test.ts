@@ -94,6 +94,8 @@ test('sextant eventlog compare exits 0 on a match and 1 naming the component oth
     t.is(no.exitCode, 1);
     t.regex(no.stdout, /sha256 PCR 4: log replays to [0-9a-f]{64}, quoted [0-9a-f]{64}/);
     t.regex(no.stdout, /mismatch +PCR 4: EV_EFI_BOOT_SERVICES_APPLICATION "UKI Authenticode hash"/);
+    const only9 = await sextant(['eventlog', 'compare', bad, '--expect', exp, '--pcrs', '9']);
+    t.is(only9.exitCode, 0, 'PCR 4 differs but only PCR 9 was asked for');
     const junk = path.join(dir, 'junk.json');
     await writeFile(junk, '{"pcrs":{"4":"zz"}}');
     const inval = await sextant(['eventlog', 'compare', good, '--expect', junk]);
