@@ -90,6 +90,7 @@ export async function bootAndCapture(opts: BootCaptureOptions): Promise<BootCapt
       { log, timeoutMs: 30_000 },
     );
     swtpmPid = Number((await readFile(pidFile, 'utf8')).trim());
+    log?.(`swtpm pid ${swtpmPid}`);
 
     const args = [
       '-machine', 'q35,smm=off', '-accel', 'tcg', '-cpu', 'max', '-m', '1024', '-smp', '1',
@@ -104,6 +105,7 @@ export async function bootAndCapture(opts: BootCaptureOptions): Promise<BootCapt
     const started = process.hrtime.bigint();
     const child = execa('qemu-system-x86_64', args, { reject: false, stdin: 'ignore', encoding: 'utf8' });
     qemuPid = child.pid;
+    log?.(`qemu pid ${qemuPid}`);
     const timeoutMs = opts.timeoutMs ?? 300_000;
     const timer = setTimeout(() => {
       if (qemuPid !== undefined) killQuietly(qemuPid, 'SIGKILL');
@@ -156,11 +158,16 @@ function killQuietly(pid: number, signal: NodeJS.Signals | 0): boolean {
   }
 }
 
+/** True while a process with this PID exists (signal 0 only checks). */
+export function processAlive(pid: number): boolean {
+  return killQuietly(pid, 0);
+}
+
 async function stopSwtpm(pid: number): Promise<void> {
   if (!killQuietly(pid, 'SIGTERM')) return;
   for (let i = 0; i < 50; i++) {
     await sleep(100);
-    if (!killQuietly(pid, 0)) return;
+    if (!processAlive(pid)) return;
   }
   killQuietly(pid, 'SIGKILL');
 }
