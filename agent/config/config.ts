@@ -1,0 +1,141 @@
+import { readFile } from 'node:fs/promises';
+import { fail } from '../../lib/errors.js';
+
+/** /etc/sextant/agent.json, after defaults and `sextant.*=` kernel command-line overrides. */
+export interface AgentConfig {
+  keyservice: { url: string; fingerprint: string };
+  node: { name?: string; role: 'worker' | 'control-plane'; criSocket: string; kubeletExtraArgs: Record<string, string> };
+  stateDisk: { partLabel: string; partType?: string; mapperName: string; mountpoint: string; bindMounts: { source: string; target: string }[] };
+  tpm: { tcti: string };
+  join: { kubeadm: string; configPath: string; attempts: number; retryDelayMs: number };
+  retry: { initialMs: number; maxMs: number };
+  recovery: { enabled: boolean; port: number };
+  statusFile: string;
+}
+
+export const DEFAULT_CONFIG_PATH = '/etc/sextant/agent.json';
+
+export const DEFAULTS: AgentConfig = {
+  keyservice: { url: '', fingerprint: '' },
+  node: { role: 'worker', criSocket: 'unix:///run/containerd/containerd.sock', kubeletExtraArgs: {} },
+  stateDisk: {
+    partLabel: 'sextant-state',
+    mapperName: 'sextant-state',
+    mountpoint: '/var/lib/sextant-state',
+    bindMounts: [
+      { source: 'kubelet', target: '/var/lib/kubelet' },
+      { source: 'kubernetes', target: '/etc/kubernetes' },
+    ],
+  },
+  tpm: { tcti: 'device:/dev/tpmrm0' },
+  join: { kubeadm: 'kubeadm', configPath: '/run/sextant/kubeadm-join.yaml', attempts: 5, retryDelayMs: 5000 },
+  retry: { initialMs: 1000, maxMs: 60_000 },
+  recovery: { enabled: false, port: 9443 },
+  statusFile: '/run/sextant/agent-status.json',
+};
+
+/**
+ * Kernel command-line keys the agent honours (`sextant.keyservice=https://...`): an explicit
+ * table, so a typo is an error instead of a silently ignored setting.
+ */
+const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' | 'boolean' }> = {
+  'sextant.keyservice': { path: ['keyservice', 'url'], type: 'string' },
+  'sextant.keyservice.fingerprint': { path: ['keyservice', 'fingerprint'], type: 'string' },
+  'sextant.node.name': { path: ['node', 'name'], type: 'string' },
+  'sextant.role': { path: ['node', 'role'], type: 'string' },
+  'sextant.disk.label': { path: ['stateDisk', 'partLabel'], type: 'string' },
+  'sextant.disk.type': { path: ['stateDisk', 'partType'], type: 'string' },
+  'sextant.tpm.tcti': { path: ['tpm', 'tcti'], type: 'string' },
+  'sextant.recovery': { path: ['recovery', 'enabled'], type: 'boolean' },
+  'sextant.recovery.port': { path: ['recovery', 'port'], type: 'number' },
+};
+
+/** `sextant.*` settings from a /proc/cmdline string (other parameters are the kernel's). */
+export function cmdlineOverrides(cmdline: string): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const word of cmdline.trim().split(/\s+/)) {
+    if (!word.startsWith('sextant.')) continue;
+    const eq = word.indexOf('=');
+    const key = eq < 0 ? word : word.slice(0, eq);
+    const raw = eq < 0 ? 'true' : word.slice(eq + 1);
+    const spec = CMDLINE_KEYS[key];
+    if (!spec) fail('CONFIG_INVALID', `unknown kernel command-line setting ${key} (known: ${Object.keys(CMDLINE_KEYS).join(', ')})`);
+    let v: unknown = raw;
+    if (spec.type === 'number') v = Number(raw);
+    if (spec.type === 'boolean') v = raw === 'true' || raw === '1' || raw === 'yes' ? true : raw === 'false' || raw === '0' || raw === 'no' ? false : raw;
+    let o = out;
+    for (const p of spec.path.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
+    o[spec.path.at(-1)!] = v;
+  }
+  return out;
+}
+
+function isRecord(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function merge(base: unknown, over: unknown): unknown {
+  if (!isRecord(base) || !isRecord(over)) return over === undefined ? base : over;
+  const out: Record<string, unknown> = { ...base };
+  for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v);
+  return out;
+}
+
+/** Every invalid field in one CONFIG_INVALID error. */
+export function validateConfig(c: AgentConfig): AgentConfig {
+  const bad: string[] = [];
+  const str = (v: unknown, name: string, re?: RegExp) => {
+    if (typeof v !== 'string' || v === '' || (re && !re.test(v))) bad.push(`${name}: ${JSON.stringify(v)}`);
+  };
+  const int = (v: unknown, name: string, min: number, max: number) => {
+    if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) bad.push(`${name}: ${JSON.stringify(v)} (integer ${min}..${max})`);
+  };
+  str(c.keyservice?.url, 'keyservice.url', /^https:\/\/[^\s/]+(\/.*)?$/);
+  str(c.keyservice?.fingerprint, 'keyservice.fingerprint', /^sha256:[0-9a-fA-F:]{64,95}$/);
+  if (c.node?.name !== undefined) str(c.node.name, 'node.name', /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
+  if (c.node?.role !== 'worker' && c.node?.role !== 'control-plane') bad.push(`node.role: ${JSON.stringify(c.node?.role)} (worker or control-plane)`);
+  str(c.node?.criSocket, 'node.criSocket', /^unix:\/\/\//);
+  if (!isRecord(c.node?.kubeletExtraArgs) || Object.values(c.node.kubeletExtraArgs).some((v) => typeof v !== 'string')) bad.push('node.kubeletExtraArgs: want {name: string}');
+  str(c.stateDisk?.partLabel, 'stateDisk.partLabel', /^.{1,36}$/);
+  if (c.stateDisk?.partType !== undefined) str(c.stateDisk.partType, 'stateDisk.partType', /^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$/);
+  str(c.stateDisk?.mapperName, 'stateDisk.mapperName', /^[A-Za-z0-9_.-]{1,64}$/);
+  str(c.stateDisk?.mountpoint, 'stateDisk.mountpoint', /^\/./);
+  if (!Array.isArray(c.stateDisk?.bindMounts) || c.stateDisk.bindMounts.some((b) => !isRecord(b) || typeof b.source !== 'string' || /(^|\/)\.\.(\/|$)|^\//.test(b.source) || typeof b.target !== 'string' || !b.target.startsWith('/'))) {
+    bad.push('stateDisk.bindMounts: want [{source: relative path inside the state disk, target: absolute path}]');
+  }
+  str(c.tpm?.tcti, 'tpm.tcti', /^(device|swtpm|mssim):/);
+  str(c.join?.kubeadm, 'join.kubeadm');
+  str(c.join?.configPath, 'join.configPath', /^\//);
+  int(c.join?.attempts, 'join.attempts', 1, 100);
+  int(c.join?.retryDelayMs, 'join.retryDelayMs', 0, 600_000);
+  int(c.retry?.initialMs, 'retry.initialMs', 1, 600_000);
+  int(c.retry?.maxMs, 'retry.maxMs', 1, 3_600_000);
+  if (typeof c.recovery?.enabled !== 'boolean') bad.push('recovery.enabled: want true or false');
+  int(c.recovery?.port, 'recovery.port', 1, 65535);
+  str(c.statusFile, 'statusFile', /^\//);
+  if (bad.length) fail('CONFIG_INVALID', `invalid agent configuration: ${bad.join('; ')}`);
+  return c;
+}
+
+/** Defaults <- file <- kernel command line (the last word wins: the cmdline is measured into PCR 9/12). */
+export function resolveConfig(file: unknown, cmdline: string): AgentConfig {
+  if (file !== undefined && !isRecord(file)) fail('CONFIG_INVALID', 'the agent configuration must be a JSON object');
+  return validateConfig(merge(merge(DEFAULTS, file ?? {}), cmdlineOverrides(cmdline)) as AgentConfig);
+}
+
+export async function loadConfig(path = DEFAULT_CONFIG_PATH, cmdlinePath = '/proc/cmdline'): Promise<AgentConfig> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (cause) {
+    fail('FILE_NOT_FOUND', `cannot read the agent configuration ${path}`, cause);
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (cause) {
+    fail('CONFIG_INVALID', `${path} is not JSON`, cause);
+  }
+  const cmdline = await readFile(cmdlinePath, 'utf8').catch(() => '');
+  return resolveConfig(j, cmdline);
+}

@@ -1,0 +1,53 @@
+import test from 'ava';
+import fc from 'fast-check';
+import { isSextantError } from '../../../lib/errors.js';
+import { cmdlineOverrides, resolveConfig } from '../../../agent/config/config.js';
+
+const FILE = { keyservice: { url: 'https://10.0.0.2:8443', fingerprint: 'sha256:' + 'ab'.repeat(32) } };
+
+test('defaults fill what the file leaves out', (t) => {
+  const c = resolveConfig(FILE, '');
+  t.like(c, { node: { role: 'worker' }, stateDisk: { partLabel: 'sextant-state', mountpoint: '/var/lib/sextant-state' }, recovery: { enabled: false } });
+});
+
+test('kernel command-line sextant.* keys override the file; other words are ignored', (t) => {
+  const c = resolveConfig(FILE, 'BOOT_IMAGE=/vmlinuz ro quiet sextant.keyservice=https://ks.example:9000 sextant.role=control-plane sextant.recovery sextant.recovery.port=7443 sextant.disk.label=state2');
+  t.is(c.keyservice.url, 'https://ks.example:9000');
+  t.is(c.keyservice.fingerprint, FILE.keyservice.fingerprint);
+  t.is(c.node.role, 'control-plane');
+  t.true(c.recovery.enabled);
+  t.is(c.recovery.port, 7443);
+  t.is(c.stateDisk.partLabel, 'state2');
+});
+
+test('an unknown sextant.* key is CONFIG_INVALID (a typo must not be ignored)', (t) => {
+  t.throws(() => cmdlineOverrides('sextant.keyservce=https://x'), { code: 'CONFIG_INVALID' });
+});
+
+test('every invalid field is named in one error', (t) => {
+  const e = t.throws(() =>
+    resolveConfig({ keyservice: { url: 'http://plain', fingerprint: 'md5:x' }, node: { role: 'boss' }, join: { attempts: 0 } }, 'sextant.recovery.port=99999'),
+  );
+  t.is((e as { code?: string }).code, 'CONFIG_INVALID');
+  for (const f of ['keyservice.url', 'keyservice.fingerprint', 'node.role', 'join.attempts', 'recovery.port']) t.true(e!.message.includes(f), f);
+});
+
+test('a bind mount may not escape the state disk', (t) => {
+  t.throws(() => resolveConfig({ ...FILE, stateDisk: { bindMounts: [{ source: '../etc', target: '/etc' }] } }, ''), { code: 'CONFIG_INVALID' });
+});
+
+test('fuzz: any JSON and command line gives a config or CONFIG_INVALID, nothing else', (t) => {
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.array(fc.constantFrom('sextant.role=', 'sextant.recovery.port=', 'sextant.keyservice=', 'quiet', 'sextant.recovery=')).chain((ks) => fc.tuple(fc.constant(ks), fc.array(fc.string(), { minLength: ks.length, maxLength: ks.length }))), (file, [keys, vals]) => {
+      const cmdline = keys.map((k, i) => k + vals[i].replace(/\s/g, '')).join(' ');
+      try {
+        resolveConfig(file, cmdline);
+        return true;
+      } catch (e) {
+        return isSextantError(e, 'CONFIG_INVALID');
+      }
+    }),
+    { numRuns: 300 },
+  );
+  t.pass();
+});
