@@ -1,14 +1,22 @@
+import type { HashAlg } from '../../lib/bytes.js';
+import { fromHex, toHex } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
+import type { PcrBanks } from '../../measurements/pcr/extend.js';
+import { parsePcrList, requireStr } from '../args.js';
 import { str, type CommandContext, type CommandSpec, type OptionSpec } from '../command.js';
+import { publicKeyPem } from '../../tpm/public-key.js';
+import { quotePcrs } from '../../tpm/engine/attest.js';
+import { derToPem, readEkCertificate, type EkType } from '../../tpm/engine/ek-cert.js';
 import { Tpm } from '../../tpm/engine/engine.js';
 import { DEFAULT_TCTI, TCTI_ENV } from '../../tpm/engine/tcti.js';
-import { derToPem, readEkCertificate, type EkType } from '../../tpm/engine/ek-cert.js';
 
 const TCTI_OPTION: OptionSpec = {
   type: 'string',
   valueName: 'TCTI',
   description: `tpm2-tss TCTI, e.g. swtpm:host=127.0.0.1,port=2321 (default: $${TCTI_ENV}, else ${DEFAULT_TCTI})`,
 };
+
+const BANKS: readonly HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
 
 /** Opens the TPM for one command and always releases it. */
 async function withTpm<T>(ctx: CommandContext, fn: (tpm: Tpm) => Promise<T>): Promise<T> {
@@ -19,6 +27,66 @@ async function withTpm<T>(ctx: CommandContext, fn: (tpm: Tpm) => Promise<T>): Pr
     await tpm.close();
   }
 }
+
+function renderBanks(banks: PcrBanks): string {
+  const lines: string[] = [];
+  for (const [alg, values] of Object.entries(banks)) {
+    for (const [i, v] of Object.entries(values ?? {})) lines.push(`${alg}:${i.padEnd(2)} ${v}`);
+  }
+  return lines.join('\n');
+}
+
+const pcrs: CommandSpec<{ banks: PcrBanks }> = {
+  path: ['tpm', 'pcrs'],
+  summary: 'read every PCR of every allocated bank',
+  options: { tcti: TCTI_OPTION },
+  run: async (ctx) => ({ banks: await withTpm(ctx, (tpm) => tpm.pcrReadAll()) }),
+  render: (r) => renderBanks(r.banks),
+};
+
+interface QuoteResult {
+  /** Hex of the TPMS_ATTEST bytes as signed (`tpm2_checkquote -m`). */
+  attest: string;
+  /** Hex of the TPMT_SIGNATURE bytes (`tpm2_checkquote -s`). */
+  signature: string;
+  /** The AK's SubjectPublicKeyInfo (`tpm2_checkquote -u`). */
+  akPublicPem: string;
+  /** Hex of the AK's TPMT_PUBLIC and of its Name (for credential activation). */
+  akPublic: string;
+  akName: string;
+  pcrs: PcrBanks;
+}
+
+const quote: CommandSpec<QuoteResult> = {
+  path: ['tpm', 'quote'],
+  summary: "quote PCRs with the TPM's attestation key (restricted ECC P-256, owner hierarchy)",
+  description: 'The output verifies with: tpm2_checkquote -u ak.pem -m attest.bin -s sig.bin -q NONCE -g sha256',
+  options: {
+    tcti: TCTI_OPTION,
+    nonce: { type: 'string', valueName: 'HEX', description: 'qualifying data (the verifier nonce), hex, at most 64 bytes' },
+    pcrs: { type: 'string', valueName: 'LIST', description: 'PCRs to quote, e.g. 0-7,11', default: '0-15' },
+    bank: { type: 'string', valueName: 'ALG', description: 'PCR bank to quote', default: 'sha256' },
+  },
+  async run(ctx) {
+    const nonceHex = requireStr(ctx.values, 'nonce');
+    if (!/^([0-9a-fA-F]{2}){1,64}$/.test(nonceHex)) {
+      throw new SextantError({ code: 'USAGE', message: '--nonce must be 1 to 64 bytes of hex' });
+    }
+    const bank = (str(ctx.values, 'bank') ?? 'sha256') as HashAlg;
+    if (!BANKS.includes(bank)) throw new SextantError({ code: 'USAGE', message: `--bank must be one of ${BANKS.join(', ')}` });
+    const indices = parsePcrList(str(ctx.values, 'pcrs') ?? '0-15');
+    const q = await withTpm(ctx, (tpm) => quotePcrs(tpm, { qualifyingData: fromHex(nonceHex), pcrs: { [bank]: indices } }));
+    return {
+      attest: toHex(q.attest),
+      signature: toHex(q.signature),
+      akPublicPem: publicKeyPem(q.akPublic.value),
+      akPublic: toHex(q.akPublic.raw ?? new Uint8Array(0)),
+      akName: toHex(q.akName),
+      pcrs: q.pcrs,
+    };
+  },
+  render: (r) => [`attest    ${r.attest}`, `signature ${r.signature}`, r.akPublicPem.trimEnd(), renderBanks(r.pcrs)].join('\n'),
+};
 
 interface EkCertResult {
   type: EkType;
@@ -43,4 +111,4 @@ const ekCert: CommandSpec<EkCertResult> = {
   render: (r) => r.pem,
 };
 
-export const tpmCommands: CommandSpec<any>[] = [ekCert];
+export const tpmCommands: CommandSpec<any>[] = [pcrs, quote, ekCert];

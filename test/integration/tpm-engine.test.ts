@@ -41,9 +41,8 @@ test.serial('the TPM reports its NV buffer size and PCR banks', async (t) => {
   try {
     const props = await tpm.properties(0x12c, 1);
     t.true((props.get(0x12c) ?? 0) >= 512);
-    const banks = await tpm.pcrAllocation();
-    t.deepEqual(banks.map((b) => b.hashAlg), [0x0004, 0x000b]);
-    t.deepEqual(banks[1].pcrs, Array.from({ length: 24 }, (_, i) => i));
+    const all = Array.from({ length: 24 }, (_, i) => i);
+    t.deepEqual(await tpm.pcrBanks(), { sha1: all, sha256: all });
   } finally {
     await tpm.close();
   }

@@ -1,11 +1,10 @@
 import test from 'ava';
-import fc from 'fast-check';
 import { isSextantError } from '../../lib/errors.js';
 import { resolveTcti, DEFAULT_TCTI } from '../../tpm/engine/tcti.js';
 import { tssRcName } from '../../tpm/engine/tss-rc.js';
 import { esysError } from '../../tpm/engine/errors.js';
 import { SerialQueue } from '../../tpm/engine/queue.js';
-import { decodeCapability } from '../../tpm/engine/capability.js';
+import { ObjectSlots } from '../../tpm/engine/slots.js';
 import { derToPem, trimDer } from '../../tpm/engine/ek-cert.js';
 
 test('the TCTI comes from the option, then $SEXTANT_TCTI, then the kernel resource manager', (t) => {
@@ -57,41 +56,29 @@ test('a job that queues another job on its own queue is refused instead of deadl
   t.false(q.insideJob);
 });
 
-test('capability data decodes handles, properties and PCR banks', (t) => {
-  const hex = (s: string) => Buffer.from(s.replace(/\s/g, ''), 'hex');
-  t.deepEqual(decodeCapability(hex('00000001 00000002 80000000 80000001')), { kind: 'handles', handles: [0x80000000, 0x80000001] });
-  t.deepEqual(decodeCapability(hex('00000006 00000001 0000012c 00000400')), {
-    kind: 'properties',
-    properties: [{ property: 0x12c, value: 1024 }],
-  });
-  t.deepEqual(decodeCapability(hex('00000005 00000002 0004 03 010000 000b 03 ffff00')), {
-    kind: 'pcrs',
-    banks: [
-      { hashAlg: 4, pcrs: [0] },
-      { hashAlg: 11, pcrs: Array.from({ length: 16 }, (_, i) => i) },
-    ],
-  });
-  t.throws(() => decodeCapability(hex('00000001 00000002 80000000')), { code: 'TPM_UNMARSHAL' });
-});
-
-test('capability decoding of arbitrary bytes fails only with TPM_UNMARSHAL', (t) => {
-  fc.assert(
-    fc.property(fc.uint8Array({ maxLength: 64 }), fc.constantFrom(1, 5, 6, 7), (tail, cap) => {
-      const bytes = Buffer.concat([Buffer.from([0, 0, 0, cap]), tail]);
-      try {
-        decodeCapability(bytes);
-      } catch (e) {
-        if (!isSextantError(e, 'TPM_UNMARSHAL')) throw e;
-      }
-    }),
-  );
-  t.pass();
-});
-
 test('EK certificate NV padding is trimmed to the DER SEQUENCE', (t) => {
   const der = Buffer.concat([Buffer.from([0x30, 0x82, 0x01, 0x00]), Buffer.alloc(256, 7)]);
   t.deepEqual(Buffer.from(trimDer(Buffer.concat([der, Buffer.alloc(100)]), 0x01c00002)), der);
   t.throws(() => trimDer(der.subarray(0, 200), 0x01c00002), { code: 'TPM_NO_EK_CERT' });
   t.throws(() => trimDer(Buffer.alloc(10), 0x01c00002), { code: 'TPM_NO_EK_CERT' });
   t.regex(derToPem(der), /^-----BEGIN CERTIFICATE-----\n[A-Za-z0-9+/]{64}\n/);
+});
+
+test('object slots: never more held than the TPM has, taken all at once, nesting refused', async (t) => {
+  const slots = new ObjectSlots(3);
+  let held = 0;
+  let peak = 0;
+  const use = (n: number, ms: number) =>
+    slots.with(n, async () => {
+      held += n;
+      peak = Math.max(peak, held);
+      await new Promise((r) => setTimeout(r, ms));
+      held -= n;
+      return n;
+    });
+  const results = await Promise.all([use(1, 20), use(2, 10), use(2, 5), use(1, 1), use(3, 1)]);
+  t.deepEqual(results, [1, 2, 2, 1, 3]);
+  t.is(peak, 3);
+  await t.throwsAsync(slots.with(4, async () => 0), { code: 'TPM_RC' });
+  await t.throwsAsync(slots.with(1, () => slots.with(1, async () => 0)), { code: 'INTERNAL' });
 });

@@ -4,15 +4,20 @@
  * runs exhaust the TPM's object slots (TPM_RC_OBJECT_MEMORY). Under /dev/tpmrm0 the kernel
  * shows each connection only its own handles, so this finds nothing there.
  */
+import { TPM_CAP, TPM_HT } from '../../constants.js';
 import { ESYS_TR, type EsysContext, type EsysTr, type Out } from '../esys.js';
-import { getCapability, TPM_CAP } from './get-capability.js';
+import { getCapability } from './get-capability.js';
 
-export const TRANSIENT_FIRST = 0x80000000;
-
-/** TPM handles of the loaded transient objects. */
+/** TPM handles (not ESYS handles) of the loaded transient objects. */
 export async function transientHandles(esys: EsysContext): Promise<number[]> {
-  const pages = await getCapability(esys, TPM_CAP.HANDLES, TRANSIENT_FIRST);
-  return pages.flatMap((p) => (p.kind === 'handles' ? p.handles : [])).filter((h) => h >>> 24 === 0x80);
+  const pages = await getCapability(esys, TPM_CAP.HANDLES, TPM_HT.TRANSIENT << 24);
+  return pages.flatMap((p) => (p.capability === TPM_CAP.HANDLES ? p.handles : [])).filter((h) => h >>> 24 === TPM_HT.TRANSIENT);
+}
+
+/** TPM handles of the sessions the TPM holds (loaded 0x02xxxxxx, saved 0x03xxxxxx). */
+export async function sessionHandles(esys: EsysContext): Promise<number[]> {
+  const pages = await getCapability(esys, TPM_CAP.HANDLES, TPM_HT.HMAC_SESSION << 24);
+  return pages.flatMap((p) => (p.capability === TPM_CAP.HANDLES ? p.handles : [])).filter((h) => h >>> 24 === TPM_HT.HMAC_SESSION || h >>> 24 === TPM_HT.POLICY_SESSION);
 }
 
 /** Flushes every loaded transient object; returns the TPM handles flushed. */

@@ -5,21 +5,17 @@
  * as EK certificate indices allow (TPMA_NV_AUTHREAD).
  */
 import { SextantError } from '../../../lib/errors.js';
+import { unmarshal } from '../../codec.js';
+import { TPM2B_NV_PUBLIC, type TpmsNvPublic } from '../../structures.js';
 import { takeWire } from '../mu.js';
 import { ESYS_TR, out, type EsysContext, type EsysTr, type Out } from '../esys.js';
 
-export interface NvPublic {
-  nvIndex: number;
-  nameAlg: number;
-  /** TPMA_NV bits. */
-  attributes: number;
-  authPolicy: Uint8Array;
-  dataSize: number;
-  /** The index's Name (nameAlg || H(TPMS_NV_PUBLIC)). */
+export interface NvPublic extends TpmsNvPublic {
+  /** The index's Name (nameAlg || H(TPMS_NV_PUBLIC)), as the TPM computed it. */
   name: Uint8Array;
 }
 
-/** An ESYS handle for a TPM NV index or persistent object; closed (not flushed) by `fn`'s end. */
+/** An ESYS handle for an NV index or persistent object, released (not flushed) after `fn`. */
 export async function withTpmHandle<T>(esys: EsysContext, tpmHandle: number, fn: (tr: EsysTr) => Promise<T>): Promise<T> {
   const tr: Out<number> = [null];
   await esys.call('Esys_TR_FromTPMPublic', tpmHandle, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, tr);
@@ -36,23 +32,7 @@ export async function nvReadPublic(esys: EsysContext, index: EsysTr): Promise<Nv
   const name = out();
   await esys.call('Esys_NV_ReadPublic', index, ESYS_TR.NONE, ESYS_TR.NONE, ESYS_TR.NONE, pub, name);
   const nameBytes = takeWire('TPM2B_NAME', name[0]).subarray(2);
-  return { ...decodeNvPublic(takeWire('TPM2B_NV_PUBLIC', pub[0])), name: nameBytes };
-}
-
-/** TPM2B_NV_PUBLIC (Part 2 §13.6): size, nvIndex, nameAlg, attributes, authPolicy, dataSize. */
-function decodeNvPublic(b: Uint8Array): Omit<NvPublic, 'name'> {
-  const dv = new DataView(b.buffer, b.byteOffset, b.byteLength);
-  const policySize = b.length >= 14 ? dv.getUint16(12) : -1;
-  if (policySize < 0 || b.length !== 16 + policySize || dv.getUint16(0) !== b.length - 2) {
-    throw new SextantError({ code: 'TPM_UNMARSHAL', message: `TPM2B_NV_PUBLIC: malformed (${b.length} bytes)` });
-  }
-  return {
-    nvIndex: dv.getUint32(2),
-    nameAlg: dv.getUint16(6),
-    attributes: dv.getUint32(8),
-    authPolicy: b.slice(14, 14 + policySize),
-    dataSize: dv.getUint16(14 + policySize),
-  };
+  return { ...unmarshal(TPM2B_NV_PUBLIC, takeWire('TPM2B_NV_PUBLIC', pub[0])).value, name: nameBytes };
 }
 
 /** Reads `size` bytes from offset 0 in chunks of at most `maxChunk` bytes. */
