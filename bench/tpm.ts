@@ -1,0 +1,60 @@
+/**
+ * TPM operations through sextant's engine (koffi -> ESYS, one context kept open) against the
+ * same operations as tpm2-tools processes, on one swtpm: quote latency and PCR read of 0-15.
+ * The ratios say what keeping the context in-process buys the agent.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { run } from '../lib/exec.js';
+import { quotePcrs } from '../tpm/engine/attest.js';
+import { Tpm } from '../tpm/engine/engine.js';
+import { startSwtpm } from '../test/helpers/swtpm.js';
+import { SEXTANT_BIN } from '../test/helpers/paths.js';
+import { report, timeItAsync } from './harness.js';
+
+const RUNS = { minRuns: 30 };
+const pcrs0to15 = Array.from({ length: 16 }, (_, i) => i);
+const nonce = 'aa'.repeat(32);
+
+const swtpm = await startSwtpm();
+const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-bench-tpm-'));
+try {
+  const env = swtpm.env;
+  const tpm = await Tpm.open({ tcti: swtpm.tcti });
+  let engineQuote: number;
+  let engineQuoteLoaded: number;
+  let enginePcrRead: number;
+  try {
+    engineQuote = await timeItAsync(() => quotePcrs(tpm, { qualifyingData: Buffer.from(nonce, 'hex'), pcrs: { sha256: pcrs0to15 } }), RUNS);
+    engineQuoteLoaded = await tpm.withAk((ak) =>
+      timeItAsync(() => tpm.quote(ak.handle, { qualifyingData: Buffer.from(nonce, 'hex'), pcrs: { sha256: pcrs0to15 } }), RUNS),
+    );
+    enginePcrRead = await timeItAsync(() => tpm.pcrRead({ sha256: pcrs0to15 }), RUNS);
+  } finally {
+    await tpm.close();
+  }
+
+  // tpm2-tools: the same AK template, saved as a context file once; each tpm2_quote loads it,
+  // quotes, reads the PCRs (-o) and exits.
+  await run('tpm2_createprimary', ['-C', 'o', '-G', 'ecc256:ecdsa-sha256:null', '-a',
+    'fixedtpm|fixedparent|sensitivedataorigin|userwithauth|restricted|sign', '-c', 'ak.ctx'], { cwd: dir, env });
+  const toolQuote = await timeItAsync(() => run('tpm2_quote', ['-c', 'ak.ctx', '-l', 'sha256:0-15', '-q', nonce,
+    '-m', 'attest.bin', '-s', 'sig.bin', '-o', 'pcrs.bin', '-g', 'sha256'], { cwd: dir, env }), RUNS);
+  const toolPcrRead = await timeItAsync(() => run('tpm2_pcrread', ['sha256:0-15'], { env }), RUNS);
+  const cliQuote = await timeItAsync(() => run(process.execPath, [SEXTANT_BIN, 'tpm', 'quote', '--nonce', nonce, '--json'], { env }), { minRuns: 10 });
+
+  report('tpm (swtpm, median of >= 30 runs)', [
+    { name: 'quote+PCRs, engine (AK create/flush incl.)', value: engineQuote * 1000, unit: 'ms' },
+    { name: 'quote, engine, AK already loaded', value: engineQuoteLoaded * 1000, unit: 'ms' },
+    { name: 'quote+PCRs, tpm2_quote process', value: toolQuote * 1000, unit: 'ms' },
+    { name: 'quote+PCRs, `sextant tpm quote` process', value: cliQuote * 1000, unit: 'ms' },
+    { name: 'ratio tpm2_quote process / engine', value: toolQuote / engineQuote, unit: 'x' },
+    { name: 'PCR read 0-15, engine', value: enginePcrRead * 1000, unit: 'ms' },
+    { name: 'PCR read 0-15, tpm2_pcrread process', value: toolPcrRead * 1000, unit: 'ms' },
+    { name: 'ratio tpm2_pcrread process / engine', value: toolPcrRead / enginePcrRead, unit: 'x' },
+  ]);
+} finally {
+  await rm(dir, { recursive: true, force: true });
+  await swtpm.stop();
+}
