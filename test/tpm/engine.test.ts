@@ -27,7 +27,10 @@ test('tpm2-tss return codes get the names tpm2-tss documents', (t) => {
   t.is(e.code, 'TPM_TSS');
   t.regex(e.message, /Esys_Quote: TSS2_ESYS_RC_BAD_SEQUENCE/);
   t.is(esysError('Esys_GetRandom', 0xa000a).code, 'TPM_UNAVAILABLE');
-  t.is(esysError('Esys_Quote', 0x18b).code, 'TPM_RC');
+  const tpmError = esysError('Esys_CreatePrimary', 0x902);
+  t.is(tpmError.code, 'TPM_RC');
+  t.regex(tpmError.message, /Esys_CreatePrimary: TPM_RC_OBJECT_MEMORY/);
+  t.regex(esysError('Esys_NV_Read', 0xb0143).message, /TPM_RC_COMMAND_CODE/, 'the kernel resource manager answers in TPM format');
 });
 
 test('the queue runs jobs one at a time, in order, and survives failures', async (t) => {

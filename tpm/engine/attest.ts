@@ -11,7 +11,7 @@ import { TPM_ALG, TPM_ST, hashAlgName } from '../constants.js';
 import type { PcrSelectionMap } from '../pcr-selection.js';
 import { quotePcrDigest } from '../quote/verify.js';
 import { TPMS_ATTEST, TPMT_SIGNATURE, type TpmtPublic } from '../structures.js';
-import type { Tpm } from './engine.js';
+import type { EkKind, Tpm } from './engine.js';
 
 export interface PcrQuote {
   /** TPMS_ATTEST bytes as signed. */
@@ -50,4 +50,16 @@ function coversValues(attestBytes: Uint8Array, signatureBytes: Uint8Array, pcrs:
   const alg: HashAlg | undefined = hashAlgName(signature.hash);
   if (!alg) throw new SextantError({ code: 'TPM_RC', message: `quote signed with unsupported hash 0x${signature.hash.toString(16)}` });
   return bytesEqual(quotePcrDigest(alg, attest, pcrs), attest.attested.pcrDigest);
+}
+
+/**
+ * Proves the AK lives in this TPM: decrypts a credential the verifier made for this TPM's EK
+ * and the AK's Name (MakeCredential), loading both keys for the call and flushing them after.
+ */
+export function activateAkCredential(
+  tpm: Tpm,
+  ekKind: EkKind,
+  credential: { credentialBlob: Uint8Array; encryptedSecret: Uint8Array },
+): Promise<Uint8Array> {
+  return tpm.withEkAndAk(ekKind, (ek, ak) => tpm.activateCredential({ activate: ak.handle, ek: ek.handle, ...credential }));
 }

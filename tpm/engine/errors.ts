@@ -1,9 +1,10 @@
 /**
  * Typed errors for a failed ESYS call: the TPM's own response codes (layer 0) become
- * TPM_RC errors with the decoded name, every other layer a TPM_TSS error named after the
+ * TpmResponseError (tpm/rc.ts: TPM_RC, with the decoded name such as TPM_RC_OBJECT_MEMORY), every other layer a TPM_TSS error named after the
  * tpm2-tss constant (TSS2_ESYS_RC_BAD_SEQUENCE, TSS2_TCTI_RC_IO_ERROR, ...).
  */
 import { SextantError } from '../../lib/errors.js';
+import { TpmResponseError } from '../rc.js';
 import { rcLayer, tssRcName } from './tss-rc.js';
 
 const TCTI_LAYER = 10;
@@ -26,18 +27,13 @@ export class TssError extends SextantError {
   }
 }
 
-/** The TPM's own error answer (layer 0). */
-export class TpmResponseError extends SextantError {
-  readonly rc: number;
-
-  constructor(fn: string, rc: number) {
-    super({ code: 'TPM_RC', message: `${fn}: TPM response code 0x${rc.toString(16)}` });
-    this.name = 'TpmResponseError';
-    this.rc = rc;
-  }
-}
+/**
+ * Layers whose codes are TPM response codes: the TPM's own (0), and 11, which the Linux
+ * kernel's /dev/tpmrm0 resource manager uses for TPM-format answers it makes itself.
+ */
+const TPM_FORMAT_LAYERS = new Set([0, 11]);
 
 /** The error for a non-zero TSS2_RC returned by `fn`. */
 export function esysError(fn: string, rc: number): SextantError {
-  return rcLayer(rc) === 0 ? new TpmResponseError(fn, rc) : new TssError(fn, rc);
+  return TPM_FORMAT_LAYERS.has(rcLayer(rc)) ? new TpmResponseError(fn, rc) : new TssError(fn, rc);
 }
