@@ -13,7 +13,7 @@ import { CAPTURE_RECIPES, buildCaptureUki, type BuiltCaptureUki, type CaptureRec
 import { bootFixtureNames, loadBootFixture, stubMajor, type BootFixture } from '../helpers/boot/fixtures.js';
 import { predictIndependently, systemdMeasurePcr11 } from '../helpers/boot/independent-pcrs.js';
 import { readTcgLog, replayTcgLog } from '../helpers/boot/tcg-log-oracle.js';
-import { ensureTrixieStub } from '../helpers/boot/trixie-stub.js';
+import { trixieStub } from '../helpers/uki.js';
 import { bootAndCapture } from '../helpers/qemu.js';
 import { sextant } from '../helpers/cli.js';
 
@@ -35,7 +35,7 @@ async function withTmp<T>(fn: (dir: string) => Promise<T>): Promise<T> {
 }
 
 async function buildRecipe(recipe: CaptureRecipe, dir: string): Promise<BuiltCaptureUki> {
-  if (recipe.name.startsWith('trixie')) await ensureTrixieStub();
+  if (recipe.name.startsWith('trixie')) await trixieStub();
   return buildCaptureUki(recipe, path.join(dir, `${recipe.name}.efi`));
 }
 

@@ -1,14 +1,10 @@
 import { readdir, readFile, writeFile } from 'node:fs/promises';
-import path from 'node:path';
 import { hash, toHex } from '../../../lib/bytes.js';
 import { buildUki } from '../../../measurements/uki/build.js';
-import { REPO_ROOT } from '../paths.js';
+import { HOST_STUB, TRIXIE_STUB } from '../uki.js';
 import { buildCaptureInitrd } from './capture-initrd.js';
 
-/** Debian 12's systemd-stub (systemd-boot-efi 252). */
-export const BOOKWORM_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
-/** Debian 13's systemd-stub (257), unpacked by scripts/boot/fetch-trixie-stub.mjs. */
-export const TRIXIE_STUB = path.join(REPO_ROOT, '.cache/trixie-stub/usr/lib/systemd/boot/efi/linuxx64.efi.stub');
+export { TRIXIE_STUB };
 
 /**
  * The command line of every capture UKI: serial console; a panic ends the VM (-no-reboot);
@@ -26,7 +22,7 @@ export interface CaptureRecipe {
 }
 
 export const CAPTURE_RECIPES: readonly CaptureRecipe[] = [
-  { name: 'bookworm-stub252', stub: BOOKWORM_STUB, withUname: false },
+  { name: 'bookworm-stub252', stub: HOST_STUB, withUname: false },
   { name: 'trixie-stub257', stub: TRIXIE_STUB, withUname: true },
 ];
 
