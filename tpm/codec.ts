@@ -148,6 +148,21 @@ export const u8 = uint('UINT8', 1);
 export const u16 = uint('UINT16', 2);
 export const u32 = uint('UINT32', 4);
 
+/** INT32 (e.g. PolicySecret's expiration), two's complement. */
+export const i32: Codec<number> = {
+  name: 'INT32',
+  encode(w, v) {
+    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw unmarshalError(`INT32: ${String(v)} does not fit`);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setInt32(0, v);
+    w.put(b);
+  },
+  decode(r) {
+    const b = r.take(4);
+    return new DataView(b.buffer, b.byteOffset, 4).getInt32(0);
+  },
+};
+
 export const u64: Codec<bigint> = {
   name: 'UINT64',
   encode(w, v) {

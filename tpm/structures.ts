@@ -37,6 +37,7 @@ export const TPM2B_MAX_BUFFER = bytes(u16, 'TPM2B_MAX_BUFFER', 1024);
 export const TPM2B_MAX_NV_BUFFER = bytes(u16, 'TPM2B_MAX_NV_BUFFER', 2048);
 export const TPM2B_SENSITIVE_DATA = bytes(u16, 'TPM2B_SENSITIVE_DATA', 256);
 export const TPM2B_EVENT = bytes(u16, 'TPM2B_EVENT', 1024);
+export const TPM2B_TIMEOUT = bytes(u16, 'TPM2B_TIMEOUT', 8);
 /** RSA modulus or signature, up to 4096 bits. */
 export const TPM2B_PUBLIC_KEY_RSA = bytes(u16, 'TPM2B_PUBLIC_KEY_RSA', 512);
 export const TPM2B_ECC_PARAMETER = bytes(u16, 'TPM2B_ECC_PARAMETER', 66);
