@@ -87,3 +87,15 @@ test('format decoding agrees with tpm2_rc_decode', (t) => {
     }
   }
 });
+
+test('fast-check: every 32-bit code decodes to a name and a one-line text, never throws', async (t) => {
+  const fc = (await import('fast-check')).default;
+  fc.assert(
+    fc.property(fc.nat({ max: 0xffffffff }), (rc) => {
+      const d = decodeRc(rc);
+      return d.name.length > 0 && !d.text.includes('\n') && d.rc === rc;
+    }),
+    { numRuns: 5000 },
+  );
+  t.pass();
+});
