@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { CAPTURE_RECIPES, buildCaptureUki } from '../helpers/boot/capture-uki.js';
 import { loadBootFixture } from '../helpers/boot/fixtures.js';
-import { ensureTrixieStub } from '../helpers/boot/trixie-stub.js';
+import { trixieStub } from '../helpers/uki.js';
 import { sextant } from '../helpers/cli.js';
 
 interface CompareOut {
@@ -25,7 +25,7 @@ const ukiDrift = new Map<string, string>();
 test.before(async () => {
   dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-eventlog-dryrun-'));
   for (const recipe of CAPTURE_RECIPES) {
-    if (recipe.name.startsWith('trixie')) await ensureTrixieStub();
+    if (recipe.name.startsWith('trixie')) await trixieStub();
     const built = await buildCaptureUki(recipe, path.join(dir, `${recipe.name}.efi`));
     const fixture = await loadBootFixture(recipe.name);
     if (built.recipe.uki.sha256 !== fixture.boot.uki.uki.sha256) ukiDrift.set(recipe.name, built.recipe.uki.sha256);
