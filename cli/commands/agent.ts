@@ -3,6 +3,14 @@ import { fail } from '../../lib/errors.js';
 import { zeroize } from '../../lib/bytes.js';
 import { readKey } from '../../agent/disk/key-source.js';
 import { prepareStateDisk, type PrepareResult } from '../../agent/disk/prepare.js';
+import { existsSync } from 'node:fs';
+import { readFile } from 'node:fs/promises';
+import os from 'node:os';
+import { attest, describeResult } from '../../agent/attest/client.js';
+import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { gatherInventory } from '../../agent/attest/inventory.js';
+import { readEventLogFile } from '../../measurements/eventlog/index.js';
+import { resolveTcti } from '../../tpm/engine/tcti.js';
 
 // ---- state disk, run, status (engineer agentdisk) ----
 
@@ -49,4 +57,76 @@ export const agentDiskCommands: CommandSpec<any>[] = [diskPrepare];
 
 // ---- end state disk section ----
 
-export const agentCommands: CommandSpec<any>[] = [...agentDiskCommands];
+// ---- attestation (engineer keyservice) ----
+
+const FIRMWARE_EVENT_LOG = '/sys/kernel/security/tpm0/binary_bios_measurements';
+
+function defaultNodeName(): string {
+  const h = os.hostname().toLowerCase().split('.')[0].replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
+  return h.slice(0, 63) || 'node';
+}
+
+const attestCmd: CommandSpec<Record<string, unknown>> = {
+  path: ['agent', 'attest'],
+  summary: 'attest this node to the key service and print what it released (SHA-256 of secrets only)',
+  description: `Runs the attestation protocol (see README "Protocol"): nonce, EK certificate + AK,
+credential activation, quote of SHA-256 PCRs 0-15 bound to the nonce and a one-time key,
+sealed answer. Sends the firmware event log when the host has one (${FIRMWARE_EVENT_LOG}).
+Retries unreachable/busy services with exponential backoff and jitter; a refusal is final
+and exits 1 with the service's code.`,
+  options: {
+    tcti: { type: 'string', valueName: 'TCTI', description: 'TPM (default $SEXTANT_TCTI or device:/dev/tpmrm0)' },
+    keyservice: { type: 'string', valueName: 'URL', description: 'https://IP:PORT of the key service' },
+    'ca-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: 'pinned key service certificate fingerprint' },
+    'disk-uuid': { type: 'string', valueName: 'UUID', description: 'the state disk whose key to fetch' },
+    role: { type: 'string', valueName: 'join|rejoin', description: 'join a cluster, or rejoin the one PCR 15 names', default: 'join' },
+    'node-name': { type: 'string', valueName: 'NAME', description: 'Kubernetes node name (default: host name)' },
+    csr: { type: 'string', valueName: 'FILE', description: 'kubelet client CSR (PEM) to have signed' },
+    'event-log': { type: 'string', valueName: 'FILE', description: `event log to send (default ${FIRMWARE_EVENT_LOG} when present)` },
+    'no-event-log': { type: 'boolean', description: 'send no event log' },
+    attempts: { type: 'string', valueName: 'N', description: 'attempts before giving up (default 5)' },
+  },
+  async run(ctx) {
+    const v = ctx.values;
+    const role = str(v, 'role') ?? 'join';
+    if (role !== 'join' && role !== 'rejoin') fail('USAGE', '--role must be join or rejoin');
+    const url = str(v, 'keyservice') ?? fail('USAGE', '--keyservice is required');
+    const fingerprint = str(v, 'ca-fingerprint') ?? fail('USAGE', '--ca-fingerprint is required');
+    const diskUuid = (str(v, 'disk-uuid') ?? fail('USAGE', '--disk-uuid is required')).toLowerCase();
+    let eventLog: Buffer | undefined;
+    if (!bool(v, 'no-event-log')) {
+      const file = str(v, 'event-log') ?? (existsSync(FIRMWARE_EVENT_LOG) ? FIRMWARE_EVENT_LOG : undefined);
+      if (file) eventLog = await readEventLogFile(file);
+    }
+    const csrFile = str(v, 'csr');
+    const tpm = await EngineAttestationTpm.open(resolveTcti(str(v, 'tcti')), ctx.log);
+    try {
+      const r = await attest(tpm, {
+        endpoint: { url, fingerprint },
+        diskUuid,
+        role,
+        nodeName: str(v, 'node-name') ?? defaultNodeName(),
+        csr: csrFile ? await readFile(csrFile, 'utf8') : undefined,
+        eventLog,
+        inventory: await gatherInventory(),
+        retry: { attempts: Number(str(v, 'attempts') ?? 5), signal: ctx.signal },
+        log: ctx.log,
+      });
+      try {
+        return { ok: true, ...describeResult(r) };
+      } finally {
+        zeroize(r.diskKey);
+      }
+    } finally {
+      await tpm.dispose();
+    }
+  },
+  render: (r) =>
+    [`attested: disk key sha256 ${String(r.diskKeySha256)}`, `cluster ${String(r.clusterId)}`, ...((r.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`)].join('\n'),
+};
+
+export const agentAttestCommands: CommandSpec<any>[] = [attestCmd];
+
+// ---- end attestation section ----
+
+export const agentCommands: CommandSpec<any>[] = [...agentDiskCommands, ...agentAttestCommands];

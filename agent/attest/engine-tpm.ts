@@ -1,0 +1,59 @@
+import { SextantError } from '../../lib/errors.js';
+import { marshal } from '../../tpm/codec.js';
+import { TPMT_PUBLIC } from '../../tpm/structures.js';
+import { quotePcrs } from '../../tpm/engine/attest.js';
+import { readEkCertificate, type EkType } from '../../tpm/engine/ek-cert.js';
+import { Tpm } from '../../tpm/engine/engine.js';
+import type { AttestationTpm } from './tpm.js';
+
+const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
+
+/**
+ * The agent's TPM through the koffi -> ESYS engine. The AK is sextant's deterministic owner-
+ * hierarchy primary (tpm/engine withAk): every call recreates the same key and flushes it, so
+ * nothing is left loaded between the rounds. The EK is the one whose certificate is in NV
+ * (RSA 2048 preferred, else ECC).
+ */
+export class EngineAttestationTpm implements AttestationTpm {
+  private ekType?: EkType;
+
+  private constructor(private readonly tpm: Tpm) {}
+
+  static async open(tcti: string, log?: (line: string) => void): Promise<EngineAttestationTpm> {
+    return new EngineAttestationTpm(await Tpm.open({ tcti, log }));
+  }
+
+  async ekCertificate(): Promise<Uint8Array> {
+    let last: unknown;
+    for (const type of ['rsa', 'ecc'] as const) {
+      try {
+        const c = await readEkCertificate(this.tpm, type);
+        this.ekType = type;
+        return c.der;
+      } catch (e) {
+        last = e;
+      }
+    }
+    throw new SextantError({ code: 'TPM_NO_EK_CERT', message: 'the TPM holds no EK certificate (RSA or ECC)', cause: last });
+  }
+
+  async akPublic(): Promise<Uint8Array> {
+    return this.tpm.withAk(async (ak) => ak.public.raw ?? marshal(TPMT_PUBLIC, ak.public.value));
+  }
+
+  async activateCredential(credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Uint8Array> {
+    if (!this.ekType) await this.ekCertificate();
+    return this.tpm.withEkAndAk(this.ekType!, (ek, ak) =>
+      this.tpm.activateCredential({ activate: ak.handle, ek: ek.handle, credentialBlob, encryptedSecret }),
+    );
+  }
+
+  async quote(qualifyingData: Uint8Array): Promise<{ attest: Uint8Array; signature: Uint8Array; pcrs: Record<string, string> }> {
+    const q = await quotePcrs(this.tpm, { qualifyingData, pcrs: QUOTED });
+    return { attest: q.attest, signature: q.signature, pcrs: q.pcrs.sha256 ?? {} };
+  }
+
+  async dispose(): Promise<void> {
+    await this.tpm.close();
+  }
+}

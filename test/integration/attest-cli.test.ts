@@ -1,0 +1,82 @@
+/**
+ * The CLI contract end to end: `sextant keyservice` as a process on loopback, and
+ * `sextant agent attest` driving a real swtpm through the koffi -> ESYS engine.
+ */
+import test from 'ava';
+import { execa, type ResultPromise } from 'execa';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { sextant } from '../helpers/cli.js';
+import { SEXTANT_BIN } from '../helpers/paths.js';
+import { measurementsKeys, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
+import { hash, toHex } from '../../lib/bytes.js';
+import { run } from '../../lib/exec.js';
+
+let tpm: Swtpm | undefined;
+const swtpm = (): Swtpm => tpm!;
+const DISK = 'c0ffee00-1234-4abc-8def-0123456789ab';
+let dir: string;
+let state: string;
+let service: ResultPromise | undefined;
+let url: string;
+let fingerprint: string;
+
+test.before(async () => {
+  tpm = await startSwtpm();
+  dir = await mkdtemp(path.join(os.tmpdir(), 'ks-cli-int-'));
+  state = path.join(dir, 'state');
+  const keys = await measurementsKeys(dir);
+  const measurements = path.join(dir, 'measurements.json');
+  // Expect this TPM's current PCR 4 and 9 (fresh swtpm: zero), enforced.
+  const zero = '00'.repeat(32);
+  await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: zero, enforced: true }, '9': { expected: zero, enforced: true } });
+  service = execa(process.execPath, [SEXTANT_BIN, 'keyservice', '--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', measurements, '--measurements-key', keys.pubPem, '--ek-ca', swtpm().caCertPath, '--ek-ca', swtpm().issuerCertPath, '--json'], { reject: false });
+  const started = await new Promise<{ listening: string; fingerprint: string }>((resolve, reject) => {
+    let buf = '';
+    service!.stdout!.on('data', (c: Buffer) => {
+      buf += c.toString();
+      if (buf.includes('\n')) resolve(JSON.parse(buf.split('\n')[0]) as never);
+    });
+    void service!.then((r) => reject(new Error(`keyservice exited: ${String(r.stderr)}`)));
+  });
+  url = started.listening;
+  fingerprint = started.fingerprint;
+});
+
+test.after.always(async () => {
+  service?.kill('SIGTERM');
+  await service;
+  await tpm?.stop();
+  await rm(dir, { recursive: true, force: true });
+});
+
+const attestArgs = (extra: string[] = []) => ['agent', 'attest', '--tcti', swtpm().tcti, '--keyservice', url, '--ca-fingerprint', fingerprint, '--disk-uuid', DISK, '--no-event-log', '--json', ...extra];
+
+test.serial('sextant agent attest: exit 0, the SHA-256 of the disk key HKDF(master, salt, "key-"+uuid) (openssl), never the key', async (t) => {
+  const r = await sextant(attestArgs());
+  t.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { ok: boolean; diskKeySha256: string; clusterId: string };
+  const s = await readStateSecrets(state);
+  const key = await opensslHkdf(s.master, s.salt, 'key-' + DISK);
+  t.true(out.ok);
+  t.is(out.diskKeySha256, toHex(hash('sha256', Buffer.from(key, 'hex'))));
+  t.is(out.clusterId, await opensslHkdf(s.master, s.salt, 'cluster-id'));
+  t.false(r.stdout.includes(key) || r.stdout.includes(Buffer.from(key, 'hex').toString('base64')));
+});
+
+test.serial('a wrong pinned fingerprint: exit 1, TLS_FINGERPRINT_MISMATCH', async (t) => {
+  const r = await sextant(['agent', 'attest', '--tcti', swtpm().tcti, '--keyservice', url, '--ca-fingerprint', 'sha256:' + '0'.repeat(64), '--disk-uuid', DISK, '--no-event-log', '--json']);
+  t.is(r.exitCode, 1);
+  t.like(JSON.parse(r.stdout), { ok: false, code: 'TLS_FINGERPRINT_MISMATCH' });
+});
+
+test.serial('PCR 9 extended: exit 1 with the service\'s code MEASUREMENTS_MISMATCH', async (t) => {
+  await run('tpm2_pcrextend', ['9:sha256=' + 'ab'.repeat(32)], { env: { TPM2TOOLS_TCTI: swtpm().tcti } });
+  const r = await sextant(attestArgs());
+  t.is(r.exitCode, 1);
+  const out = JSON.parse(r.stdout) as { ok: boolean; code: string; message: string };
+  t.like(out, { ok: false, code: 'MEASUREMENTS_MISMATCH' });
+  t.regex(out.message, /PCR 9/);
+});
