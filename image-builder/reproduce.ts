@@ -3,6 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hasTool, run } from '../lib/exec.js';
 import { ARTIFACTS, buildImage, type BuildOptions } from './build.js';
+import { sha256File } from './package-lock.js';
 
 export interface ArtifactComparison {
   name: string;
@@ -33,10 +34,13 @@ export async function reproduceImage(
   opts: Omit<BuildOptions, 'outDir' | 'lockFile'> & { keepDir?: string },
 ): Promise<ReproduceResult> {
   const expected = parseSums(await readFile(path.join(dir, ARTIFACTS.sums), 'utf8'));
+  // The bundle holds SHA256SUMS, so it is compared beside the listed artifacts.
+  expected.set(ARTIFACTS.bundle, await sha256File(path.join(dir, ARTIFACTS.bundle)));
   const out = opts.keepDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sextant-reproduce-')));
   try {
     await buildImage({ ...opts, outDir: out, lockFile: path.join(dir, ARTIFACTS.lock) });
     const actual = parseSums(await readFile(path.join(out, ARTIFACTS.sums), 'utf8'));
+    actual.set(ARTIFACTS.bundle, await sha256File(path.join(out, ARTIFACTS.bundle)));
     const artifacts: ArtifactComparison[] = [];
     const diffoscope = await hasTool('diffoscope');
     for (const [name, digest] of expected) {

@@ -33,6 +33,8 @@ if (missing.length > 0) {
     process.stderr.write(`setup: missing Debian packages; run as root:\n  sudo apt-get install -y --no-install-recommends ${missing.join(' ')}\n`);
   }
 }
+// mkosi 24 for `sextant image build`, unpacked privately (never installed into the host).
+if (process.getuid?.() === 0) sh('sh', ['scripts/fetch-mkosi.sh']);
 sh('npm', ['ci', '--no-audit', '--no-fund']);
 sh('npm', ['run', 'build']);
 process.stderr.write('setup: done\n');

@@ -1,3 +1,102 @@
-import type { CommandSpec } from '../command.js';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { SextantError } from '../../lib/errors.js';
+import type { ComponentPin } from '../../image-builder/components.js';
+import { ARTIFACTS, buildImage, type BuildResult } from '../../image-builder/build.js';
+import { reproduceImage, type ReproduceResult } from '../../image-builder/reproduce.js';
+import { measureBuiltUki, signMeasurementsFile } from '../../image-builder/measure.js';
+import { bool, str, type CommandSpec } from '../command.js';
 
-export const imageCommands: CommandSpec<any>[] = [];
+const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
+
+async function readComponents(file: string | undefined): Promise<ComponentPin[]> {
+  if (!file) return [];
+  let x: unknown;
+  try {
+    x = JSON.parse(await readFile(file, 'utf8'));
+  } catch (cause) {
+    throw new SextantError({ code: 'CONFIG_INVALID', message: `${file}: cannot read components (JSON list of {name, sha256, path|url, installPath})`, cause });
+  }
+  if (!Array.isArray(x)) throw new SextantError({ code: 'CONFIG_INVALID', message: `${file}: expected a JSON list of components` });
+  return x as ComponentPin[];
+}
+
+const commonOptions = {
+  config: { type: 'string', valueName: 'DIR', description: 'the mkosi configuration', default: 'mkosi' },
+  'sign-key': { type: 'string', valueName: 'KEY.pem', description: 'ECDSA P-256 key: also write measurements.json.sig' },
+  components: { type: 'string', valueName: 'FILE', description: 'Kubernetes components pinned by SHA-256 (JSON list)' },
+  debug: { type: 'boolean', description: 'debug variant: root shell on the serial console (marked in manifest and measurements)' },
+  'image-version': { type: 'string', valueName: 'VERSION', description: 'image version recorded in the manifest', default: '0.1.0' },
+} as const;
+
+function buildOpts(values: Record<string, unknown>, log: (l: string) => void) {
+  return {
+    repoRoot: REPO_ROOT,
+    configDir: path.resolve(str(values as never, 'config') ?? 'mkosi'),
+    signKey: str(values as never, 'sign-key'),
+    debug: bool(values as never, 'debug'),
+    imageVersion: str(values as never, 'image-version'),
+    measure: measureBuiltUki,
+    sign: signMeasurementsFile,
+    onStage: (s: string) => log(`[${new Date().toISOString().slice(11, 19)}] ${s}`),
+    log,
+  };
+}
+
+const build: CommandSpec<BuildResult> = {
+  path: ['image', 'build'],
+  summary: 'build the node image with mkosi and write image, UKI, measurements, lock, manifest, SHA256SUMS, bundle',
+  description: `
+Runs mkosi 24 (scripts/fetch-mkosi.sh fetches it) with a Debian trixie tools tree built on
+first use into .cache/tools. Progress goes to stderr stage by stage. Outputs in --out:
+${Object.values(ARTIFACTS).join(', ')} (+ measurements.json.sig with --sign-key).
+--lock installs exactly the packages of an earlier build's package-lock.json and fails,
+naming the packages, if anything differs. Kubernetes components cannot be downloaded here:
+without --components the image is built without them and says so in manifest.json.`,
+  options: {
+    ...commonOptions,
+    out: { type: 'string', valueName: 'DIR', description: 'output folder', default: 'out' },
+    lock: { type: 'string', valueName: 'FILE', description: 'package lock of an earlier build to rebuild from' },
+  },
+  async run({ values, log, signal }) {
+    return buildImage({
+      ...buildOpts(values, log),
+      outDir: path.resolve(str(values, 'out') ?? 'out'),
+      lockFile: str(values, 'lock'),
+      components: await readComponents(str(values, 'components')),
+      signal,
+    });
+  },
+  render: (r) =>
+    [
+      `built in ${r.seconds.toFixed(0)} s into ${r.outDir}`,
+      ...r.artifacts.map((a) => `  ${a.sha256}  ${a.name}`),
+      ...r.notes.map((n) => `note: ${n}`),
+    ].join('\n'),
+};
+
+const reproduce: CommandSpec<ReproduceResult> = {
+  path: ['image', 'reproduce'],
+  args: 'DIR',
+  positionals: { min: 1, max: 1 },
+  summary: "rebuild a release folder from its package lock and compare every artifact's digest",
+  options: { ...commonOptions, keep: { type: 'string', valueName: 'DIR', description: 'keep the rebuild in DIR' } },
+  async run({ values, positionals, log, signal }) {
+    return reproduceImage(path.resolve(positionals[0]), {
+      ...buildOpts(values, log),
+      components: await readComponents(str(values, 'components')),
+      keepDir: str(values, 'keep'),
+      signal,
+    });
+  },
+  render: (r) =>
+    [
+      r.reproducible ? 'reproducible: every artifact is bit-identical' : 'NOT reproducible:',
+      ...r.artifacts.map((a) => `  ${a.same ? 'same   ' : 'DIFFERS'}  ${a.name}${a.same ? '' : `  (${a.expected.slice(0, 16)} vs ${a.actual?.slice(0, 16) ?? 'missing'})`}`),
+      ...r.artifacts.filter((a) => a.diffoscope).map((a) => `--- diffoscope ${a.name}\n${a.diffoscope}`),
+    ].join('\n'),
+  exitCode: (r) => (r.reproducible ? 0 : 1),
+};
+
+export const imageCommands: CommandSpec<any>[] = [build, reproduce];
