@@ -155,8 +155,9 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       notes,
     };
     await writeFile(path.join(o.outDir, ARTIFACTS.manifest), JSON.stringify(manifest, null, 2) + '\n');
+    // measurements.json.sig stays a detached file beside the release: ECDSA signatures are
+    // randomized, so listing or bundling it would make every signed build differ.
     const hashed: string[] = [ARTIFACTS.disk, ARTIFACTS.uki, ARTIFACTS.measurements, ARTIFACTS.lock, ARTIFACTS.manifest];
-    if (o.signKey) hashed.push(`${ARTIFACTS.measurements}.sig`);
     const artifacts: BuiltArtifact[] = [];
     for (const name of hashed.sort()) artifacts.push({ name, sha256: await sha256File(path.join(o.outDir, name)) });
     await writeFile(path.join(o.outDir, ARTIFACTS.sums), artifacts.map((a) => `${a.sha256}  ${a.name}\n`).join(''));
