@@ -1,5 +1,5 @@
 /**
-* The image builder end to end (npm run test:e2e), with the real mkosi 24 + trixie tools tree: three
+ * The image builder end to end (npm run test:e2e), with the real mkosi 24 + trixie tools tree: three
  * builds (~4 min each on a quiet 2-core host). It proves that two builds from the same lock
  * are bit-identical, that measurements.json is what `sextant measure` computes from the UKI
  * inside the disk image and what trixie's systemd-measure computes for PCR 11, and that a
