@@ -1,10 +1,11 @@
-import { createHash } from 'node:crypto';
+import { open } from 'node:fs/promises';
 import { hash, toHex, type HashAlg } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
 import { extendAll } from '../pcr/extend.js';
-import { authenticodeRanges, hashRanges } from '../pe/authenticode.js';
+import { authenticodeRanges, type ByteRange } from '../pe/authenticode.js';
 import { parsePe, sectionMemory } from '../pe/parse.js';
 import { cpioLiteral } from './cpio.js';
+import { runJobsParallel, runJobsSync, type DigestJob } from './digest-jobs.js';
 import { parseUki, type StubInfo, type Uki } from './sections.js';
 import { mangleStubCmdline, stubModel, type StubModel } from './stub-model.js';
 
@@ -59,46 +60,55 @@ export function stubLoadOptions(cmdline: Uint8Array, model: StubModel): Buffer |
  * .initrd, then one generated cpio per embedded file. With more than one piece each is padded
  * to 4 bytes (systemd's combine_initrds); a single piece goes as is.
  */
-export function stubInitrdPieces(uki: Uki, model: StubModel): Uint8Array[] {
-  const pieces: Uint8Array[] = [];
-  for (const name of ['.ucode', '.initrd'] as const) {
-    const s = uki.sections.get(name);
-    if (s && (name === '.initrd' || model.measuredSections.includes(name))) pieces.push(sectionMemory(uki.bytes, s));
-  }
+export function stubInitrdPieces(uki: Uki, model: StubModel): { pieces: Uint8Array[]; initrd: Uint8Array | undefined } {
+  const parts: Uint8Array[] = [];
+  let initrd: Uint8Array | undefined;
+  const ucode = uki.sections.get('.ucode');
+  if (ucode && model.measuredSections.includes('.ucode')) parts.push(sectionMemory(uki.bytes, ucode));
+  const base = uki.sections.get('.initrd');
+  if (base) parts.push((initrd = sectionMemory(uki.bytes, base)));
   for (const c of model.embeddedCpios) {
     const s = uki.sections.get(c.section);
-    if (s) pieces.push(cpioLiteral(sectionMemory(uki.bytes, s), { dir: '.extra', fileName: c.fileName }));
+    if (s) parts.push(cpioLiteral(sectionMemory(uki.bytes, s), { dir: '.extra', fileName: c.fileName }));
   }
-  if (pieces.length <= 1) return pieces;
-  const out: Uint8Array[] = [];
-  for (const p of pieces) {
-    out.push(p);
-    if (p.length % 4) out.push(new Uint8Array(4 - (p.length % 4)));
+  if (parts.length <= 1) return { pieces: parts, initrd };
+  const pieces: Uint8Array[] = [];
+  for (const p of parts) {
+    pieces.push(p);
+    if (p.length % 4) pieces.push(new Uint8Array(4 - (p.length % 4)));
   }
-  return out;
+  return { pieces, initrd };
+}
+
+/** An event whose digest is known now, or will be read from a digest job. */
+type PlannedEvent = Omit<PcrEvent, 'digest'> & { digest: Buffer | { job: number; at: number } };
+
+interface Plan {
+  events: PlannedEvent[];
+  jobs: DigestJob[];
+  stub: UkiPrediction['stub'];
 }
 
 /**
- * Predicts PCRs 4, 9, 11, 12 and 13 of a UKI booted directly by UEFI firmware (as
- * EFI/BOOT/BOOTX64.EFI), with every event that leads there.
- *
- * Each large byte range is hashed once where the measurements allow: the initrd stream feeds
- * both PCR 11's .initrd digest and (continued with the generated cpios) PCR 9's initrd digest.
+ * Lays out what a direct firmware boot measures: small digests are computed on the spot, every
+ * large byte range becomes a digest job, hashed once. The .initrd stream serves PCR 11 and,
+ * continued with the stub's cpio archives, PCR 9's initrd digest.
  */
-export function precomputeUki(bytes: Uint8Array, opts: PrecomputeOptions = {}): UkiPrediction {
-  const alg = opts.bank ?? 'sha256';
+function planUki(bytes: Uint8Array, alg: HashAlg, opts: PrecomputeOptions): Plan {
   const uki = parseUki(bytes);
-  const major = opts.stubMajor ?? uki.stub.major;
-  const model = stubModel(major);
-  const events: PcrEvent[] = [];
-  const ev = (pcr: number, type: string, digest: Uint8Array, description: string): void => {
-    events.push({ pcr, type, digest: toHex(digest), description });
+  const model = stubModel(opts.stubMajor ?? uki.stub.major);
+  const events: PlannedEvent[] = [];
+  const jobs: DigestJob[] = [];
+  const job = (pieces: Uint8Array[], checkpoints = [pieces.length]): number => jobs.push({ pieces, checkpoints }) - 1;
+  const ev = (pcr: number, type: string, digest: PlannedEvent['digest'], description: string): void => {
+    events.push({ pcr, type, digest, description });
   };
+  const ranges = (b: Uint8Array, rs: ByteRange[]): Uint8Array[] => rs.map((r) => b.subarray(r.start, r.end));
 
   // PCR 4: the boot manager's action and separator, then each PE image the firmware loads.
   ev(4, 'EV_EFI_ACTION', hash(alg, Buffer.from(EFI_ACTION_BOOT_OPTION, 'ascii')), EFI_ACTION_BOOT_OPTION);
   ev(4, 'EV_SEPARATOR', hash(alg, new Uint8Array(4)), 'separator');
-  ev(4, 'EV_EFI_BOOT_SERVICES_APPLICATION', hashRanges(alg, bytes, authenticodeRanges(uki.pe)), 'UKI (Authenticode)');
+  ev(4, 'EV_EFI_BOOT_SERVICES_APPLICATION', { job: job(ranges(bytes, authenticodeRanges(uki.pe))), at: 0 }, 'UKI (Authenticode)');
   const linux = sectionMemory(bytes, uki.sections.get('.linux')!);
   if (!opts.secureBoot) {
     let kernelPe;
@@ -107,17 +117,22 @@ export function precomputeUki(bytes: Uint8Array, opts: PrecomputeOptions = {}): 
     } catch (cause) {
       throw new SextantError({ code: 'UKI_MALFORMED', message: 'the .linux section is not a PE image (an EFI-stub kernel)', cause });
     }
-    ev(4, 'EV_EFI_BOOT_SERVICES_APPLICATION', hashRanges(alg, linux, authenticodeRanges(kernelPe)), '.linux kernel loaded by the stub via LoadImage (Authenticode)');
+    const digest = { job: job(ranges(linux, authenticodeRanges(kernelPe))), at: 0 };
+    ev(4, 'EV_EFI_BOOT_SERVICES_APPLICATION', digest, '.linux kernel loaded by the stub via LoadImage (Authenticode)');
   }
 
-  // PCR 11: the stub's section measurements; the initrd stream is shared with PCR 9.
-  const initrd = uki.sections.get('.initrd');
-  const initrdStream = initrd ? createHash(alg).update(sectionMemory(bytes, initrd)) : undefined;
+  // The initrd the kernel receives; when it starts with the .initrd section, one stream does both.
+  const { pieces, initrd: initrdBytes } = stubInitrdPieces(uki, model);
+  let initrdJob: number | undefined;
+  if (initrdBytes && pieces[0] === initrdBytes) initrdJob = job(pieces, [1, pieces.length]);
+
+  // PCR 11: the stub's section measurements, then systemd-pcrphase.
   for (const name of model.measuredSections) {
     const s = uki.sections.get(name);
     if (!s) continue;
     ev(11, 'EV_IPL', hash(alg, Buffer.from(name + '\0', 'latin1')), name);
-    const digest = name === '.initrd' && initrdStream ? initrdStream.copy().digest() : hash(alg, sectionMemory(bytes, s));
+    const mem = name === '.initrd' && initrdBytes ? initrdBytes : sectionMemory(bytes, s);
+    const digest = name === '.initrd' && initrdJob !== undefined ? { job: initrdJob, at: 0 } : mem.length >= 1 << 20 ? { job: job([mem]), at: 0 } : hash(alg, mem);
     ev(11, 'EV_IPL', digest, `${name} content (${s.virtualSize} bytes)`);
   }
   for (const phase of opts.phases ?? []) {
@@ -128,17 +143,72 @@ export function precomputeUki(bytes: Uint8Array, opts: PrecomputeOptions = {}): 
   const cmdline = uki.sections.get('.cmdline');
   const loadOptions = cmdline ? stubLoadOptions(sectionMemory(bytes, cmdline), model) : undefined;
   if (loadOptions) ev(9, 'EV_EVENT_TAG', hash(alg, loadOptions), 'LOADED_IMAGE::LoadOptions');
-  const pieces = stubInitrdPieces(uki, model);
   if (pieces.length > 0) {
-    // Reuse the PCR 11 .initrd stream when the kernel's initrd starts with exactly those bytes.
-    const sharesStream = initrdStream !== undefined && initrd !== undefined && pieces[0].length === initrd.virtualSize && !uki.sections.has('.ucode');
-    const digest = sharesStream ? pieces.slice(1).reduce((h, p) => h.update(p), initrdStream).digest() : hash(alg, ...pieces);
-    ev(9, 'EV_EVENT_TAG', digest, 'Linux initrd');
+    ev(9, 'EV_EVENT_TAG', initrdJob !== undefined ? { job: initrdJob, at: 1 } : { job: job(pieces), at: 0 }, 'Linux initrd');
   }
+  return { events, jobs, stub: { ...uki.stub, modelled: model.major } };
+}
 
+function finish(plan: Plan, results: Buffer[][], alg: HashAlg): UkiPrediction {
+  const events: PcrEvent[] = plan.events.map((e) => ({
+    pcr: e.pcr,
+    type: e.type,
+    digest: toHex(Buffer.isBuffer(e.digest) ? e.digest : results[e.digest.job][e.digest.at]),
+    description: e.description,
+  }));
   const pcrs: Record<string, string> = {};
   for (const pcr of PREDICTED_PCRS) {
     pcrs[String(pcr)] = toHex(extendAll(alg, events.filter((e) => e.pcr === pcr).map((e) => Buffer.from(e.digest, 'hex'))));
   }
-  return { bank: alg, pcrs, events: [...events].sort((a, b) => a.pcr - b.pcr), stub: { ...uki.stub, modelled: model.major } };
+  // stable sort: events keep their measuring order within a PCR
+  return { bank: alg, pcrs, events: events.sort((a, b) => a.pcr - b.pcr), stub: plan.stub };
+}
+
+/**
+ * Predicts PCRs 4, 9, 11, 12 and 13 of a UKI booted directly by UEFI firmware (as
+ * EFI/BOOT/BOOTX64.EFI), with every event that leads there. Hashes on the calling thread.
+ */
+export function precomputeUki(bytes: Uint8Array, opts: PrecomputeOptions = {}): UkiPrediction {
+  const alg = opts.bank ?? 'sha256';
+  const plan = planUki(bytes, alg, opts);
+  return finish(plan, runJobsSync(alg, plan.jobs), alg);
+}
+
+/**
+ * precomputeUki for a file: reads it into shared memory and, for large images, hashes on two
+ * threads (each byte range still hashed once).
+ */
+export async function precomputeUkiFile(file: string, opts: PrecomputeOptions = {}): Promise<UkiPrediction> {
+  const alg = opts.bank ?? 'sha256';
+  const bytes = await readIntoSharedMemory(file);
+  const plan = planUki(bytes, alg, opts);
+  return finish(plan, await runJobsParallel(alg, plan.jobs, bytes.buffer as SharedArrayBuffer), alg);
+}
+
+async function readIntoSharedMemory(file: string): Promise<Uint8Array> {
+  let fh;
+  try {
+    fh = await open(file, 'r');
+  } catch (cause) {
+    const code = (cause as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') throw new SextantError({ code: 'FILE_NOT_FOUND', message: `${file}: no such file`, cause });
+    throw new SextantError({ code: 'IO_FAILED', message: `cannot open ${file}: ${(cause as Error).message}`, cause });
+  }
+  try {
+    const { size } = await fh.stat();
+    const bytes = new Uint8Array(new SharedArrayBuffer(size));
+    let off = 0;
+    while (off < size) {
+      const { bytesRead } = await fh.read(bytes, off, size - off, off);
+      if (bytesRead === 0) break;
+      off += bytesRead;
+    }
+    if (off !== size) throw new SextantError({ code: 'IO_FAILED', message: `${file} changed while being read` });
+    return bytes;
+  } catch (cause) {
+    if (cause instanceof SextantError) throw cause;
+    throw new SextantError({ code: 'IO_FAILED', message: `cannot read ${file}: ${(cause as Error).message}`, cause });
+  } finally {
+    await fh.close();
+  }
 }
