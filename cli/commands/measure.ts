@@ -7,7 +7,7 @@ import { authenticodeDigest } from '../../measurements/pe/authenticode.js';
 import { parsePe, type PeSection } from '../../measurements/pe/parse.js';
 import { buildUki } from '../../measurements/uki/build.js';
 import { cpioLiteral } from '../../measurements/uki/cpio.js';
-import { precomputeUki, type UkiPrediction } from '../../measurements/uki/precompute.js';
+import { precomputeUkiFile, type UkiPrediction } from '../../measurements/uki/precompute.js';
 import { bool, str, type CommandContext, type CommandSpec, type OptionSpec } from '../command.js';
 
 const BANKS: HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
@@ -73,8 +73,7 @@ cpio a 257 stub generates), PCR 11 (the stub's sections, then --phases). PCR 12 
   positionals: { min: 1, max: 1 },
   options: PREDICT_OPTIONS,
   async run(ctx) {
-    const bytes = await readInput(ctx.positionals[0]);
-    return predictionJson(precomputeUki(bytes, predictOptions(ctx.values)));
+    return predictionJson(await precomputeUkiFile(ctx.positionals[0], predictOptions(ctx.values)));
   },
   render: (r) => renderPrediction(r as UkiPrediction),
 };
@@ -147,7 +146,7 @@ with objcopy, predicts its PCRs like \`sextant measure uki\`, and removes the te
         { stub: HOST_STUB, linux: { file: kernel }, initrd, cmdline: Buffer.from('console=ttyS0 panic=-1'), osrel, log: ctx.log },
         out,
       );
-      const p = precomputeUki(await readFile(out), predictOptions(ctx.values));
+      const p = await precomputeUkiFile(out, predictOptions(ctx.values));
       return { ...predictionJson(p), uki: { stub: HOST_STUB, kernel } };
     } finally {
       await rm(work, { recursive: true, force: true });

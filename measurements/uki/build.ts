@@ -24,8 +24,8 @@ export interface UkiParts {
  * Builds a UKI the way systemd 252's documentation does: objcopy adds each section to the stub
  * at its own VMA (here: right after the stub's image, section-aligned, which also works for
  * stubs with a high ImageBase like systemd 257's), then the COFF TimeDateStamp that objcopy sets
- * to "now" (and that Authenticode covers) is zeroed so equal inputs give equal bytes. The
- * stub's own sections (.sdmagic, .sbat, ...) stay as they are.
+ * to "now" (and that Authenticode covers) is zeroed, with the CheckSum, so equal inputs give
+ * equal bytes. The stub's own sections (.sdmagic, .sbat, ...) stay as they are.
  */
 export async function buildUki(parts: UkiParts, outFile: string): Promise<void> {
   const work = await mkdtemp(path.join(tmpdir(), 'sextant-uki-'));
@@ -62,6 +62,9 @@ export async function buildUki(parts: UkiParts, outFile: string): Promise<void> 
     const uki = await readFile(outFile);
     const pe = parsePe(uki);
     uki.fill(0, pe.timeDateStampOffset, pe.timeDateStampOffset + 4);
+    // objcopy's PE CheckSum covers that timestamp; Authenticode skips it, but zero it too so
+    // equal inputs give bit-identical files (firmware does not check it)
+    uki.fill(0, pe.checkSumOffset, pe.checkSumOffset + 4);
     await writeFile(outFile, uki);
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -195,7 +195,9 @@ async function readIntoSharedMemory(file: string): Promise<Uint8Array> {
     throw new SextantError({ code: 'IO_FAILED', message: `cannot open ${file}: ${(cause as Error).message}`, cause });
   }
   try {
-    const { size } = await fh.stat();
+    const st = await fh.stat();
+    if (!st.isFile()) throw new SextantError({ code: 'FILE_NOT_FOUND', message: `${file} is not a regular file` });
+    const size = st.size;
     const bytes = new Uint8Array(new SharedArrayBuffer(size));
     let off = 0;
     while (off < size) {

@@ -1,6 +1,6 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -8,7 +8,8 @@ import { execa } from 'execa';
 import { isSextantError } from '../../lib/errors.js';
 import { extendAll } from '../../measurements/pcr/extend.js';
 import { cpioLiteral } from '../../measurements/uki/cpio.js';
-import { precomputeUki } from '../../measurements/uki/precompute.js';
+import { PARALLEL_THRESHOLD } from '../../measurements/uki/digest-jobs.js';
+import { precomputeUki, precomputeUkiFile } from '../../measurements/uki/precompute.js';
 import { parseUki } from '../../measurements/uki/sections.js';
 import { sextant } from '../helpers/cli.js';
 import { pesignHash } from '../helpers/oracles.js';
@@ -187,4 +188,18 @@ test('fuzz: mutated UKIs never throw anything but SextantError', async (t) => {
     { numRuns: 300 },
   );
   t.pass();
+});
+
+test('a large UKI hashed on two threads from shared memory gives the same prediction as one thread', async (t) => {
+  const initrd = randomBytes(PARALLEL_THRESHOLD + (3 << 20) + 5); // big enough for the two-lane path, odd length
+  // the 257 stub: its initrd stream (PCR 11 .initrd, then + cpio for PCR 9) has two checkpoints
+  const big = path.join(work, 'big.efi');
+  await buildUki({ stub: await trixieStub(), linux: { file: kernel }, initrd, cmdline: Buffer.from(CMDLINE), osrel: Buffer.from(OSREL) }, big);
+  const opts = { phases: ['enter-initrd'] };
+  t.deepEqual(await precomputeUkiFile(big, opts), precomputeUki(await readFile(big), opts));
+});
+
+test('precomputeUkiFile: a directory or a missing file is FILE_NOT_FOUND', async (t) => {
+  await t.throwsAsync(precomputeUkiFile(work), { code: 'FILE_NOT_FOUND' });
+  await t.throwsAsync(precomputeUkiFile(path.join(work, 'missing.efi')), { code: 'FILE_NOT_FOUND' });
 });
