@@ -1,3 +1,5 @@
+import { mkdtemp } from 'node:fs/promises';
+import path from 'node:path';
 import { execa } from 'execa';
 
 /** `pesign -h`: the Authenticode SHA-256 digest as pesign computes it (an independent implementation). */
@@ -17,7 +19,11 @@ export async function osslsigncodeCalculatedDigest(file: string): Promise<string
 }
 
 /** Signs a PE with a throwaway self-signed certificate made by openssl. */
-export async function signWithThrowawayCert(dir: string, inFile: string, outFile: string, digest: 'sha256' | 'sha384'): Promise<void> {
-  await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${dir}/key.pem`, '-out', `${dir}/cert.pem`, '-days', '1', '-subj', '/CN=sextant test']);
-  await execa('osslsigncode', ['sign', '-certs', `${dir}/cert.pem`, '-key', `${dir}/key.pem`, '-h', digest, '-in', inFile, '-out', outFile]);
+export async function signWithThrowawayCert(parent: string, inFile: string, outFile: string, digest: 'sha256' | 'sha384'): Promise<void> {
+  // a fresh folder per call: concurrent tests must not mix one key with another's certificate
+  const dir = await mkdtemp(path.join(parent, 'signer-'));
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  await execa('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=sextant test']);
+  await execa('osslsigncode', ['sign', '-certs', cert, '-key', key, '-h', digest, '-in', inFile, '-out', outFile]);
 }
