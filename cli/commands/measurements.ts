@@ -14,6 +14,7 @@ import { verifyBlob } from '../../measurements/verify/verify-blob.js';
 import { compareWithPrediction, type ComparisonReport, type PcrComparison } from '../../measurements/verify/compare.js';
 import { eventName } from '../../measurements/verify/diff-events.js';
 import type { ImagePrecompute } from '../../measurements/format/prediction.js';
+import { precomputeUki } from '../../measurements/uki/precompute.js';
 import { measurementFileFromPrediction } from '../../measurements/format/from-prediction.js';
 import { serializeMeasurementFile } from '../../measurements/format/parse.js';
 import { importConstellationBytes } from '../../measurements/constellation/import.js';
@@ -22,16 +23,11 @@ import { serializeConstellation, toConstellation } from '../../measurements/cons
 /** The passphrase of an encrypted signing key comes from the environment, never argv. */
 const PASSPHRASE_ENV = 'SEXTANT_KEY_PASSPHRASE';
 
-/**
- * Recomputes a UKI's PCRs for `verify --image` and `create`. Wired to measurements/uki's
- * precompute once that lands; until then both report that it is not available.
- */
-function imagePrecompute(): ImagePrecompute {
-  const missing: ImagePrecompute = async () => {
-    throw new SextantError({ code: 'TOOL_MISSING', message: 'the UKI precompute (measurements/uki) is not in this build yet' });
-  };
-  return missing;
-}
+/** Recomputes a UKI's PCRs for `verify --image` and `create`: measurements/uki's precompute. */
+const precomputeImage: ImagePrecompute = async (path, bank, boot) => {
+  const p = precomputeUki(await readInput(path, 'UKI'), { bank, phases: boot.pcrPhases, secureBoot: boot.secureBoot });
+  return { pcrs: p.pcrs, events: p.events, stub: { version: p.stub.version } };
+};
 
 async function sha256OfFile(path: string, what: string): Promise<string> {
   const h = createHash('sha256');
@@ -211,7 +207,7 @@ changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but i
     };
     if (imagePath !== undefined) {
       const sha256 = await sha256OfFile(imagePath, 'image');
-      const prediction = await imagePrecompute()(imagePath, file.bank, file.boot ?? {});
+      const prediction = await precomputeImage(imagePath, file.bank, file.boot ?? {});
       const comparison = compareWithPrediction(file, prediction);
       const notes: string[] = [];
       if (file.image.ukiSha256 !== undefined && file.image.ukiSha256 !== sha256) {
@@ -381,7 +377,7 @@ named in --warn-only. Sign the result with \`sextant measurements sign\`.`,
     const boot: BootAssumptions = {};
     if (phases !== undefined) boot.pcrPhases = phases.split(',').map((p) => p.trim()).filter((p) => p !== '');
     if (bool(values, 'secure-boot')) boot.secureBoot = true;
-    const prediction = await imagePrecompute()(ukiPath, bank, boot);
+    const prediction = await precomputeImage(ukiPath, bank, boot);
     const disk = str(values, 'disk');
     const image: ImageIdentity = {
       name: requireStr(values, 'name'),

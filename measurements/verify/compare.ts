@@ -1,3 +1,4 @@
+import { componentOf } from '../format/from-prediction.js';
 import type { MeasurementFile } from '../format/types.js';
 import { diffEvents, type EventDifference } from './diff-events.js';
 import type { PcrPrediction } from '../format/prediction.js';
@@ -41,7 +42,9 @@ export function compareWithPrediction(file: MeasurementFile, prediction: PcrPred
     if (computed === undefined) rows.push({ ...base, verdict: 'not-recomputed', differences: [] });
     else if (computed === want.expected) rows.push({ ...base, computed, verdict: 'match', differences: [] });
     else {
-      const measured = prediction.events.filter((e) => e.pcr === pcr).map((e) => ({ ...e, digest: e.digest.toLowerCase() }));
+      const measured = prediction.events
+        .filter((e) => e.pcr === pcr)
+        .map((e) => ({ ...e, digest: e.digest.toLowerCase(), component: componentOf(e) }));
       const differences = want.events ? diffEvents(want.events, measured) : [];
       rows.push({ ...base, computed, verdict: 'mismatch', differences, hasManifest: want.events !== undefined });
     }

@@ -199,10 +199,3 @@ test('diffEvents: dropped, added and changed events by name', (t) => {
     { kind: 'missing', component: 'kernel', expectedDigest: 'aa' },
   ]);
 });
-
-test('verify --image reports that the UKI precompute is not available yet (until measurements/uki lands)', async (t) => {
-  const s = await signedSample(t);
-  const r = await sextant(['measurements', 'verify', '--key', s.pub, s.file, '--image', s.file]);
-  t.is(r.exitCode, 1);
-  t.regex(r.stderr, /TOOL_MISSING: the UKI precompute/);
-});
