@@ -14,7 +14,7 @@ import { verifyBlob } from '../../measurements/verify/verify-blob.js';
 import { compareWithPrediction, type ComparisonReport, type PcrComparison } from '../../measurements/verify/compare.js';
 import { eventName } from '../../measurements/verify/diff-events.js';
 import type { ImagePrecompute } from '../../measurements/format/prediction.js';
-import { precomputeUki } from '../../measurements/uki/precompute.js';
+import { precomputeUkiFile } from '../../measurements/uki/precompute-file.js';
 import { measurementFileFromPrediction } from '../../measurements/format/from-prediction.js';
 import { serializeMeasurementFile } from '../../measurements/format/parse.js';
 import { importConstellationBytes } from '../../measurements/constellation/import.js';
@@ -24,10 +24,7 @@ import { serializeConstellation, toConstellation } from '../../measurements/cons
 const PASSPHRASE_ENV = 'SEXTANT_KEY_PASSPHRASE';
 
 /** Recomputes a UKI's PCRs for `verify --image` and `create`: measurements/uki's precompute. */
-const precomputeImage: ImagePrecompute = async (path, bank, boot) => {
-  const p = precomputeUki(await readInput(path, 'UKI'), { bank, phases: boot.pcrPhases, secureBoot: boot.secureBoot });
-  return { pcrs: p.pcrs, events: p.events, stub: { version: p.stub.version } };
-};
+const precomputeImage: ImagePrecompute = precomputeUkiFile;
 
 async function sha256OfFile(path: string, what: string): Promise<string> {
   const h = createHash('sha256');

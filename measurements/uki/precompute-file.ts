@@ -16,5 +16,5 @@ export const precomputeUkiFile: ImagePrecompute = async (ukiPath, bank, boot): P
     throw new SextantError({ code, message: `cannot read UKI ${ukiPath}: ${(cause as Error).message}`, cause });
   }
   const p = precomputeUki(bytes, { bank, phases: boot.pcrPhases, secureBoot: boot.secureBoot });
-  return { pcrs: p.pcrs, events: p.events, stub: { version: String(p.stub.modelled) } };
+  return { pcrs: p.pcrs, events: p.events, stub: { version: p.stub.version } };
 };
