@@ -3,18 +3,7 @@
  * manager): `TSS2_<LAYER>_RC_<BASE>`, as tpm2-tss's headers and documentation spell them, so
  * a user can search for them. Codes from the TPM itself (layer 0) are decoded by tpm/rc.ts.
  */
-
-/** Layer numbers (bits 16-23 of a TSS2_RC), tss2_common.h. */
-const LAYERS: Record<number, string> = {
-  0: 'TPM',
-  6: 'FEATURE',
-  7: 'ESYS',
-  8: 'SYS',
-  9: 'MU',
-  10: 'TCTI',
-  11: 'RESMGR',
-  12: 'RESMGR_TPM',
-};
+import { tssLayerName } from '../rc.js';
 
 /** TSS2_BASE_RC_* (tss2_common.h). */
 const BASE_CODES: Record<number, string> = {
@@ -81,7 +70,7 @@ export function rcLayer(rc: number): number {
 
 /** `TSS2_ESYS_RC_BAD_SEQUENCE` for 0x70007; a hex fallback for codes tpm2-tss does not define. */
 export function tssRcName(rc: number): string {
-  const layer = LAYERS[rcLayer(rc)] ?? `LAYER${rcLayer(rc)}`;
+  const layer = tssLayerName(rc);
   const base = BASE_CODES[rc & 0xffff];
   return base ? `TSS2_${layer}_RC_${base}` : `TSS2_${layer}_RC_0x${(rc & 0xffff).toString(16)}`;
 }
