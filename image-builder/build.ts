@@ -6,7 +6,8 @@ import { SextantError } from '../lib/errors.js';
 import { stageAgentTree } from './agent-bundle.js';
 import { stageComponents, type ComponentPin, type ComponentRecord } from './components.js';
 import { locateMkosi, runMkosi } from './mkosi.js';
-import { diffLocks, lockFromManifest, parsePackageLock, pinnedPackageSpecs, sha256File, type PackageLock } from './package-lock.js';
+import { sha256File } from '../lib/hash-file.js';
+import { diffLocks, lockFromManifest, parsePackageLock, pinnedPackageSpecs, type PackageLock } from './package-lock.js';
 import { writeReleaseBundle } from './release-bundle.js';
 import { ensureToolsTree } from './tools-tree.js';
 

@@ -2,7 +2,7 @@ import { copyFile, mkdir, chmod } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { SextantError } from '../lib/errors.js';
-import { sha256File } from './package-lock.js';
+import { sha256File } from '../lib/hash-file.js';
 
 /**
  * A Kubernetes component (kubeadm, kubelet, kubectl, CNI plugins) pinned by SHA-256.

@@ -4,7 +4,7 @@ import { loadSigningKey, signMeasurementFile } from '../measurements/sign/index.
 import { measurementFileFromPrediction } from '../measurements/format/from-prediction.js';
 import { serializeMeasurementFile } from '../measurements/format/index.js';
 import { precomputeUkiFile } from '../measurements/uki/precompute-file.js';
-import { sha256File } from './package-lock.js';
+import { sha256File } from '../lib/hash-file.js';
 
 /**
  * systemd-pcrphase words the image extends into PCR 11 before the agent runs (the image

@@ -1,8 +1,8 @@
-import { createHash } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError } from '../lib/errors.js';
+import { sha256File } from '../lib/hash-file.js';
 
 /** One .deb that went into the image, pinned by version and content hash. */
 export interface LockedPackage {
@@ -24,11 +24,6 @@ interface MkosiManifest {
   packages?: { type?: string; name: string; version: string; architecture: string }[];
 }
 
-export async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
 
 /** apt stores `1:2.3` as `1%3a2.3` in archive file names. */
 function debFileName(p: { name: string; version: string; architecture: string }): string {

@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { hasTool, run } from '../lib/exec.js';
 import { ARTIFACTS, buildImage, type BuildOptions } from './build.js';
-import { sha256File } from './package-lock.js';
+import { sha256File } from '../lib/hash-file.js';
 
 export interface ArtifactComparison {
   name: string;

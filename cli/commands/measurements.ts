@@ -1,4 +1,4 @@
-import { createReadStream } from 'node:fs';
+import { sha256File } from '../../lib/hash-file.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { createHash } from 'node:crypto';
 import { zeroize } from '../../lib/bytes.js';
@@ -27,14 +27,12 @@ const PASSPHRASE_ENV = 'SEXTANT_KEY_PASSPHRASE';
 const precomputeImage: ImagePrecompute = precomputeUkiFile;
 
 async function sha256OfFile(path: string, what: string): Promise<string> {
-  const h = createHash('sha256');
   try {
-    for await (const chunk of createReadStream(path)) h.update(chunk as Buffer);
+    return await sha256File(path);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     throw new SextantError({ code: code === 'ENOENT' ? 'FILE_NOT_FOUND' : 'IO_FAILED', message: `cannot read ${what} ${path}: ${(e as Error).message}`, cause: e });
   }
-  return h.digest('hex');
 }
 
 async function readInput(path: string, what: string): Promise<Buffer> {
