@@ -5,6 +5,7 @@ import { SextantError } from '../../lib/errors.js';
 import type { ComponentPin } from '../../image-builder/components.js';
 import { ARTIFACTS, buildImage, type BuildResult } from '../../image-builder/build.js';
 import { reproduceImage, type ReproduceResult } from '../../image-builder/reproduce.js';
+import { diffReleases, type Change, type ReleaseDiff } from '../../image-builder/diff.js';
 import { measureBuiltUki, signMeasurementsFile } from '../../image-builder/measure.js';
 import { bool, str, type CommandSpec } from '../command.js';
 
@@ -99,4 +100,38 @@ const reproduce: CommandSpec<ReproduceResult> = {
   exitCode: (r) => (r.reproducible ? 0 : 1),
 };
 
-export const imageCommands: CommandSpec<any>[] = [build, reproduce];
+const short = (v: string | undefined): string => (v === undefined ? '(absent)' : /^[0-9a-f]{64}$/.test(v) ? v.slice(0, 16) : v);
+const changeLines = (title: string, changes: Change[]): string[] =>
+  changes.length === 0 ? [] : [`${title}:`, ...changes.map((c) => `  ${c.name}: ${short(c.from)} -> ${short(c.to)}`)];
+
+const diff: CommandSpec<ReleaseDiff> = {
+  path: ['image', 'diff'],
+  args: 'OLD NEW',
+  positionals: { min: 2, max: 2 },
+  summary: 'name what differs between two release folders: packages, components, tools, artifacts, PCRs and the measured parts',
+  description: `
+Reads manifest.json, measurements.json and SHA256SUMS of both folders (nothing is rebuilt).
+Each PCR that moved is listed with the measured components that differ (e.g. PCR 11
+.cmdline: a changed root file system changes the dm-verity roothash on the command line).
+Exit 0 when the releases are the same, 1 when they differ.`,
+  async run({ positionals }) {
+    return diffReleases(path.resolve(positionals[0]), path.resolve(positionals[1]));
+  },
+  render: (r) =>
+    r.identical
+      ? 'identical: same inputs, artifacts and measurements'
+      : [
+          ...changeLines('packages', r.packages),
+          ...changeLines('components', r.components),
+          ...changeLines('tools', r.tools),
+          ...changeLines('artifacts', r.artifacts),
+          ...(r.pcrs.length === 0 ? [] : ['PCRs:']),
+          ...r.pcrs.flatMap((p) => [
+            `  PCR ${p.pcr}: ${short(p.from)} -> ${short(p.to)}`,
+            ...p.events.map((e) => `    ${e.kind} ${e.component}`),
+          ]),
+        ].join('\n'),
+  exitCode: (r) => (r.identical ? 0 : 1),
+};
+
+export const imageCommands: CommandSpec<any>[] = [build, reproduce, diff];

@@ -1,0 +1,101 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { SextantError } from '../lib/errors.js';
+import { parseMeasurementFile, type MeasurementFile } from '../measurements/format/index.js';
+import { diffEvents, type EventDifference } from '../measurements/verify/index.js';
+import { ARTIFACTS } from './build.js';
+import { parseSums } from './reproduce.js';
+
+/** A named input or output that is present in one release and not (or otherwise) in the other. */
+export interface Change {
+  name: string;
+  from?: string;
+  to?: string;
+}
+
+export interface PcrChange {
+  pcr: string;
+  from?: string;
+  to?: string;
+  /** The measured parts that differ, by component (".cmdline", ".initrd", "kernel (Authenticode)"). */
+  events: EventDifference[];
+}
+
+/** Why two releases measure differently: inputs (packages, components, tools) and outputs. */
+export interface ReleaseDiff {
+  identical: boolean;
+  packages: Change[];
+  components: Change[];
+  tools: Change[];
+  artifacts: Change[];
+  pcrs: PcrChange[];
+}
+
+interface Manifest {
+  packages: string[];
+  components: { name: string; sha256: string; included: boolean }[];
+  tools: Record<string, string>;
+}
+
+async function readRelease(dir: string): Promise<{ manifest: Manifest; measurements: MeasurementFile; sums: Map<string, string> }> {
+  const read = async (name: string): Promise<Buffer> => {
+    try {
+      return await readFile(path.join(dir, name));
+    } catch (cause) {
+      throw new SextantError({ code: 'FILE_NOT_FOUND', message: `${dir} is not a release folder: cannot read ${name}`, cause });
+    }
+  };
+  let manifest: Manifest;
+  try {
+    const m = JSON.parse((await read(ARTIFACTS.manifest)).toString('utf8')) as Partial<Manifest>;
+    if (!Array.isArray(m.packages) || !Array.isArray(m.components) || typeof m.tools !== 'object' || m.tools === null) throw new Error('missing packages, components or tools');
+    manifest = m as Manifest;
+  } catch (cause) {
+    if (cause instanceof SextantError) throw cause;
+    throw new SextantError({ code: 'CONFIG_INVALID', message: `${path.join(dir, ARTIFACTS.manifest)} is not a sextant image manifest`, cause });
+  }
+  const measurements = parseMeasurementFile(await read(ARTIFACTS.measurements), path.join(dir, ARTIFACTS.measurements));
+  const sums = parseSums((await read(ARTIFACTS.sums)).toString('utf8'));
+  return { manifest, measurements, sums };
+}
+
+function diffMaps(a: Map<string, string>, b: Map<string, string>): Change[] {
+  const out: Change[] = [];
+  for (const name of [...new Set([...a.keys(), ...b.keys()])].sort()) {
+    if (a.get(name) !== b.get(name)) out.push({ name, from: a.get(name), to: b.get(name) });
+  }
+  return out;
+}
+
+const packageMap = (m: Manifest): Map<string, string> =>
+  new Map(m.packages.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+const componentMap = (m: Manifest): Map<string, string> =>
+  new Map(m.components.map((c) => [c.name, c.included ? c.sha256 : `${c.sha256} (not included)`]));
+
+/**
+ * Compares two release folders: which packages, components and tools changed, and which
+ * PCRs and measured components that moved. Pure reading, nothing is rebuilt.
+ */
+export async function diffReleases(oldDir: string, newDir: string): Promise<ReleaseDiff> {
+  const [a, b] = await Promise.all([readRelease(oldDir), readRelease(newDir)]);
+  const pcrs: PcrChange[] = [];
+  const indexes = [...new Set([...Object.keys(a.measurements.pcrs), ...Object.keys(b.measurements.pcrs)])].sort((x, y) => Number(x) - Number(y));
+  for (const pcr of indexes) {
+    const x = a.measurements.pcrs[pcr];
+    const y = b.measurements.pcrs[pcr];
+    if (x?.expected === y?.expected) continue;
+    pcrs.push({ pcr, from: x?.expected, to: y?.expected, events: x?.events && y?.events ? diffEvents(x.events, y.events) : [] });
+  }
+  const packages = diffMaps(packageMap(a.manifest), packageMap(b.manifest));
+  const components = diffMaps(componentMap(a.manifest), componentMap(b.manifest));
+  const tools = diffMaps(new Map(Object.entries(a.manifest.tools)), new Map(Object.entries(b.manifest.tools)));
+  const artifacts = diffMaps(a.sums, b.sums);
+  return {
+    identical: packages.length + components.length + tools.length + artifacts.length + pcrs.length === 0,
+    packages,
+    components,
+    tools,
+    artifacts,
+    pcrs,
+  };
+}
