@@ -38,6 +38,8 @@ export interface BuildOptions {
   /** Debug variant: a serial root shell; marked as such in the manifest and measurements. */
   debug?: boolean;
   imageVersion?: string;
+  /** Tools tree and package cache (default: <repoRoot>/.cache); a fresh folder means a cold build. */
+  cacheDir?: string;
   measure: MeasureUki;
   sign?: SignFile;
   onStage?: (stage: string) => void;
@@ -79,7 +81,7 @@ async function toolVersions(toolsTree: string): Promise<Record<string, string>> 
 export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   const t0 = Date.now();
   const stage = (s: string): void => o.onStage?.(s);
-  const cache = path.join(o.repoRoot, '.cache');
+  const cache = o.cacheDir ?? path.join(o.repoRoot, '.cache');
   const packageCache = path.join(cache, 'mkosi-packages');
   const mkosi = locateMkosi(o.repoRoot);
   const notes: string[] = [];
