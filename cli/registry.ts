@@ -5,6 +5,7 @@ import { imageCommands } from './commands/image.js';
 import { keyserviceCommands } from './commands/keyservice.js';
 import { measureCommands } from './commands/measure.js';
 import { measurementsCommands } from './commands/measurements.js';
+import { recoverCommands } from './commands/recover.js';
 import { tpmCommands } from './commands/tpm.js';
 
 /** Every command of the CLI, one module per component. */
@@ -16,6 +17,7 @@ export function registry(): CommandSpec<any>[] {
     ...tpmCommands,
     ...keyserviceCommands,
     ...agentCommands,
+    ...recoverCommands,
     ...imageCommands,
   ];
 }

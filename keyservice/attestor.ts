@@ -39,7 +39,8 @@ export interface AttestorOptions {
   references: () => readonly ReferenceSet[];
   masterSecret: Buffer;
   salt: Buffer;
-  audit: AuditLog;
+  /** Where decisions go: the key service's hash-chained log; `sextant recover` may keep none. */
+  audit: Pick<AuditLog, 'append'>;
   replayEventLog?: EventLogReplayer;
   requireEventLog?: boolean;
   join?: JoinConfig;

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SextantError, isSextantError, type SextantErrorCode } from '../lib/errors.js';
+import { readJsonBody, sendJson } from '../lib/http-json.js';
 import { ROUTES, type ErrorResponse, type NonceResponse } from '../protocol/messages.js';
 import { assertChallengeRequest, assertCompleteRequest } from '../protocol/validate.js';
 import type { NonceStore } from './nonce-store.js';
@@ -36,33 +37,10 @@ function statusOf(code: SextantErrorCode): number {
   return STATUS[code] ?? 403;
 }
 
-function send(res: ServerResponse, status: number, body: unknown): void {
-  const text = JSON.stringify(body);
-  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
-  res.end(text);
-}
-
 function sendError(res: ServerResponse, e: SextantError): void {
   const body: ErrorResponse = { ok: false, code: e.code, message: e.message };
   if (e.code === 'REQUEST_TOO_LARGE') res.setHeader('connection', 'close');
-  send(res, statusOf(e.code), body);
-}
-
-async function readJson(req: IncomingMessage, limit: number): Promise<unknown> {
-  const declared = Number(req.headers['content-length'] ?? NaN);
-  if (declared > limit) throw new SextantError({ code: 'REQUEST_TOO_LARGE', message: `request body over ${limit} bytes` });
-  const chunks: Buffer[] = [];
-  let n = 0;
-  for await (const c of req as AsyncIterable<Buffer>) {
-    n += c.length;
-    if (n > limit) throw new SextantError({ code: 'REQUEST_TOO_LARGE', message: `request body over ${limit} bytes` });
-    chunks.push(c);
-  }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'request body is not JSON' });
-  }
+  sendJson(res, statusOf(e.code), body);
 }
 
 export class KeyServiceServer {
@@ -84,18 +62,18 @@ export class KeyServiceServer {
     try {
       if (!this.opts.limiter.take(client)) throw new SextantError({ code: 'RATE_LIMITED', message: 'too many requests from this address' });
       if (req.method !== 'POST') throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'only POST is served' });
-      const body = await readJson(req, this.opts.maxRequestBytes);
+      const body = await readJsonBody(req, this.opts.maxRequestBytes);
       switch (req.url) {
         case ROUTES.nonce: {
           const r: NonceResponse = { v: 1, nonce: this.opts.nonces.issue().toString('base64'), ttlSeconds: Math.round(this.opts.nonces.ttlMs / 1000) };
-          return send(res, 200, r);
+          return sendJson(res, 200, r);
         }
         case ROUTES.challenge:
           assertChallengeRequest(body);
-          return send(res, 200, await this.opts.attestor.challenge(body, client));
+          return sendJson(res, 200, await this.opts.attestor.challenge(body, client));
         case ROUTES.complete:
           assertCompleteRequest(body);
-          return send(res, 200, await this.opts.attestor.complete(body, client));
+          return sendJson(res, 200, await this.opts.attestor.complete(body, client));
         default:
           throw new SextantError({ code: 'PROTOCOL_INVALID', message: `no route ${String(req.url)}` });
       }

@@ -51,7 +51,20 @@ async function secretFile(file: string, created: string[]): Promise<Buffer> {
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new SextantError({ code: 'IO_FAILED', message: `cannot create ${file}`, cause: e });
   }
-  const st = await stat(file);
+  return readSecretFile(file);
+}
+
+/**
+ * Reads a 32-byte raw secret (master secret or salt) that must exist and be private to its
+ * owner; `sextant recover` reads the key service's files with it.
+ */
+export async function readSecretFile(file: string): Promise<Buffer> {
+  let st;
+  try {
+    st = await stat(file);
+  } catch (cause) {
+    throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read ${file}`, cause });
+  }
   if ((st.mode & 0o077) !== 0) {
     throw new SextantError({ code: 'CONFIG_INVALID', message: `${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it` });
   }

@@ -1,4 +1,5 @@
 import { SextantError } from '../lib/errors.js';
+import type { RecoveryEvidenceRequest, RecoveryEvidenceResponse, RecoveryQuoteRequest, RecoveryQuoteResponse, RecoveryReleaseRequest, RecoveryReleaseResponse } from './recovery-messages.js';
 import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, Inventory, NonceResponse, ReleasedSecrets, Role } from './messages.js';
 
 /**
@@ -118,17 +119,22 @@ function checkInventory(p: Problems, v: unknown): void {
   }
 }
 
-export function assertCompleteRequest(x: unknown): asserts x is CompleteRequest {
-  const { o, p } = root(x, 'attestation request');
-  matches(p, o, 'sessionId', SESSION_RE, '32 hex digits');
+/** The node's evidence in round 2 (key service) and in the recovery quote answer. */
+function checkQuoteEvidence(p: Problems, o: Record<string, unknown>): void {
   b64(p, o, 'activatedCredential', { minBytes: 1, maxBytes: 64 });
-  b64(p, o, 'nonce', { exactBytes: 32 });
   b64(p, o, 'ephemeralPublicKey', { exactBytes: 65 });
   b64(p, o, 'quoteAttest', { minBytes: 16, maxBytes: 2048 });
   b64(p, o, 'quoteSignature', { minBytes: 8, maxBytes: 1024 });
   checkPcrs(p, o.pcrs);
   b64(p, o, 'eventLog', { optional: true, maxBytes: MAX_B64 });
   matches(p, o, 'diskUuid', UUID_RE, 'a lowercase UUID');
+}
+
+export function assertCompleteRequest(x: unknown): asserts x is CompleteRequest {
+  const { o, p } = root(x, 'attestation request');
+  matches(p, o, 'sessionId', SESSION_RE, '32 hex digits');
+  b64(p, o, 'nonce', { exactBytes: 32 });
+  checkQuoteEvidence(p, o);
   if (o.role !== 'join' && o.role !== 'rejoin') p.add('role', 'must be "join" or "rejoin"');
   matches(p, o, 'nodeName', NODE_NAME_RE, 'a DNS-1123 label');
   if (o.csr !== undefined && (typeof o.csr !== 'string' || !o.csr.includes('-----BEGIN CERTIFICATE REQUEST-----') || o.csr.length > 16384)) {
@@ -138,15 +144,17 @@ export function assertCompleteRequest(x: unknown): asserts x is CompleteRequest 
   p.throwIfAny();
 }
 
+function sealedBox(p: Problems, v: unknown, maxBytes: number): void {
+  if (!isObject(v)) return p.add('sealed', 'must be an object');
+  b64(p, v, 'epk', { exactBytes: 65 });
+  b64(p, v, 'iv', { exactBytes: 12 });
+  b64(p, v, 'ct', { minBytes: 17, maxBytes });
+}
+
 export function assertCompleteResponse(x: unknown): asserts x is CompleteResponse {
   const { o, p } = root(x, 'attestation response');
   if (o.ok !== true) p.add('ok', 'must be true');
-  if (!isObject(o.sealed)) p.add('sealed', 'must be an object');
-  else {
-    b64(p, o.sealed, 'epk', { exactBytes: 65 });
-    b64(p, o.sealed, 'iv', { exactBytes: 12 });
-    b64(p, o.sealed, 'ct', { minBytes: 17, maxBytes: 256 * 1024 });
-  }
+  sealedBox(p, o.sealed, 256 * 1024);
   if (!Array.isArray(o.warnings) || o.warnings.some((w) => typeof w !== 'string')) p.add('warnings', 'must be a list of strings');
   p.throwIfAny();
 }
@@ -175,4 +183,48 @@ export function assertReleasedSecrets(x: unknown): asserts x is ReleasedSecrets 
 
 export function isRole(x: unknown): x is Role {
   return x === 'join' || x === 'rejoin';
+}
+
+// ---- recovery (protocol/recovery-messages.ts) ----
+
+
+export function assertRecoveryEvidenceRequest(x: unknown): asserts x is RecoveryEvidenceRequest {
+  const { o, p } = root(x, 'recovery evidence request');
+  b64(p, o, 'nonce', { exactBytes: 32 });
+  p.throwIfAny();
+}
+
+export function assertRecoveryEvidenceResponse(x: unknown): asserts x is RecoveryEvidenceResponse {
+  const { o, p } = root(x, 'recovery evidence');
+  matches(p, o, 'session', SESSION_RE, '32 hex digits');
+  p.throwIfAny();
+  assertChallengeRequest({ v: 1, ekCert: o.ekCert, ekChain: o.ekChain, akPublic: o.akPublic });
+}
+
+export function assertRecoveryQuoteRequest(x: unknown): asserts x is RecoveryQuoteRequest {
+  const { o, p } = root(x, 'recovery quote request');
+  matches(p, o, 'session', SESSION_RE, '32 hex digits');
+  p.throwIfAny();
+  assertChallengeResponse(o.challenge);
+}
+
+export function assertRecoveryQuoteResponse(x: unknown): asserts x is RecoveryQuoteResponse {
+  const { o, p } = root(x, 'recovery quote');
+  matches(p, o, 'session', SESSION_RE, '32 hex digits');
+  matches(p, o, 'nodeName', NODE_NAME_RE, 'a DNS-1123 label', true);
+  checkQuoteEvidence(p, o);
+  p.throwIfAny();
+}
+
+export function assertRecoveryReleaseRequest(x: unknown): asserts x is RecoveryReleaseRequest {
+  const { o, p } = root(x, 'recovery release');
+  matches(p, o, 'session', SESSION_RE, '32 hex digits');
+  sealedBox(p, o.sealed, 64 * 1024);
+  p.throwIfAny();
+}
+
+export function assertRecoveryReleaseResponse(x: unknown): asserts x is RecoveryReleaseResponse {
+  const { o, p } = root(x, 'recovery release answer');
+  if (o.ok !== true) p.add('ok', 'must be true');
+  p.throwIfAny();
 }

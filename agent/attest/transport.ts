@@ -15,6 +15,8 @@ export interface PinnedEndpoint {
   /** `sha256:<hex>` of the DER certificate. */
   fingerprint: string;
   timeoutMs?: number;
+  /** Who is at the other end, for messages (default "key service"; `sextant recover` says "node"). */
+  peer?: string;
 }
 
 const KNOWN_CODES: ReadonlySet<string> = new Set([...INPUT_ERROR_CODES, ...FAILURE_ERROR_CODES]);
@@ -56,7 +58,7 @@ export function postJson(ep: PinnedEndpoint, route: string, body: unknown): Prom
         const cert = (s as TLSSocket).getPeerCertificate();
         const got = cert?.raw ? 'sha256:' + toHex(hash('sha256', cert.raw)) : '(no certificate)';
         if (got !== want) {
-          return fail(new SextantError({ code: 'TLS_FINGERPRINT_MISMATCH', message: `key service presented certificate ${got}, pinned ${want}` }));
+          return fail(new SextantError({ code: 'TLS_FINGERPRINT_MISMATCH', message: `${ep.peer ?? 'key service'} presented certificate ${got}, pinned ${want}` }));
         }
         req.end(payload);
       });
@@ -78,12 +80,12 @@ export function postJson(ep: PinnedEndpoint, route: string, body: unknown): Prom
         try {
           parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
         } catch {
-          return fail(new SextantError({ code: 'PROTOCOL_INVALID', message: `key service answered HTTP ${res.statusCode} with non-JSON` }));
+          return fail(new SextantError({ code: 'PROTOCOL_INVALID', message: `${ep.peer ?? 'key service'} answered HTTP ${res.statusCode} with non-JSON` }));
         }
         if (res.statusCode !== 200) {
           const p = parsed as { code?: unknown; message?: unknown };
           const code = typeof p.code === 'string' && KNOWN_CODES.has(p.code) ? (p.code as SextantErrorCode) : 'KEYSERVICE_REFUSED';
-          return fail(new SextantError({ code, message: `key service refused: ${typeof p.message === 'string' ? p.message : `HTTP ${res.statusCode}`}` }));
+          return fail(new SextantError({ code, message: `${ep.peer ?? 'key service'} refused: ${typeof p.message === 'string' ? p.message : `HTTP ${res.statusCode}`}` }));
         }
         settled = true;
         resolve(parsed);

@@ -9,7 +9,8 @@ export interface AgentConfig {
   tpm: { tcti: string };
   join: { kubeadm: string; configPath: string; attempts: number; retryDelayMs: number };
   retry: { initialMs: number; maxMs: number };
-  recovery: { enabled: boolean; port: number };
+  /** The recovery endpoint (agent/recovery), off by default; `address` is the bind address. */
+  recovery: { enabled: boolean; address: string; port: number };
   statusFile: string;
 }
 
@@ -30,7 +31,7 @@ export const DEFAULTS: AgentConfig = {
   tpm: { tcti: 'device:/dev/tpmrm0' },
   join: { kubeadm: 'kubeadm', configPath: '/run/sextant/kubeadm-join.yaml', attempts: 5, retryDelayMs: 5000 },
   retry: { initialMs: 1000, maxMs: 60_000 },
-  recovery: { enabled: false, port: 9443 },
+  recovery: { enabled: false, address: '0.0.0.0', port: 9443 },
   statusFile: '/run/sextant/agent-status.json',
 };
 
@@ -48,6 +49,7 @@ const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' |
   'sextant.tpm.tcti': { path: ['tpm', 'tcti'], type: 'string' },
   'sextant.recovery': { path: ['recovery', 'enabled'], type: 'boolean' },
   'sextant.recovery.port': { path: ['recovery', 'port'], type: 'number' },
+  'sextant.recovery.address': { path: ['recovery', 'address'], type: 'string' },
 };
 
 /** `sextant.*` settings from a /proc/cmdline string (other parameters are the kernel's). */
@@ -112,6 +114,7 @@ export function validateConfig(c: AgentConfig): AgentConfig {
   int(c.retry?.maxMs, 'retry.maxMs', 1, 3_600_000);
   if (typeof c.recovery?.enabled !== 'boolean') bad.push('recovery.enabled: want true or false');
   int(c.recovery?.port, 'recovery.port', 1, 65535);
+  str(c.recovery?.address, 'recovery.address', /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:]*)$/);
   str(c.statusFile, 'statusFile', /^\//);
   if (bad.length) fail('CONFIG_INVALID', `invalid agent configuration: ${bad.join('; ')}`);
   return c;

@@ -1,6 +1,17 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { assertChallengeRequest, assertCompleteRequest, assertCompleteResponse, assertReleasedSecrets } from '../../protocol/validate.js';
+import {
+  assertChallengeRequest,
+  assertCompleteRequest,
+  assertCompleteResponse,
+  assertRecoveryEvidenceRequest,
+  assertRecoveryEvidenceResponse,
+  assertRecoveryQuoteRequest,
+  assertRecoveryQuoteResponse,
+  assertRecoveryReleaseRequest,
+  assertRecoveryReleaseResponse,
+  assertReleasedSecrets,
+} from '../../protocol/validate.js';
 import { isSextantError } from '../../lib/errors.js';
 
 const b64 = (n: number, fill = 1) => Buffer.alloc(n, fill).toString('base64');
@@ -59,6 +70,52 @@ test('fuzz: validators never throw anything but PROTOCOL_INVALID', (t) => {
       }
       return true;
     }),
+    { numRuns: 500 },
+  );
+  t.pass();
+});
+
+// ---- recovery messages ----
+
+const { sessionId: _s, nonce: _n, role: _r, nodeName: _nn, ...evidence } = goodComplete;
+const goodRecoveryQuote = { ...evidence, session: 'cd'.repeat(16) };
+const box = { epk: b64(65), iv: b64(12), ct: b64(80) };
+
+test('recovery messages: well-formed ones pass, each bad field is named', (t) => {
+  t.notThrows(() => assertRecoveryEvidenceRequest({ v: 1, nonce: b64(32) }));
+  t.notThrows(() => assertRecoveryEvidenceResponse({ v: 1, session: 'ab'.repeat(16), ekCert: b64(600), akPublic: b64(90) }));
+  t.notThrows(() => assertRecoveryQuoteRequest({ v: 1, session: 'ab'.repeat(16), challenge: { v: 1, sessionId: 'ef'.repeat(16), credentialBlob: b64(68), encryptedSecret: b64(256), ttlSeconds: 60 } }));
+  t.notThrows(() => assertRecoveryQuoteResponse(goodRecoveryQuote));
+  t.notThrows(() => assertRecoveryReleaseRequest({ v: 1, session: 'ab'.repeat(16), sealed: box }));
+  const e = t.throws(() => assertRecoveryQuoteResponse({ ...goodRecoveryQuote, diskUuid: 'x', ephemeralPublicKey: b64(64) }));
+  t.is((e as { code?: string }).code, 'PROTOCOL_INVALID');
+  for (const f of ['diskUuid', 'ephemeralPublicKey']) t.true(e!.message.includes(f), f);
+  t.throws(() => assertRecoveryReleaseRequest({ v: 1, session: 'ab'.repeat(16), sealed: { ...box, iv: b64(16) } }), { code: 'PROTOCOL_INVALID' } as never);
+  t.throws(() => assertRecoveryEvidenceRequest({ v: 1, nonce: b64(16) }), { code: 'PROTOCOL_INVALID' } as never);
+});
+
+test('fuzz: recovery validators never throw anything but PROTOCOL_INVALID', (t) => {
+  const validators: ((x: unknown) => void)[] = [
+    assertRecoveryEvidenceRequest,
+    assertRecoveryEvidenceResponse,
+    assertRecoveryQuoteRequest,
+    assertRecoveryQuoteResponse,
+    assertRecoveryReleaseRequest,
+    assertRecoveryReleaseResponse,
+  ];
+  const holds = (f: () => void) => {
+    try {
+      f();
+    } catch (e) {
+      return isSextantError(e, 'PROTOCOL_INVALID');
+    }
+    return true;
+  };
+  fc.assert(fc.property(fc.jsonValue(), fc.nat(validators.length - 1), (x, i) => holds(() => validators[i](x))), { numRuns: 500 });
+  fc.assert(
+    fc.property(fc.record({ key: fc.constantFrom(...Object.keys(goodRecoveryQuote), 'nodeName', 'eventLog'), value: fc.jsonValue() }), ({ key, value }) =>
+      holds(() => assertRecoveryQuoteResponse({ ...goodRecoveryQuote, [key]: value })),
+    ),
     { numRuns: 500 },
   );
   t.pass();

@@ -51,3 +51,11 @@ test('fuzz: any JSON and command line gives a config or CONFIG_INVALID, nothing 
   );
   t.pass();
 });
+
+test('recovery bind address: 0.0.0.0 by default, sextant.recovery.address overrides, a non-address is refused', (t) => {
+  t.is(resolveConfig(FILE, '').recovery.address, '0.0.0.0');
+  t.is(resolveConfig(FILE, 'sextant.recovery.address=127.0.0.1').recovery.address, '127.0.0.1');
+  const e = t.throws(() => resolveConfig(FILE, 'sextant.recovery.address=node.example'));
+  t.is((e as { code?: string }).code, 'CONFIG_INVALID');
+  t.true(e!.message.includes('recovery.address'));
+});

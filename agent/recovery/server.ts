@@ -1,0 +1,305 @@
+import { randomBytes } from 'node:crypto';
+import { createServer, type Server } from 'node:https';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { zeroize } from '../../lib/bytes.js';
+import { SextantError, isSextantError, type SextantErrorCode } from '../../lib/errors.js';
+import { readJsonBody, sendJson } from '../../lib/http-json.js';
+import { RateLimiter } from '../../lib/rate-limit.js';
+import type { ErrorResponse, SealedBox } from '../../protocol/messages.js';
+import {
+  RECOVERY_ROUTES,
+  type RecoveryEvidenceResponse,
+  type RecoveryQuoteResponse,
+  type RecoveryReleaseResponse,
+} from '../../protocol/recovery-messages.js';
+import { generateEphemeralKey, open, qualifyingData, sealContext, type EphemeralKey } from '../../protocol/seal.js';
+import {
+  assertRecoveryEvidenceRequest,
+  assertRecoveryQuoteRequest,
+  assertRecoveryReleaseRequest,
+  assertReleasedSecrets,
+} from '../../protocol/validate.js';
+import type { AttestationTpm } from '../attest/tpm.js';
+import { generateTlsIdentity } from './self-signed-cert.js';
+
+/**
+ * The node's recovery endpoint: while the key service is unreachable or refusing, an admin
+ * can attest this node from outside (`sextant recover`) and send it the disk key. The node
+ * answers the admin's nonce with its TPM identity, activates the admin's credential and
+ * quotes PCRs 0-15 over H(nonce || a one-time P-256 key), then opens the admin's answer with
+ * that key. The first answer that opens and parses resolves `secrets` and closes the server.
+ *
+ * Limits as the key service: a per-address token bucket before anything is read, then the body
+ * size; at most `maxSessions` half-done sessions at once, each valid `sessionTtlMs`.
+ */
+
+export interface RecoveredSecrets {
+  /** The state disk's LUKS key: the caller zeroizes it once the disk is open. */
+  diskKey: Buffer;
+  clusterId: string;
+}
+
+export interface RecoveryServerOptions {
+  tpm: AttestationTpm;
+  /** The state disk whose key the admin should derive. */
+  diskUuid: string;
+  nodeName?: string;
+  /** The firmware event log, sent to the admin when present. */
+  eventLog?: Uint8Array;
+  /** Default 0.0.0.0 (reachable by the admin); tests bind 127.0.0.1. */
+  host?: string;
+  /** Default 9443; 0 picks a free port. */
+  port?: number;
+  /** Aborting stops the server and rejects `secrets` with RECOVERY_FAILED. */
+  signal?: AbortSignal;
+  log?: (line: string) => void;
+  maxRequestBytes?: number;
+  rateLimit?: { burst: number; perSecond: number };
+  sessionTtlMs?: number;
+  maxSessions?: number;
+  clock?: () => number;
+}
+
+export interface RecoveryServer {
+  /** Resolves once an admin's sealed answer opened; the server is closed by then. */
+  secrets: Promise<RecoveredSecrets>;
+  close(): Promise<void>;
+  /** `sha256:<hex>` of this run's certificate: the admin pins it with --node-fingerprint. */
+  fingerprint: string;
+  port: number;
+}
+
+export const RECOVERY_DEFAULTS = {
+  host: '0.0.0.0',
+  port: 9443,
+  // The evidence and quote answers are small; the largest request is a sealed box of a few hundred bytes.
+  maxRequestBytes: 64 * 1024,
+  rateLimit: { burst: 10, perSecond: 1 },
+  sessionTtlMs: 120_000,
+  maxSessions: 4,
+} as const;
+
+interface Session {
+  nonce: Buffer;
+  expiresAt: number;
+  /** Set once the quote went out: the key and seal context the admin's answer must use. */
+  quoted?: { ephemeral: EphemeralKey; sealSessionId: string };
+}
+
+const STATUS: Partial<Record<SextantErrorCode, number>> = { PROTOCOL_INVALID: 400, REQUEST_TOO_LARGE: 413, RATE_LIMITED: 429, INTERNAL: 500 };
+
+function sendError(res: ServerResponse, e: SextantError): void {
+  const body: ErrorResponse = { ok: false, code: e.code, message: e.message };
+  if (e.code === 'REQUEST_TOO_LARGE') res.setHeader('connection', 'close');
+  sendJson(res, STATUS[e.code] ?? 403, body);
+}
+
+function dispose(s: Session): void {
+  if (s.quoted) zeroize(s.quoted.ephemeral.ecdh.getPrivateKey());
+  s.quoted = undefined;
+}
+
+class RecoveryEndpoint {
+  private readonly sessions = new Map<string, Session>();
+  private readonly limiter: RateLimiter;
+  private readonly clock: () => number;
+  private done = false;
+  resolve!: (s: RecoveredSecrets) => void;
+  reject!: (e: unknown) => void;
+  readonly secrets = new Promise<RecoveredSecrets>((res, rej) => {
+    this.resolve = res;
+    this.reject = rej;
+  });
+
+  constructor(
+    private readonly o: RecoveryServerOptions,
+    private readonly onSuccess: () => void,
+  ) {
+    const rl = o.rateLimit ?? RECOVERY_DEFAULTS.rateLimit;
+    this.clock = o.clock ?? Date.now;
+    this.limiter = new RateLimiter(rl.burst, rl.perSecond, this.clock);
+    // Nobody may be listening (the key service won the race): never an unhandled rejection.
+    this.secrets.catch(() => undefined);
+  }
+
+  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const client = req.socket.remoteAddress ?? 'unknown';
+    try {
+      if (this.done) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
+      if (!this.limiter.take(client)) throw new SextantError({ code: 'RATE_LIMITED', message: 'too many requests from this address' });
+      if (req.method !== 'POST') throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'only POST is served' });
+      const body = await readJsonBody(req, this.o.maxRequestBytes ?? RECOVERY_DEFAULTS.maxRequestBytes);
+      this.o.log?.(`recovery: ${String(req.url)} from ${client}`);
+      switch (req.url) {
+        case RECOVERY_ROUTES.evidence:
+          assertRecoveryEvidenceRequest(body);
+          return sendJson(res, 200, await this.evidence(Buffer.from(body.nonce, 'base64')));
+        case RECOVERY_ROUTES.quote:
+          assertRecoveryQuoteRequest(body);
+          return sendJson(res, 200, await this.quote(body.session, body.challenge.sessionId, body.challenge.credentialBlob, body.challenge.encryptedSecret));
+        case RECOVERY_ROUTES.release: {
+          assertRecoveryReleaseRequest(body);
+          const secrets = this.release(body.session, body.sealed);
+          const ok: RecoveryReleaseResponse = { v: 1, ok: true };
+          sendJson(res, 200, ok);
+          this.o.log?.(`recovery: disk key received from ${client}; closing the recovery endpoint`);
+          this.resolve(secrets);
+          this.onSuccess();
+          return;
+        }
+        default:
+          throw new SextantError({ code: 'PROTOCOL_INVALID', message: `no route ${String(req.url)}` });
+      }
+    } catch (e) {
+      if (!isSextantError(e)) throw e;
+      this.o.log?.(`recovery: refused a request from ${client}: ${e.code}: ${e.message}`);
+      return sendError(res, e);
+    }
+  }
+
+  private async evidence(nonce: Buffer): Promise<RecoveryEvidenceResponse> {
+    this.sweep();
+    if (this.sessions.size >= (this.o.maxSessions ?? RECOVERY_DEFAULTS.maxSessions)) {
+      throw new SextantError({ code: 'RATE_LIMITED', message: 'too many recovery sessions in progress; retry later' });
+    }
+    const ekCert = Buffer.from(await this.o.tpm.ekCertificate()).toString('base64');
+    const akPublic = Buffer.from(await this.o.tpm.akPublic()).toString('base64');
+    const session = randomBytes(16).toString('hex');
+    this.sessions.set(session, { nonce, expiresAt: this.clock() + (this.o.sessionTtlMs ?? RECOVERY_DEFAULTS.sessionTtlMs) });
+    return { v: 1, session, ekCert, akPublic };
+  }
+
+  private async quote(id: string, sealSessionId: string, credentialBlob: string, encryptedSecret: string): Promise<RecoveryQuoteResponse> {
+    const s = this.session(id);
+    if (s.quoted) throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'this recovery session was already quoted: start again' });
+    let credential: Uint8Array;
+    try {
+      credential = await this.o.tpm.activateCredential(Buffer.from(credentialBlob, 'base64'), Buffer.from(encryptedSecret, 'base64'));
+    } catch (cause) {
+      this.sessions.delete(id);
+      throw new SextantError({ code: 'CREDENTIAL_ACTIVATION_FAILED', message: 'the TPM did not activate the credential (not made for this TPM\'s EK and AK)', cause });
+    }
+    const ephemeral = generateEphemeralKey();
+    s.quoted = { ephemeral, sealSessionId };
+    const q = await this.o.tpm.quote(qualifyingData(s.nonce, ephemeral.publicKey));
+    try {
+      return {
+        v: 1,
+        session: id,
+        activatedCredential: Buffer.from(credential).toString('base64'),
+        ephemeralPublicKey: ephemeral.publicKey.toString('base64'),
+        quoteAttest: Buffer.from(q.attest).toString('base64'),
+        quoteSignature: Buffer.from(q.signature).toString('base64'),
+        pcrs: q.pcrs,
+        eventLog: this.o.eventLog ? Buffer.from(this.o.eventLog).toString('base64') : undefined,
+        diskUuid: this.o.diskUuid,
+        nodeName: this.o.nodeName,
+      };
+    } finally {
+      zeroize(credential);
+    }
+  }
+
+  /** Opens the admin's box with the session's one-time key; any failure ends the session. */
+  private release(id: string, sealed: SealedBox): RecoveredSecrets {
+    if (this.done) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
+    const s = this.session(id);
+    this.sessions.delete(id);
+    try {
+      if (!s.quoted) throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'this recovery session has no quote yet' });
+      const plain = open(sealed, s.quoted.ephemeral, sealContext(s.quoted.sealSessionId, s.nonce, s.quoted.ephemeral.publicKey));
+      try {
+        let parsed: unknown;
+        try {
+          parsed = JSON.parse(plain.toString('utf8'));
+        } catch {
+          throw new SextantError({ code: 'SEAL_INVALID', message: 'the sealed answer is not JSON' });
+        }
+        assertReleasedSecrets(parsed);
+        return { diskKey: Buffer.from(parsed.diskKey, 'base64'), clusterId: parsed.clusterId };
+      } finally {
+        zeroize(plain);
+      }
+    } finally {
+      dispose(s);
+    }
+  }
+
+  private session(id: string): Session {
+    const s = this.sessions.get(id);
+    if (!s || s.expiresAt < this.clock()) {
+      if (s) dispose(s);
+      this.sessions.delete(id);
+      throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'recovery session unknown, used or expired: start again' });
+    }
+    return s;
+  }
+
+  private sweep(): void {
+    const now = this.clock();
+    for (const [k, s] of this.sessions) {
+      if (s.expiresAt < now) {
+        dispose(s);
+        this.sessions.delete(k);
+      }
+    }
+  }
+
+  /** Stops accepting; rejects `secrets` unless they were already delivered. */
+  finish(reason: unknown): void {
+    this.done = true;
+    for (const s of this.sessions.values()) dispose(s);
+    this.sessions.clear();
+    this.reject(reason);
+  }
+}
+
+/** Starts the HTTPS recovery endpoint with a certificate made for this run (its fingerprint is logged). */
+export async function startRecoveryServer(o: RecoveryServerOptions): Promise<RecoveryServer> {
+  if (o.signal?.aborted) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint not started: aborted' });
+  const tls = generateTlsIdentity();
+  let server: Server | undefined;
+  let closing: Promise<void> | undefined;
+  const close = (reason: unknown): Promise<void> => {
+    endpoint.finish(reason);
+    o.signal?.removeEventListener('abort', onAbort);
+    closing ??= new Promise<void>((resolve) => {
+      if (!server?.listening) return resolve();
+      server.close(() => resolve());
+      // The admin's last answer is written before close is called; idle keep-alives go now.
+      server.closeIdleConnections();
+      setTimeout(() => server?.closeAllConnections(), 1000).unref();
+    });
+    return closing;
+  };
+  const endpoint = new RecoveryEndpoint(o, () => void close(new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint closed after a success' })));
+  const onAbort = (): void => void close(new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint stopped: aborted', cause: o.signal?.reason }));
+  server = createServer({ key: tls.keyPem, cert: tls.certPem, minVersion: 'TLSv1.3' }, (req, res) => {
+    endpoint.handle(req, res).catch((e: unknown) => {
+      o.log?.(`recovery: internal error: ${(e as Error)?.stack ?? String(e)}`);
+      if (!res.headersSent) sendError(res, new SextantError({ code: 'INTERNAL', message: 'internal error' }));
+    });
+  });
+  server.headersTimeout = 10_000;
+  server.requestTimeout = 30_000;
+  const host = o.host ?? RECOVERY_DEFAULTS.host;
+  await new Promise<void>((resolve, reject) => {
+    server!.once('error', reject);
+    server!.listen(o.port ?? RECOVERY_DEFAULTS.port, host, () => {
+      server!.off('error', reject);
+      resolve();
+    });
+  }).catch((cause: unknown) => {
+    throw new SextantError({ code: 'RECOVERY_FAILED', message: `cannot listen on ${host}:${o.port ?? RECOVERY_DEFAULTS.port}`, cause });
+  });
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  const port = (server.address() as AddressInfo).port;
+  o.log?.(`recovery endpoint listening on https://${host}:${port}; certificate ${tls.fingerprint} (sextant recover --node-fingerprint ${tls.fingerprint})`);
+  return {
+    secrets: endpoint.secrets,
+    close: () => close(new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint closed' })),
+    fingerprint: tls.fingerprint,
+    port,
+  };
+}

@@ -1,0 +1,100 @@
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { bool, str, strs, type CommandSpec } from '../command.js';
+import { fail } from '../../lib/errors.js';
+import { zeroize } from '../../lib/bytes.js';
+import { postJson, normalizeFingerprint } from '../../agent/attest/transport.js';
+import { AuditLog } from '../../keyservice/audit/log.js';
+import { loadReferenceSet } from '../../keyservice/measurements.js';
+import { recoverNode, type RecoverNodeResult } from '../../keyservice/recover.js';
+import { readSecretFile } from '../../keyservice/state-dir.js';
+import { loadCaCertificates } from '../../keyservice/verify/ek-cert.js';
+
+// ---- sextant recover (engineer recovery) ----
+
+async function readText(file: string, what: string): Promise<string> {
+  try {
+    return await readFile(file, 'utf8');
+  } catch (cause) {
+    fail('FILE_NOT_FOUND', `cannot read ${what} ${file}`, cause);
+  }
+}
+
+const recover: CommandSpec<{ ok: true } & RecoverNodeResult> = {
+  path: ['recover'],
+  summary: "attest a node's recovery endpoint like the key service would, then send it its disk key",
+  description: `
+For a node whose key service is unreachable or refusing and whose agent serves the recovery
+endpoint (agent config recovery.enabled). The node's certificate fingerprint is in its log
+("recovery endpoint listening ... certificate sha256:..."); the connection is pinned to it.
+Before anything secret is sent the node is verified exactly as the key service verifies it:
+EK certificate chain (--ek-ca), AK bound to the EK by credential activation, quote signature,
+our nonce and the node's one-time key in the quote, PCR digest, event log replay when sent,
+the signed measurements (FILE.sig by --measurements-key), and PCR 15 (zero, or this
+cluster's lock). A refusal exits 1 with the stage's code and sends nothing. Then the disk
+key HKDF(master secret, salt, "key-"+disk UUID) and the cluster ID go to the node, sealed
+to its one-time key. Prints the SHA-256 of the disk key, never the key.`,
+  options: {
+    node: { type: 'string', valueName: 'https://HOST:PORT', description: "the node's recovery endpoint" },
+    'node-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: "the node's certificate fingerprint (from its log)" },
+    'master-secret': { type: 'string', valueName: 'FILE', description: "the key service's master secret (32 raw bytes, 0600)" },
+    salt: { type: 'string', valueName: 'FILE', description: 'its salt (default: the file "salt" beside --master-secret)' },
+    measurements: { type: 'string', valueName: 'FILE', description: 'signed measurements file' },
+    'measurements-sig': { type: 'string', valueName: 'FILE', description: 'its signature (default FILE.sig)' },
+    'measurements-key': { type: 'string', valueName: 'PUB.pem', description: 'public key the measurements are signed with' },
+    'ek-ca': { type: 'string', multiple: true, valueName: 'CA.pem', description: 'trusted EK certificate CA' },
+    'require-event-log': { type: 'boolean', description: 'refuse a node that sends no firmware event log' },
+    'audit-log': { type: 'string', valueName: 'FILE', description: 'append the decisions to this hash-chained audit log' },
+  },
+  async run(ctx) {
+    const v = ctx.values;
+    const node = str(v, 'node') ?? fail('USAGE', '--node is required (https://HOST:PORT from the node\'s log)');
+    if (!/^https:\/\/[^\s/]+\/?$/.test(node)) fail('USAGE', `--node must be https://HOST:PORT, got "${node}"`);
+    const fingerprint = normalizeFingerprint(str(v, 'node-fingerprint') ?? fail('USAGE', '--node-fingerprint is required (sha256:HEX from the node\'s log)'));
+    const masterFile = str(v, 'master-secret') ?? fail('USAGE', '--master-secret is required');
+    const measurements = str(v, 'measurements') ?? fail('USAGE', '--measurements is required');
+    const measurementsKey = str(v, 'measurements-key') ?? fail('USAGE', '--measurements-key is required');
+    const ekCaFiles = strs(v, 'ek-ca');
+    if (ekCaFiles.length === 0) fail('USAGE', '--ek-ca is required');
+
+    // Everything that can be refused locally is checked before the node is contacted.
+    const reference = await loadReferenceSet(measurements, str(v, 'measurements-sig') ?? measurements + '.sig', await readText(measurementsKey, 'measurements public key'));
+    const ekCas = loadCaCertificates(await Promise.all(ekCaFiles.map((f) => readText(f, 'EK CA'))));
+    if (ekCas.length === 0) fail('CONFIG_INVALID', 'no certificate found in the --ek-ca files');
+    const auditFile = str(v, 'audit-log');
+    const audit = auditFile ? await AuditLog.open(auditFile) : undefined;
+    const masterSecret = await readSecretFile(masterFile);
+    try {
+      const salt = await readSecretFile(str(v, 'salt') ?? path.join(path.dirname(masterFile), 'salt'));
+      try {
+        ctx.log(`recover: verifying ${node} against ${reference.label}`);
+        const endpoint = { url: node, fingerprint, peer: 'node' };
+        const r = await recoverNode({
+          post: (route, body) => postJson(endpoint, route, body),
+          node,
+          masterSecret,
+          salt,
+          references: [reference],
+          ekCas,
+          requireEventLog: bool(v, 'require-event-log'),
+          audit,
+        });
+        return { ok: true, ...r };
+      } finally {
+        zeroize(salt);
+      }
+    } finally {
+      zeroize(masterSecret);
+      await audit?.close();
+    }
+  },
+  render: (r) =>
+    [
+      `node ${r.node} verified (${r.role}, measurements ${r.measurements}) and recovered`,
+      `disk ${r.diskUuid}: key sent, sha256 ${r.diskKeySha256}`,
+      `cluster ${r.clusterId}`,
+      ...r.warnings.map((w) => `warning: ${w}`),
+    ].join('\n'),
+};
+
+export const recoverCommands: CommandSpec<any>[] = [recover];

@@ -1,0 +1,32 @@
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { SextantError } from './errors.js';
+
+/**
+ * The JSON-over-HTTPS plumbing both of sextant's servers share (the key service and the
+ * node's recovery endpoint): a body reader that enforces the size limit while reading, and
+ * an answer writer that never lets a proxy cache a reply.
+ */
+
+/** Reads and parses a JSON body; REQUEST_TOO_LARGE as soon as `limit` bytes are passed. */
+export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > limit) throw new SextantError({ code: 'REQUEST_TOO_LARGE', message: `request body over ${limit} bytes` });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of req as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > limit) throw new SextantError({ code: 'REQUEST_TOO_LARGE', message: `request body over ${limit} bytes` });
+    chunks.push(c);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch {
+    throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'request body is not JSON' });
+  }
+}
+
+export function sendJson(res: ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), 'cache-control': 'no-store' });
+  res.end(text);
+}
