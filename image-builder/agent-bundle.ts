@@ -3,13 +3,14 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { build } from 'esbuild';
 import { SextantError } from '../lib/errors.js';
+import { sha256File } from '../lib/hash-file.js';
 
 /**
  * Stages the agent for the image as an mkosi extra tree: the CLI bundled into one ESM file
  * (esbuild), koffi's package beside it (its native .node cannot be bundled), a /usr/bin
  * wrapper, and the systemd unit. Deterministic: no timestamps, no absolute paths.
  */
-export async function stageAgentTree(repoRoot: string, treeDir: string): Promise<{ files: string[] }> {
+export async function stageAgentTree(repoRoot: string, treeDir: string): Promise<{ files: string[]; sha256: Record<string, string> }> {
   const entry = path.join(repoRoot, 'dist/cli/main.js');
   if (!existsSync(entry)) {
     throw new SextantError({ code: 'BUILD_FAILED', message: 'dist/cli/main.js missing: run `npm run build` first' });
@@ -53,5 +54,9 @@ export async function stageAgentTree(repoRoot: string, treeDir: string): Promise
     await writeFile(dst, await readFile(unit));
     files.push('usr/lib/systemd/system/sextant-agent.service');
   }
-  return { files };
+  // Recorded in manifest.json: the agent is built from this checkout, not from a pinned
+  // package, so a rebuild from another commit differs here first (and `image diff` says so).
+  const sha256: Record<string, string> = {};
+  for (const f of files) sha256[f] = await sha256File(path.join(treeDir, f));
+  return { files, sha256 };
 }

@@ -98,7 +98,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   try {
     stage('agent bundle (esbuild)');
     const extra = path.join(work, 'extra');
-    await stageAgentTree(o.repoRoot, extra);
+    const agent = await stageAgentTree(o.repoRoot, extra);
     const components = await stageComponents(o.components ?? [], extra);
     const missing = components.filter((c) => !c.included);
     if ((o.components ?? []).length === 0) notes.push('no Kubernetes components given: the image has no kubeadm/kubelet/kubectl/CNI plugins');
@@ -154,6 +154,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       image,
       packages: builtLock.packages.map((p) => `${p.name}=${p.version}`),
       components,
+      agent: agent.sha256,
       tools: await toolVersions(tools),
       notes,
     };

@@ -26,6 +26,8 @@ export interface ReleaseDiff {
   identical: boolean;
   packages: Change[];
   components: Change[];
+  /** The agent files built from the checkout (bundle, wrapper, unit). */
+  agent: Change[];
   tools: Change[];
   artifacts: Change[];
   pcrs: PcrChange[];
@@ -35,6 +37,8 @@ interface Manifest {
   packages: string[];
   components: { name: string; sha256: string; included: boolean }[];
   tools: Record<string, string>;
+  /** Absent in releases built before the agent files were recorded. */
+  agent?: Record<string, string>;
 }
 
 async function readRelease(dir: string): Promise<{ manifest: Manifest; measurements: MeasurementFile; sums: Map<string, string> }> {
@@ -88,12 +92,14 @@ export async function diffReleases(oldDir: string, newDir: string): Promise<Rele
   }
   const packages = diffMaps(packageMap(a.manifest), packageMap(b.manifest));
   const components = diffMaps(componentMap(a.manifest), componentMap(b.manifest));
+  const agent = diffMaps(new Map(Object.entries(a.manifest.agent ?? {})), new Map(Object.entries(b.manifest.agent ?? {})));
   const tools = diffMaps(new Map(Object.entries(a.manifest.tools)), new Map(Object.entries(b.manifest.tools)));
   const artifacts = diffMaps(a.sums, b.sums);
   return {
-    identical: packages.length + components.length + tools.length + artifacts.length + pcrs.length === 0,
+    identical: packages.length + components.length + agent.length + tools.length + artifacts.length + pcrs.length === 0,
     packages,
     components,
+    agent,
     tools,
     artifacts,
     pcrs,

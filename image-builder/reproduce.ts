@@ -4,6 +4,7 @@ import path from 'node:path';
 import { hasTool, run } from '../lib/exec.js';
 import { ARTIFACTS, buildImage, type BuildOptions } from './build.js';
 import { sha256File } from '../lib/hash-file.js';
+import { diffReleases, type ReleaseDiff } from './diff.js';
 
 export interface ArtifactComparison {
   name: string;
@@ -17,6 +18,8 @@ export interface ArtifactComparison {
 export interface ReproduceResult {
   reproducible: boolean;
   artifacts: ArtifactComparison[];
+  /** When not reproducible: which inputs and measured parts differ (agent sources, packages, ...). */
+  cause?: ReleaseDiff;
 }
 
 export function parseSums(text: string): Map<string, string> {
@@ -55,7 +58,8 @@ export async function reproduceImage(
       }
       artifacts.push(cmp);
     }
-    return { reproducible: artifacts.every((a) => a.same), artifacts };
+    const reproducible = artifacts.every((a) => a.same);
+    return { reproducible, artifacts, ...(!reproducible && { cause: await diffReleases(dir, out) }) };
   } finally {
     if (!opts.keepDir) await rm(out, { recursive: true, force: true });
   }

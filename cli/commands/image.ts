@@ -95,6 +95,7 @@ const reproduce: CommandSpec<ReproduceResult> = {
     [
       r.reproducible ? 'reproducible: every artifact is bit-identical' : 'NOT reproducible:',
       ...r.artifacts.map((a) => `  ${a.same ? 'same   ' : 'DIFFERS'}  ${a.name}${a.same ? '' : `  (${a.expected.slice(0, 16)} vs ${a.actual?.slice(0, 16) ?? 'missing'})`}`),
+      ...(r.cause ? ['why:', ...renderDiff(r.cause).map((l) => `  ${l}`)] : []),
       ...r.artifacts.filter((a) => a.diffoscope).map((a) => `--- diffoscope ${a.name}\n${a.diffoscope}`),
     ].join('\n'),
   exitCode: (r) => (r.reproducible ? 0 : 1),
@@ -103,6 +104,18 @@ const reproduce: CommandSpec<ReproduceResult> = {
 const short = (v: string | undefined): string => (v === undefined ? '(absent)' : /^[0-9a-f]{64}$/.test(v) ? v.slice(0, 16) : v);
 const changeLines = (title: string, changes: Change[]): string[] =>
   changes.length === 0 ? [] : [`${title}:`, ...changes.map((c) => `  ${c.name}: ${short(c.from)} -> ${short(c.to)}`)];
+
+function renderDiff(r: ReleaseDiff): string[] {
+  return [
+    ...changeLines('packages', r.packages),
+    ...changeLines('components', r.components),
+    ...changeLines('agent (built from this checkout)', r.agent),
+    ...changeLines('tools', r.tools),
+    ...changeLines('artifacts', r.artifacts),
+    ...(r.pcrs.length === 0 ? [] : ['PCRs:']),
+    ...r.pcrs.flatMap((p) => [`  PCR ${p.pcr}: ${short(p.from)} -> ${short(p.to)}`, ...p.events.map((e) => `    ${e.kind} ${e.component}`)]),
+  ];
+}
 
 const diff: CommandSpec<ReleaseDiff> = {
   path: ['image', 'diff'],
@@ -117,20 +130,7 @@ Exit 0 when the releases are the same, 1 when they differ.`,
   async run({ positionals }) {
     return diffReleases(path.resolve(positionals[0]), path.resolve(positionals[1]));
   },
-  render: (r) =>
-    r.identical
-      ? 'identical: same inputs, artifacts and measurements'
-      : [
-          ...changeLines('packages', r.packages),
-          ...changeLines('components', r.components),
-          ...changeLines('tools', r.tools),
-          ...changeLines('artifacts', r.artifacts),
-          ...(r.pcrs.length === 0 ? [] : ['PCRs:']),
-          ...r.pcrs.flatMap((p) => [
-            `  PCR ${p.pcr}: ${short(p.from)} -> ${short(p.to)}`,
-            ...p.events.map((e) => `    ${e.kind} ${e.component}`),
-          ]),
-        ].join('\n'),
+  render: (r) => (r.identical ? 'identical: same inputs, artifacts and measurements' : renderDiff(r).join('\n')),
   exitCode: (r) => (r.identical ? 0 : 1),
 };
 

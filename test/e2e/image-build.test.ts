@@ -142,4 +142,11 @@ test.serial('a changed kernel command line changes the measurements, and verify 
   t.is(v.exitCode, 1);
   t.regex(v.stdout + v.stderr, /11/);
   t.regex(v.stdout + v.stderr, /\.cmdline/);
+  // Same lock, same agent: `image diff` puts the change on the command line alone.
+  const d = await sextant(['image', 'diff', a, b, '--json']);
+  t.is(d.exitCode, 1, d.stderr);
+  const diff = JSON.parse(d.stdout) as { packages: unknown[]; agent: unknown[]; pcrs: { pcr: string; events: { component: string }[] }[] };
+  t.deepEqual(diff.packages, []);
+  t.deepEqual(diff.agent, []);
+  t.deepEqual(diff.pcrs.find((p) => p.pcr === '11')?.events.map((e) => e.component), ['.cmdline']);
 });

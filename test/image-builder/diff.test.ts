@@ -27,6 +27,7 @@ async function release(dir: string, cmdline: string, packages: string[], kubeadm
     packages,
     components: [{ name: 'kubeadm', sha256: kubeadmSha, installPath: '/usr/bin/kubeadm', included: true }],
     tools: { systemd: '257.13-1~deb13u1' },
+    agent: { 'usr/lib/sextant/sextant.mjs': kubeadmSha.slice(0, 8).repeat(8), 'usr/bin/sextant': 'c'.repeat(64) },
     notes: [],
   };
   await writeFile(path.join(dir, ARTIFACTS.manifest), JSON.stringify(manifest));
@@ -51,6 +52,7 @@ test('names the changed package, component, artifacts and PCR 11 .cmdline; ident
   t.deepEqual(d.packages, [{ name: 'nodejs', from: '20.19.2', to: '20.19.5' }]);
   t.deepEqual(d.components, [{ name: 'kubeadm', from: 'a'.repeat(64), to: 'b'.repeat(64) }]);
   t.deepEqual(d.tools, []);
+  t.deepEqual(d.agent, [{ name: 'usr/lib/sextant/sextant.mjs', from: 'a'.repeat(64), to: 'b'.repeat(64) }], 'an agent built from other sources is named');
   t.deepEqual(d.artifacts.map((x: { name: string }) => x.name).sort(), [ARTIFACTS.manifest, ARTIFACTS.measurements, ARTIFACTS.uki].sort());
   // Only the command line differs: PCR 11 (the stub's section measurement) and PCR 9 (the
   // kernel's LoadOptions) move; PCR 4 (Authenticode of the UKI) moves too, PCR 12/13 do not.
