@@ -10,6 +10,8 @@ import { makeJoinTicket, type JoinConfig } from './join-ticket.js';
 import type { NonceStore } from './nonce-store.js';
 import { checkMeasurements } from './policy/check-measurements.js';
 import { checkClusterLock } from './policy/cluster-lock.js';
+import { nameChangedComponents } from './policy/name-components.js';
+import { PcrMismatchError } from './policy/pcr-mismatch.js';
 import type { ReferenceSet } from './policy/reference.js';
 import { verifyEkCert } from './verify/ek-cert.js';
 import { checkEventLog, type EventLogReplayer } from './verify/event-log.js';
@@ -159,6 +161,8 @@ export class KeyServiceAttestor implements Attestor {
       // ... and the nonce must be one we issued, unused and fresh (consumed even if later stages refuse).
       stage('checkNonce', () => this.o.nonces.consume(nonce));
       stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
+      // From here the values are as good as signed by the TPM: the audit keeps them.
+      facts.pcrs = { ...req.pcrs };
       stage('replayEventLog', () => {
         if (req.eventLog === undefined) {
           if (this.o.requireEventLog) throw new SextantError({ code: 'EVENTLOG_REQUIRED', message: 'this key service requires the firmware event log' });
@@ -166,10 +170,16 @@ export class KeyServiceAttestor implements Attestor {
           return;
         }
         if (!this.o.replayEventLog) throw new SextantError({ code: 'INTERNAL', message: 'no event log replayer configured' });
-        facts.eventLogPcrs = checkEventLog(this.o.replayEventLog, Buffer.from(req.eventLog, 'base64'), req.pcrs).comparedPcrs;
+        const logBytes = Buffer.from(req.eventLog, 'base64');
+        facts.eventLogSha256 = toHex(hash('sha256', logBytes));
+        // The evidence itself, so an auditor can replay it with another tool later.
+        facts.eventLog = req.eventLog;
+        const checked = checkEventLog(this.o.replayEventLog, logBytes, req.pcrs);
+        facts.eventLogPcrs = checked.comparedPcrs;
+        facts.eventLogReplay = checked.replayed;
       });
       const verdict = stage('applyPolicy', () => {
-        const v = checkMeasurements(this.o.references(), req.pcrs);
+        const v = this.checkMeasurementsNamingComponents(req.pcrs, req.eventLog, facts);
         checkClusterLock(req.role, req.pcrs['15'], this.clusterId);
         return v;
       });
@@ -192,6 +202,25 @@ export class KeyServiceAttestor implements Attestor {
       throw await this.refused(e, facts);
     } finally {
       zeroize(...secrets);
+    }
+  }
+
+  /**
+   * checkMeasurements, and on a mismatch the components that changed (from the signed events
+   * and the firmware log) in the audit record and the error the node sees.
+   */
+  private checkMeasurementsNamingComponents(pcrs: Record<string, string>, eventLog: string | undefined, facts: Record<string, unknown>) {
+    const sets = this.o.references();
+    try {
+      return checkMeasurements(sets, pcrs);
+    } catch (e) {
+      if (!(e instanceof PcrMismatchError)) throw e;
+      facts.mismatches = e.mismatches;
+      const changed = eventLog === undefined ? [] : nameChangedComponents(sets[0], e.mismatches, Buffer.from(eventLog, 'base64'));
+      if (changed.length === 0) throw e;
+      facts.changedComponents = changed;
+      const named = [...new Set(changed.map((c) => `PCR ${c.pcr} ${c.component}`))].join(', ');
+      throw new SextantError({ code: e.code, message: `${e.message}; changed components: ${named}`, cause: e });
     }
   }
 

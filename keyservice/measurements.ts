@@ -27,6 +27,6 @@ export async function loadReferenceSet(file: string, sigFile: string, publicKeyP
     throw new SextantError({ code: 'MEASUREMENTS_INVALID', message: `${file} describes the ${m.bank} bank; the agent quotes SHA-256` });
   }
   const pcrs: ReferenceSet['pcrs'] = {};
-  for (const [index, e] of Object.entries(m.pcrs)) pcrs[index] = { expected: e.expected.toLowerCase(), enforced: e.enforced };
+  for (const [index, e] of Object.entries(m.pcrs)) pcrs[index] = { expected: e.expected.toLowerCase(), enforced: e.enforced, ...(e.events && { events: e.events }) };
   return { label: `${m.image.name} ${m.image.version} (sha256:${toHex(hash('sha256', bytes)).slice(0, 16)})`, pcrs };
 }

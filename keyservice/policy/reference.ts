@@ -6,6 +6,15 @@
 export interface ReferencePcr {
   expected: string;
   enforced: boolean;
+  /** The signed per-component events, when the file lists them: they name what changed. */
+  events?: ReferenceEvent[];
+}
+
+export interface ReferenceEvent {
+  type: string;
+  digest: string;
+  description: string;
+  component?: string;
 }
 
 export interface ReferenceSet {

@@ -18,7 +18,7 @@ const ZERO = '0'.repeat(64);
  * Every other quoted PCR (0-9, 12-14) must equal what the log replays to, and a PCR the log
  * never extends must still be zero: a log that leaves events out does not pass.
  */
-export function checkEventLog(replay: EventLogReplayer, log: Uint8Array, quoted: Record<string, string>): { comparedPcrs: number[] } {
+export function checkEventLog(replay: EventLogReplayer, log: Uint8Array, quoted: Record<string, string>): { comparedPcrs: number[]; replayed: Record<string, string> } {
   const replayed = replay(log);
   const compared: number[] = [];
   const bad: string[] = [];
@@ -29,5 +29,5 @@ export function checkEventLog(replay: EventLogReplayer, log: Uint8Array, quoted:
     if (quoted[String(i)] !== want) bad.push(`PCR ${i}: log replays to ${want === ZERO ? 'zero (no events)' : want}, quoted ${quoted[String(i)]}`);
   }
   if (bad.length) throw new SextantError({ code: 'EVENTLOG_REPLAY_MISMATCH', message: `event log does not reproduce the quote: ${bad.join('; ')}` });
-  return { comparedPcrs: compared };
+  return { comparedPcrs: compared, replayed: Object.fromEntries(compared.map((i) => [String(i), (replayed[String(i)] ?? ZERO).toLowerCase()])) };
 }

@@ -77,6 +77,13 @@ test('recorded evidence passes every stage; the sealed answer opens to HKDF(mast
   t.deepEqual(Buffer.from(secrets.diskKey, 'base64'), deriveDiskKey(master, salt, DISK));
   await w.audit.close();
   t.like(await verifyAuditLog(path.join(w.dir, 'audit.log')), { count: 2 });
+  // The release record keeps what was verified: the quoted PCRs and the evidence log itself.
+  const text = await (await import('node:fs/promises')).readFile(path.join(w.dir, 'audit.log'), 'utf8');
+  const release = JSON.parse(text.trim().split('\n').pop()!) as { decision: string; pcrs: Record<string, string>; eventLog: string; eventLogReplay: Record<string, string> };
+  t.is(release.decision, 'release');
+  t.deepEqual(release.pcrs, w.req.pcrs);
+  t.is(release.eventLog, w.req.eventLog!);
+  t.deepEqual(release.eventLogReplay, Object.fromEntries(Object.keys(release.eventLogReplay).map((i) => [i, w.req.pcrs[i]])));
   await rm(w.dir, { recursive: true });
 });
 
