@@ -101,21 +101,39 @@ async function writeConfigs(dir: string, pcrBanks: string[]): Promise<string> {
   return setupConf;
 }
 
+/** The files `provisionSwtpm` leaves in its directory. */
+export interface ProvisionedTpm {
+  dir: string;
+  /** The TPM's persistent state (EK, NV with the EK certificate): reuse it to boot the same "machine" again. */
+  stateDir: string;
+  caCertPath: string;
+  issuerCertPath: string;
+}
+
+/**
+ * Creates a TPM state in `dir`/state with EK (and platform) certificates issued by a test CA
+ * in `dir`/ca: the TPM of one test machine, started as often as needed.
+ */
+export async function provisionSwtpm(dir: string, opts: SwtpmOptions = {}): Promise<ProvisionedTpm> {
+  const pcrBanks = opts.pcrBanks ?? ['sha1', 'sha256'];
+  const stateDir = path.join(dir, 'state');
+  await run('mkdir', ['-p', stateDir, path.join(dir, 'ca')]);
+  await createLocalCa(path.join(dir, 'ca'), opts.log);
+  const setupConf = await writeConfigs(dir, pcrBanks);
+  await run(
+    'swtpm_setup',
+    ['--tpm2', '--tpmstate', stateDir, '--create-ek-cert', '--create-platform-cert', '--pcr-banks', pcrBanks.join(','), '--config', setupConf],
+    { log: opts.log, timeoutMs: 60_000 },
+  );
+  return { dir, stateDir, caCertPath: path.join(dir, 'ca', 'root.pem'), issuerCertPath: path.join(dir, 'ca', 'issuercert.pem') };
+}
+
 /** Provisions and starts a fresh swtpm; `stop()` (or the test hooks) remove every trace. */
 export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
-  const pcrBanks = opts.pcrBanks ?? ['sha1', 'sha256'];
   const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-swtpm-'));
-  const stateDir = path.join(dir, 'state');
   const pidFile = path.join(dir, 'swtpm.pid');
   try {
-    await run('mkdir', ['-p', stateDir, path.join(dir, 'ca')]);
-    await createLocalCa(path.join(dir, 'ca'), opts.log);
-    const setupConf = await writeConfigs(dir, pcrBanks);
-    await run(
-      'swtpm_setup',
-      ['--tpm2', '--tpmstate', stateDir, '--create-ek-cert', '--create-platform-cert', '--pcr-banks', pcrBanks.join(','), '--config', setupConf],
-      { log: opts.log, timeoutMs: 60_000 },
-    );
+    const { stateDir } = await provisionSwtpm(dir, opts);
     let lastError: unknown;
     for (let attempt = 0; attempt < 5; attempt++) {
       const port = await freePortPair();
@@ -173,16 +191,53 @@ function alive(pid: number): boolean {
   }
 }
 
-/** SIGTERM, then SIGKILL if swtpm has not exited within 5 s. */
-async function killAndWait(pid: number): Promise<void> {
+/** SIGTERM, then SIGKILL if the process has not exited within 5 s. */
+export async function killAndWait(pid: number): Promise<void> {
   if (!alive(pid)) return;
   process.kill(pid, 'SIGTERM');
   for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
   if (alive(pid)) process.kill(pid, 'SIGKILL');
 }
 
+const vmSwtpms = new Set<number>();
+
+/** A swtpm serving one QEMU VM through a unix control socket (QEMU's tpm emulator backend). */
+export interface VmSwtpm {
+  pid: number;
+  /** The control socket for `-chardev socket,path=...`. */
+  socket: string;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts swtpm on `stateDir` (from provisionSwtpm) for one boot: a machine rebooted with the
+ * same state keeps its EK, and its PCRs start from reset as on real hardware.
+ */
+export async function startSwtpmForVm(stateDir: string, runDir: string, log?: (line: string) => void): Promise<VmSwtpm> {
+  const socket = path.join(runDir, 'swtpm.sock');
+  const pidFile = path.join(runDir, 'swtpm-vm.pid');
+  await rm(pidFile, { force: true });
+  await run(
+    'swtpm',
+    ['socket', '--tpm2', '--tpmstate', `dir=${stateDir}`, '--ctrl', `type=unixio,path=${socket}`, '--flags', 'startup-clear', '--pid', `file=${pidFile}`, '--daemon'],
+    { log, timeoutMs: 30_000 },
+  );
+  const pid = Number((await readFile(pidFile, 'utf8')).trim());
+  const vm: VmSwtpm = { pid, socket, stop: () => killAndWait(pid).finally(() => vmSwtpms.delete(pid)) };
+  vmSwtpms.add(pid);
+  return vm;
+}
+
+
 // A test process that exits without running its hooks still takes its swtpm daemons along.
 process.once('exit', () => {
+  for (const pid of vmSwtpms) {
+    try {
+      process.kill(pid, 'SIGKILL');
+    } catch {
+      /* already gone */
+    }
+  }
   for (const t of running) {
     try {
       if (alive(t.pid)) process.kill(t.pid, 'SIGKILL');
