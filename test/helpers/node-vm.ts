@@ -375,14 +375,15 @@ export async function bootNode(o: BootOptions): Promise<BootResult> {
         reason = 'until';
         log?.(`awaited state reached after ${untilSeconds.toFixed(1)} s: powering off`);
         await qmpPowerdown(qmpSocket);
-        // A clean shutdown under TCG takes a while; after 120 s it is pulled.
-        const deadline = Date.now() + 120_000;
+        // A clean shutdown (needs logind in the guest) under TCG takes a while; after 45 s the
+        // plug is pulled, which the agent must survive anyway (it fsyncs what it writes).
+        const deadline = Date.now() + 45_000;
         while (!exited && Date.now() < deadline) {
           await sleep(250);
           for (const l of await tail.poll()) o.onLine?.(l, tail.lines);
         }
         if (!exited) {
-          log?.('guest did not power off within 120 s: killing qemu');
+          log?.('guest did not power off within 45 s: killing qemu');
           killQuietly(qemuPid);
         }
         break;
