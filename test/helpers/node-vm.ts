@@ -96,6 +96,8 @@ export interface KeyServiceFiles {
   measurementsKey: string;
   tlsCert: string;
   tlsKey: string;
+  /** --config: the join ticket settings (a throwaway cluster CA; the API server address is never dialled). */
+  config: string;
 }
 
 /**
@@ -126,7 +128,18 @@ export async function keyServiceFiles(imageDir: string, dir: string, o: { measur
       '-days', '30', '-addext', `subjectAltName=IP:${GUEST_KEYSERVICE_ADDR},IP:127.0.0.1`],
     { log: o.log },
   );
-  return { measurements, measurementsKey, tlsCert, tlsKey };
+  const caKey = path.join(dir, 'cluster-ca.key');
+  const caCert = path.join(dir, 'cluster-ca.crt');
+  await writeFile(caKey, '', { mode: 0o600 });
+  await run(
+    'openssl',
+    ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', caKey, '-out', caCert, '-subj', '/CN=kubernetes', '-days', '30',
+      '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'],
+    { log: o.log },
+  );
+  const config = path.join(dir, 'keyservice.json');
+  await writeFile(config, JSON.stringify({ nonceTtlSeconds: 300, join: { apiServerEndpoint: '10.0.2.2:6443', caCert, caKey } }, null, 2) + '\n');
+  return { measurements, measurementsKey, tlsCert, tlsKey, config };
 }
 
 export interface KeyServiceProcess {
@@ -152,7 +165,7 @@ process.once('exit', () => {
 
 /** `sextant keyservice` on 127.0.0.1:port; resolves once it prints its start record. */
 export async function startKeyServiceProcess(o: { port: number; stateDir: string; files: KeyServiceFiles; ekCa: string[]; log?: Log }): Promise<KeyServiceProcess> {
-  const args = [SEXTANT_BIN, 'keyservice', '--listen', `127.0.0.1:${o.port}`, '--state-dir', o.stateDir, '--measurements', o.files.measurements,
+  const args = [SEXTANT_BIN, 'keyservice', '--config', o.files.config, '--listen', `127.0.0.1:${o.port}`, '--state-dir', o.stateDir, '--measurements', o.files.measurements,
     '--measurements-key', o.files.measurementsKey, '--tls-cert', o.files.tlsCert, '--tls-key', o.files.tlsKey, '--require-event-log', '--json',
     ...o.ekCa.flatMap((c) => ['--ek-ca', c])];
   o.log?.(`+ node ${args.join(' ')}`);
