@@ -293,8 +293,9 @@ export async function startRecoveryServer(o: RecoveryServerOptions): Promise<Rec
   }).catch((cause: unknown) => {
     throw new SextantError({ code: 'RECOVERY_FAILED', message: `cannot listen on ${host}:${o.port ?? RECOVERY_DEFAULTS.port}`, cause });
   });
-  o.signal?.addEventListener('abort', onAbort, { once: true });
   const port = (server.address() as AddressInfo).port;
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  if (o.signal?.aborted) onAbort();
   o.log?.(`recovery endpoint listening on https://${host}:${port}; certificate ${tls.fingerprint} (sextant recover --node-fingerprint ${tls.fingerprint})`);
   return {
     secrets: endpoint.secrets,

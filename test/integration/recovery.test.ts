@@ -227,3 +227,11 @@ test.serial('abort: the endpoint stops and `secrets` rejects with RECOVERY_FAILE
   t.true(isSextantError(e, 'RECOVERY_FAILED'));
   await t.throwsAsync(postJson({ url: `https://127.0.0.1:${s.port}`, fingerprint: s.fingerprint }, RECOVERY_ROUTES.evidence, { v: 1 }), { code: 'KEYSERVICE_UNREACHABLE' });
 });
+
+test.serial('a signal already aborted while listening: the endpoint stops at once', async (t) => {
+  const ac = new AbortController();
+  const starting = startRecoveryServer({ tpm, diskUuid: DISK, host: '127.0.0.1', port: 0, signal: ac.signal });
+  ac.abort();
+  const s = await starting;
+  t.true(isSextantError(await t.throwsAsync(s.secrets), 'RECOVERY_FAILED'));
+});
