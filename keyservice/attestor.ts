@@ -180,7 +180,7 @@ export class KeyServiceAttestor implements Attestor {
       });
       const verdict = stage('applyPolicy', () => {
         const v = this.checkMeasurementsNamingComponents(req.pcrs, req.eventLog, facts);
-        checkClusterLock(req.role, req.pcrs['15'], this.clusterId);
+        facts.clusterLock = checkClusterLock(req.role, req.pcrs['15'], this.clusterId);
         return v;
       });
       facts.measurements = verdict.matched.label;
@@ -191,7 +191,8 @@ export class KeyServiceAttestor implements Attestor {
       const released: ReleasedSecrets = {
         diskKey: diskKey.toString('base64'),
         clusterId: this.clusterIdHex,
-        joinTicket: this.o.join ? await makeJoinTicket(this.o.join, req.nodeName, req.csr, this.now(), this.o.log) : undefined,
+        // A rejoining node's kubelet credentials live on its state disk: no new join ticket.
+        joinTicket: this.o.join && req.role === 'join' ? await makeJoinTicket(this.o.join, req.nodeName, req.csr, this.now(), this.o.log) : undefined,
       };
       const plaintext = Buffer.from(JSON.stringify(released), 'utf8');
       secrets.push(plaintext);

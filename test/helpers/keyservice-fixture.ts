@@ -45,3 +45,10 @@ export async function opensslHkdf(ikm: Uint8Array, salt: Uint8Array, info: strin
 export async function readStateSecrets(stateDir: string): Promise<{ master: Buffer; salt: Buffer }> {
   return { master: await readFile(path.join(stateDir, 'master-secret')), salt: await readFile(path.join(stateDir, 'salt')) };
 }
+
+/** The documented PCR 15 lock, by openssl: SHA-256(0^32 || SHA-256(the 32 cluster ID bytes)). */
+export async function opensslClusterLock(clusterIdHex: string): Promise<string> {
+  const inner = await run('openssl', ['dgst', '-sha256', '-binary'], { input: Buffer.from(clusterIdHex, 'hex'), binary: true });
+  const outer = await run('openssl', ['dgst', '-sha256', '-binary'], { input: Buffer.concat([Buffer.alloc(32), inner.stdoutBytes]), binary: true });
+  return outer.stdoutBytes.toString('hex');
+}

@@ -262,3 +262,14 @@ export function useSwtpm(test: TestFn, opts: SwtpmOptions = {}): () => Swtpm {
     return tpm;
   };
 }
+
+/**
+ * A power cycle as a reboot sees it: swtpm's control channel re-initializes the TPM
+ * (CMD_INIT), then TPM2_Startup(CLEAR) as firmware sends it (swtpm's `startup-clear` flag
+ * only applies when the process starts): every PCR is reset, resetCount goes up, persistent
+ * state (seeds, NV, the EK certificate) stays. Close open TPM connections first.
+ */
+export async function rebootSwtpm(tpm: Swtpm): Promise<void> {
+  await run('swtpm_ioctl', ['--tcp', `127.0.0.1:${tpm.port + 1}`, '-i'], { timeoutMs: 30_000 });
+  await run('tpm2_startup', ['-c'], { env: tpm.env, timeoutMs: 30_000 });
+}

@@ -107,6 +107,11 @@ export class Tpm2ToolsAttester implements AttestationTpm {
     await this.tool('tpm2_pcrreset', [String(index)]);
   }
 
+  /** After a TPM reset the saved key contexts are void: the next call recreates EK and (a new) AK. */
+  forgetKeys(): void {
+    this.made = false;
+  }
+
   async dispose(): Promise<void> {
     await rm(this.dir, { recursive: true, force: true });
   }

@@ -8,10 +8,10 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { rebootSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { Tpm2ToolsAttester } from '../helpers/tpm2-tools-attester.js';
 import { attestSteps } from '../helpers/attest-steps.js';
-import { measurementsKeys, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
+import { measurementsKeys, opensslClusterLock, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { makeClusterCa } from '../helpers/cluster-ca.js';
 import { buildEventLog, EV_EVENT_TAG, EV_SEPARATOR, type SynthEvent as LoggedEvent } from '../helpers/eventlog.js';
 import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
@@ -19,7 +19,6 @@ import { resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js
 import { attest } from '../../agent/attest/client.js';
 import { caCertHash } from '../../keyservice/join-ticket.js';
 import { verifyAuditLog } from '../../keyservice/audit/log.js';
-import { clusterLockPcr } from '../../keyservice/derive.js';
 import { hash, toHex } from '../../lib/bytes.js';
 import { run } from '../../lib/exec.js';
 import { isSextantError, type SextantErrorCode } from '../../lib/errors.js';
@@ -95,6 +94,7 @@ test.after.always(async () => {
   await w?.b.stop();
   if (w) await rm(w.dir, { recursive: true, force: true });
 });
+
 
 async function expectedDiskKeyHex(diskUuid = DISK): Promise<string> {
   const s = await readStateSecrets(w.cfg.stateDir);
@@ -177,17 +177,32 @@ test.serial('restart: the same disk key for the same disk UUID', async (t) => {
   t.is(Buffer.from(after.secrets.diskKey, 'base64').toString('hex'), await expectedDiskKeyHex());
 });
 
-test.serial('PCR 15 set on join: CLUSTER_LOCK_SET; the same node may rejoin', async (t) => {
+test.serial('PCR 15 locked: a join is refused (CLUSTER_LOCK_SET); a rejoin at the lock gets the disk key and no join ticket', async (t) => {
   await w.ta.pcrEvent(15, Buffer.from(w.svc.clusterId, 'hex'));
-  t.is((await w.ta.readPcrs())['15'], toHex(clusterLockPcr(Buffer.from(w.svc.clusterId, 'hex'))));
+  t.is((await w.ta.readPcrs())['15'], await opensslClusterLock(w.svc.clusterId));
   await refused(t, 'CLUSTER_LOCK_SET', () => attestSteps(w.ep, w.ta, { role: 'join' }));
-  const r = await attestSteps(w.ep, w.ta, { role: 'rejoin', diskUuid: DISK });
+  const r = await attestSteps(w.ep, w.ta, { role: 'rejoin', diskUuid: DISK, csr: w.csr });
   t.is(Buffer.from(r.secrets.diskKey, 'base64').toString('hex'), await expectedDiskKeyHex());
+  t.is(r.secrets.clusterId, w.svc.clusterId);
+  t.is(r.secrets.joinTicket, undefined, 'a rejoining node keeps its kubelet credentials on the state disk');
+});
+
+test.serial('reboot of a joined node (PCR 15 back to 0): a rejoin gets the same disk key and no join ticket', async (t) => {
+  await rebootSwtpm(w.a);
+  w.ta.forgetKeys();
+  t.is((await w.ta.readPcrs())['15'], '00'.repeat(32));
+  await measure(w.ta, w.events);
+  const r = await attestSteps(w.ep, w.ta, { role: 'rejoin', diskUuid: DISK, csr: w.csr, eventLog: buildEventLog(w.events) });
+  t.is(Buffer.from(r.secrets.diskKey, 'base64').toString('hex'), await expectedDiskKeyHex());
+  t.is(r.secrets.joinTicket, undefined);
+  const last = (await readFile(w.svc.auditLog, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>).at(-1);
+  t.like(last, { decision: 'release', role: 'rejoin', clusterLock: 'unlocked', diskUuid: DISK });
 });
 
 test.serial("rejoin with another cluster's PCR 15: CLUSTER_LOCK_MISMATCH", async (t) => {
   await w.tb.pcrEvent(15, Buffer.alloc(32, 0xee));
   await refused(t, 'CLUSTER_LOCK_MISMATCH', () => attestSteps(w.ep, w.tb, { role: 'rejoin' }));
+  await refused(t, 'CLUSTER_LOCK_SET', () => attestSteps(w.ep, w.tb, { role: 'join' }));
 });
 
 test.serial('PCR 9 extended with an extra value (enforced): MEASUREMENTS_MISMATCH, even with an honest log', async (t) => {

@@ -101,7 +101,6 @@ const attacks: [string, string, (req: CompleteRequest, ev: RecordedEvidence) => 
   ['event log missing where required', 'EVENTLOG_REQUIRED', (r) => ({ ...r, eventLog: undefined }), { requireEventLog: true }],
   ['event log of another boot', 'EVENTLOG_REPLAY_MISMATCH', (r) => ({ ...r, eventLog: Buffer.from(r.eventLog!, 'base64').subarray(0, -40).toString('base64') })],
   ['enforced PCR differs from the measurements', 'MEASUREMENTS_MISMATCH', (r) => r, { references: () => [{ label: 'other', pcrs: { '9': { expected: 'ab'.repeat(32), enforced: true } } }] }],
-  ['rejoin of a node that never locked PCR 15', 'CLUSTER_LOCK_MISMATCH', (r) => ({ ...r, role: 'rejoin' })],
 ];
 
 for (const [name, code, mutate, opts] of attacks) {
@@ -114,6 +113,16 @@ for (const [name, code, mutate, opts] of attacks) {
     await rm(w.dir, { recursive: true });
   });
 }
+
+test('a rejoin with PCR 15 zero (a rebooted node) is released and audited as unlocked', async (t) => {
+  const w = await world();
+  t.is(w.ev.pcrs['15'], '00'.repeat(32));
+  await w.attestor.complete({ ...w.req, role: 'rejoin' }, 'test');
+  await w.audit.close();
+  const text = await (await import('node:fs/promises')).readFile(path.join(w.dir, 'audit.log'), 'utf8');
+  t.like(JSON.parse(text.trim().split('\n').pop()!), { decision: 'release', role: 'rejoin', clusterLock: 'unlocked' });
+  await rm(w.dir, { recursive: true });
+});
 
 test('a session is single use and the nonce is consumed: a second round 2 is SESSION_UNKNOWN', async (t) => {
   const w = await world();

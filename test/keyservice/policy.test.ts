@@ -1,4 +1,5 @@
 import test from 'ava';
+import fc from 'fast-check';
 import { checkMeasurements } from '../../keyservice/policy/check-measurements.js';
 import { checkClusterLock } from '../../keyservice/policy/cluster-lock.js';
 import { clusterLockPcr } from '../../keyservice/derive.js';
@@ -38,14 +39,33 @@ test('PCR 15 in a measurements file is ignored (the cluster lock decides it)', (
   t.notThrows(() => checkMeasurements([setOf('x', { '15': { expected: v(3), enforced: true } })], observed));
 });
 
-test('join needs PCR 15 zero; rejoin needs this cluster\'s lock value', (t) => {
+test('join needs PCR 15 zero; rejoin accepts zero (rebooted) or this cluster\'s lock (agent restarted), nothing else', (t) => {
   const id = Buffer.alloc(32, 5);
   const ours = toHex(clusterLockPcr(id));
   const theirs = toHex(clusterLockPcr(Buffer.alloc(32, 6)));
   const zero = '00'.repeat(32);
-  t.notThrows(() => checkClusterLock('join', zero, id));
+  t.is(checkClusterLock('join', zero, id), 'unlocked');
   t.throws(() => checkClusterLock('join', ours, id), { code: 'CLUSTER_LOCK_SET' } as never);
-  t.notThrows(() => checkClusterLock('rejoin', ours, id));
+  t.throws(() => checkClusterLock('join', theirs, id), { code: 'CLUSTER_LOCK_SET' } as never);
+  t.is(checkClusterLock('rejoin', ours, id), 'locked-to-this-cluster');
+  t.is(checkClusterLock('rejoin', zero, id), 'unlocked');
   t.throws(() => checkClusterLock('rejoin', theirs, id), { code: 'CLUSTER_LOCK_MISMATCH' } as never);
-  t.throws(() => checkClusterLock('rejoin', zero, id), { code: 'CLUSTER_LOCK_MISMATCH' } as never);
+  t.throws(() => checkClusterLock('rejoin', 'ff'.repeat(32), id), { code: 'CLUSTER_LOCK_MISMATCH' } as never);
+});
+
+test('rejoin policy over arbitrary PCR 15 values: accepted exactly at zero and at the lock', (t) => {
+  const id = Buffer.alloc(32, 5);
+  const ours = toHex(clusterLockPcr(id));
+  const value = fc.oneof(fc.constant(ours), fc.constant('00'.repeat(32)), fc.uint8Array({ minLength: 32, maxLength: 32 }).map(toHex));
+  t.notThrows(() => fc.assert(
+    fc.property(value, (v) => {
+      let ok = true;
+      try {
+        checkClusterLock('rejoin', v, id);
+      } catch {
+        ok = false;
+      }
+      return ok === (v === ours || v === '00'.repeat(32));
+    }),
+  ));
 });
