@@ -1,18 +1,20 @@
 import { randomBytes, timingSafeEqual, type X509Certificate } from 'node:crypto';
 import { hash, toHex, zeroize } from '../lib/bytes.js';
-import { SextantError, isSextantError, type SextantErrorCode } from '../lib/errors.js';
+import { SextantError } from '../lib/errors.js';
 import type { ExecLogger } from '../lib/exec.js';
-import type { ChallengeRequest, ChallengeResponse, CompleteRequest, CompleteResponse, ReleasedSecrets } from '../protocol/messages.js';
+import type { ChallengeRequest, ChallengeResponse, CompleteRequest, CompleteResponse, ConfirmRequest, ConfirmResponse, ReleasedSecrets } from '../protocol/messages.js';
 import { qualifyingData, seal, sealContext } from '../protocol/seal.js';
 import type { AuditLog } from './audit/log.js';
 import { deriveClusterId, deriveDiskKey } from './derive.js';
 import { makeJoinTicket, type JoinConfig } from './join-ticket.js';
+import { LockConfirmer } from './lock-confirm.js';
 import type { NonceStore } from './nonce-store.js';
 import { checkMeasurements } from './policy/check-measurements.js';
 import { checkClusterLock } from './policy/cluster-lock.js';
 import { nameChangedComponents } from './policy/name-components.js';
 import { PcrMismatchError } from './policy/pcr-mismatch.js';
 import type { ReferenceSet } from './policy/reference.js';
+import { asInputError, auditRefusal, stage, StageError } from './stage.js';
 import { verifyEkCert } from './verify/ek-cert.js';
 import { checkEventLog, type EventLogReplayer } from './verify/event-log.js';
 import { checkPcrDigest } from './verify/pcr-digest.js';
@@ -23,14 +25,17 @@ import type { AkIdentity, TpmChecks } from './verify/tpm-checks.js';
  *
  *   round 1  parseEvidence -> verifyEkCert -> makeCredential (challenge out)
  *   round 2  credentialProof -> verifyQuote -> checkNonce -> checkPcrDigest -> replayEventLog
- *            -> applyPolicy -> release (sealed secrets out)
+ *            -> applyPolicy -> release (sealed secrets out, with a confirm session)
  *
+ * then, after the node locked PCR 15, the confirm round (keyservice/lock-confirm.ts).
  * The first failing stage refuses with its own error code; every decision is audited.
  */
 
 export interface Attestor {
   challenge(req: ChallengeRequest, client: string): Promise<ChallengeResponse>;
   complete(req: CompleteRequest, client: string): Promise<CompleteResponse>;
+  /** The post-lock confirm round (keyservice/lock-confirm.ts). */
+  confirm(req: ConfirmRequest, client: string): Promise<ConfirmResponse>;
 }
 
 export interface AttestorOptions {
@@ -47,6 +52,8 @@ export interface AttestorOptions {
   requireEventLog?: boolean;
   join?: JoinConfig;
   sessionTtlMs?: number;
+  /** How long a release can be confirmed after the lock (default 15 min: disk setup and kubeadm join come first). */
+  confirmTtlMs?: number;
   maxSessions?: number;
   now?: () => Date;
   log?: ExecLogger;
@@ -60,42 +67,20 @@ interface Session {
   client: string;
 }
 
-/** A stage name and its failure, so the audit log says where a node was refused. */
-class StageError extends Error {
-  constructor(
-    readonly stage: string,
-    readonly error: SextantError,
-  ) {
-    super(error.message);
-  }
-}
-
-function stage<T>(name: string, f: () => T): T {
-  try {
-    return f();
-  } catch (e) {
-    if (isSextantError(e)) throw new StageError(name, e);
-    throw e;
-  }
-}
-
-function asInputError(code: SextantErrorCode, what: string) {
-  return (e: unknown): never => {
-    if (isSextantError(e) && (e.code === 'TPM_UNMARSHAL' || e.code === 'PROTOCOL_INVALID')) {
-      throw new SextantError({ code, message: `${what}: ${e.message}`, cause: e });
-    }
-    throw e;
-  };
-}
-
 export class KeyServiceAttestor implements Attestor {
   private readonly sessions = new Map<string, Session>();
   private readonly now: () => Date;
   private readonly clusterId: Buffer;
+  private readonly confirmer: LockConfirmer;
 
   constructor(private readonly o: AttestorOptions) {
     this.now = o.now ?? (() => new Date());
     this.clusterId = deriveClusterId(o.masterSecret, o.salt);
+    this.confirmer = new LockConfirmer({ tpm: o.tpm, nonces: o.nonces, audit: o.audit, clusterId: this.clusterId, ttlMs: o.confirmTtlMs ?? 15 * 60_000, maxSessions: o.maxSessions, now: this.now });
+  }
+
+  confirm(req: ConfirmRequest, client: string): Promise<ConfirmResponse> {
+    return this.confirmer.confirm(req, client);
   }
 
   get clusterIdHex(): string {
@@ -193,6 +178,16 @@ export class KeyServiceAttestor implements Attestor {
         clusterId: this.clusterIdHex,
         // A rejoining node's kubelet credentials live on its state disk: no new join ticket.
         joinTicket: this.o.join && req.role === 'join' ? await makeJoinTicket(this.o.join, req.nodeName, req.csr, this.now(), this.o.log) : undefined,
+        confirm: this.confirmer.open({
+          ak: session.ak,
+          pcrs: req.pcrs,
+          resetCount: quoted.resetCount,
+          restartCount: quoted.restartCount,
+          sessionId: req.sessionId,
+          diskUuid: req.diskUuid,
+          nodeName: req.nodeName,
+          role: req.role,
+        }),
       };
       const plaintext = Buffer.from(JSON.stringify(released), 'utf8');
       secrets.push(plaintext);
@@ -242,15 +237,7 @@ export class KeyServiceAttestor implements Attestor {
     }
   }
 
-  /** Audits the refusal and returns the error to throw (its code is what the agent sees). */
-  private async refused(e: unknown, facts: Record<string, unknown>): Promise<unknown> {
-    if (e instanceof StageError) {
-      await this.o.audit.append({ decision: 'refuse', stage: e.stage, code: e.error.code, reason: e.error.message, ...facts });
-      return e.error;
-    }
-    if (isSextantError(e)) {
-      await this.o.audit.append({ decision: 'refuse', stage: 'release', code: e.code, reason: e.message, ...facts });
-    }
-    return e;
+  private refused(e: unknown, facts: Record<string, unknown>): Promise<unknown> {
+    return auditRefusal(this.o.audit, e, facts, 'release');
   }
 }

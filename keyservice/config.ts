@@ -24,6 +24,8 @@ export interface KeyServiceConfig {
   tlsKey?: string;
   requireEventLog: boolean;
   nonceTtlSeconds: number;
+  /** How long after a release the node may confirm its PCR 15 lock (default 900). */
+  confirmTtlSeconds: number;
   maxRequestBytes: number;
   rateLimit: { burst: number; perSecond: number };
   join?: { apiServerEndpoint: string; caCert: string; caKey: string; tokenTtlSeconds: number; certDays: number };
@@ -33,6 +35,7 @@ export const DEFAULTS = {
   listen: '127.0.0.1:8443',
   requireEventLog: false,
   nonceTtlSeconds: 60,
+  confirmTtlSeconds: 900,
   maxRequestBytes: 512 * 1024,
   rateLimit: { burst: 20, perSecond: 2 },
 } as const;
@@ -61,7 +64,7 @@ export async function readConfigFile(file: string): Promise<Partial<KeyServiceCo
     j.caCert = abs(j.caCert, 'join.caCert');
     j.caKey = abs(j.caKey, 'join.caKey');
   }
-  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'requireEventLog', 'nonceTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join']);
+  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join']);
   const unknown = Object.keys(c).filter((k) => !known.has(k));
   if (unknown.length) invalid(`${file}: unknown key(s) ${unknown.join(', ')}`);
   return c as Partial<KeyServiceConfig>;
@@ -77,7 +80,7 @@ export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Pa
     throw new SextantError({ code: 'USAGE', message: `missing ${missing.map((k) => '--' + k.replace(/[A-Z]/g, (m) => '-' + m.toLowerCase())).join(', ')}` });
   }
   parseListen(c.listen!);
-  for (const k of ['nonceTtlSeconds', 'maxRequestBytes'] as const) {
+  for (const k of ['nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes'] as const) {
     if (!Number.isInteger(c[k]) || (c[k] as number) <= 0) invalid(`${k} must be a positive integer`);
   }
   const rl = c.rateLimit as { burst?: unknown; perSecond?: unknown } | undefined;

@@ -4,13 +4,13 @@ import type { AddressInfo } from 'node:net';
 import { SextantError, isSextantError, type SextantErrorCode } from '../lib/errors.js';
 import { readJsonBody, sendJson } from '../lib/http-json.js';
 import { ROUTES, type ErrorResponse, type NonceResponse } from '../protocol/messages.js';
-import { assertChallengeRequest, assertCompleteRequest } from '../protocol/validate.js';
+import { assertChallengeRequest, assertCompleteRequest, assertConfirmRequest } from '../protocol/validate.js';
 import type { NonceStore } from './nonce-store.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Attestor } from './attestor.js';
 
 /**
- * JSON over HTTPS (node:https), three POST routes. Limits come before any parsing: the rate
+ * JSON over HTTPS (node:https), four POST routes. Limits come before any parsing: the rate
  * limit per client IP, then the body size (counted while reading; the connection is cut at
  * the limit). Every refusal is `{ok:false, code, message}` with the stage's error code.
  */
@@ -74,6 +74,9 @@ export class KeyServiceServer {
         case ROUTES.complete:
           assertCompleteRequest(body);
           return sendJson(res, 200, await this.opts.attestor.complete(body, client));
+        case ROUTES.confirm:
+          assertConfirmRequest(body);
+          return sendJson(res, 200, await this.opts.attestor.confirm(body, client));
         default:
           throw new SextantError({ code: 'PROTOCOL_INVALID', message: `no route ${String(req.url)}` });
       }

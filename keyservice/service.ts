@@ -97,6 +97,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     audit,
     replayEventLog: replaySha256,
     requireEventLog: cfg.requireEventLog,
+    confirmTtlMs: cfg.confirmTtlSeconds * 1000,
     join,
     now: () => new Date(clock()),
     log: o.log,

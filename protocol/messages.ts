@@ -9,6 +9,7 @@ export const ROUTES = {
   nonce: '/v1/nonce',
   challenge: '/v1/attest/challenge',
   complete: '/v1/attest/complete',
+  confirm: '/v1/attest/confirm',
 } as const;
 
 export type Role = 'join' | 'rejoin';
@@ -104,6 +105,44 @@ export interface ReleasedSecrets {
   diskKey: string;
   clusterId: string;
   joinTicket?: JoinTicket;
+  /** The capability for the post-lock confirm round (see ConfirmRequest). */
+  confirm?: ConfirmSession;
+}
+
+/**
+ * Names the accepted attestation for the confirm round: the service remembers the AK it
+ * activated and the PCRs it accepted under this id. Sent only inside the sealed box, so only
+ * the process that holds the attested session's ephemeral key learns it.
+ */
+export interface ConfirmSession {
+  /** 32 hex digits. */
+  id: string;
+  /** ISO time after which the service has forgotten the session. */
+  expiresAt: string;
+}
+
+/**
+ * Post-lock confirm round: after TPM2_PCR_Event(15, clusterId) the agent proves the lock with
+ * a fresh quote (same AK, same PCR selection), qualifying data
+ * SHA-256("sextant-confirm-v1\0" || confirm id || "\0" || nonce) (protocol/seal.ts confirmQualifyingData).
+ */
+export interface ConfirmRequest {
+  v: 1;
+  confirmId: string;
+  /** A fresh nonce from /v1/nonce, base64. */
+  nonce: string;
+  quoteAttest: string;
+  quoteSignature: string;
+  /** The quoted PCR values, SHA-256 bank, 0-15. */
+  pcrs: Record<string, string>;
+}
+
+export interface ConfirmResponse {
+  v: 1;
+  ok: true;
+  clusterId: string;
+  /** The PCR 15 value the service verified (= its lock value). */
+  pcr15: string;
 }
 
 export interface JoinTicket {

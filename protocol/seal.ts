@@ -32,6 +32,11 @@ export function qualifyingData(nonce: Uint8Array, ephemeralPublicKey: Uint8Array
   return hash('sha256', nonce, ephemeralPublicKey);
 }
 
+/** The confirm round's qualifying data: binds the quote to the confirm session and a fresh nonce. */
+export function confirmQualifyingData(confirmId: string, nonce: Uint8Array): Buffer {
+  return hash('sha256', Buffer.from('sextant-confirm-v1\0' + confirmId + '\0', 'utf8'), nonce);
+}
+
 /** The transcript both sides know at release time: binds the box to nonce, session and agent key. */
 export function sealContext(sessionId: string, nonce: Uint8Array, ephemeralPublicKey: Uint8Array): Buffer {
   return hash('sha256', Buffer.from('sextant-attest-v1\0' + sessionId + '\0', 'utf8'), nonce, ephemeralPublicKey);

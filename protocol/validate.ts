@@ -1,6 +1,6 @@
 import { SextantError } from '../lib/errors.js';
 import type { RecoveryEvidenceRequest, RecoveryEvidenceResponse, RecoveryQuoteRequest, RecoveryQuoteResponse, RecoveryReleaseRequest, RecoveryReleaseResponse } from './recovery-messages.js';
-import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, Inventory, NonceResponse, ReleasedSecrets, Role } from './messages.js';
+import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, ConfirmRequest, ConfirmResponse, Inventory, NonceResponse, ReleasedSecrets, Role } from './messages.js';
 
 /**
  * Runtime validation of every protocol message: both sides parse untrusted JSON. Each
@@ -178,6 +178,31 @@ export function assertReleasedSecrets(x: unknown): asserts x is ReleasedSecrets 
       if (t.kubeletCert !== undefined && typeof t.kubeletCert !== 'string') p.add('joinTicket.kubeletCert', 'must be PEM');
     }
   }
+  if (o.confirm !== undefined) {
+    if (!isObject(o.confirm)) p.add('confirm', 'must be an object');
+    else {
+      matches(p, o.confirm, 'id', SESSION_RE, '32 hex digits');
+      if (typeof o.confirm.expiresAt !== 'string' || Number.isNaN(Date.parse(o.confirm.expiresAt))) p.add('confirm.expiresAt', 'must be an ISO time');
+    }
+  }
+  p.throwIfAny();
+}
+
+export function assertConfirmRequest(x: unknown): asserts x is ConfirmRequest {
+  const { o, p } = root(x, 'confirm request');
+  matches(p, o, 'confirmId', SESSION_RE, '32 hex digits');
+  b64(p, o, 'nonce', { exactBytes: 32 });
+  b64(p, o, 'quoteAttest', { minBytes: 16, maxBytes: 2048 });
+  b64(p, o, 'quoteSignature', { minBytes: 8, maxBytes: 1024 });
+  checkPcrs(p, o.pcrs);
+  p.throwIfAny();
+}
+
+export function assertConfirmResponse(x: unknown): asserts x is ConfirmResponse {
+  const { o, p } = root(x, 'confirm response');
+  if (o.ok !== true) p.add('ok', 'must be true');
+  matches(p, o, 'clusterId', HEX64, '64 hex digits');
+  matches(p, o, 'pcr15', HEX64, '64 hex digits');
   p.throwIfAny();
 }
 

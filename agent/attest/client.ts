@@ -1,6 +1,6 @@
 import { hash, toHex, zeroize } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
-import { ROUTES, type ChallengeRequest, type CompleteRequest, type Inventory, type JoinTicket, type Role } from '../../protocol/messages.js';
+import { ROUTES, type ChallengeRequest, type CompleteRequest, type ConfirmSession, type Inventory, type JoinTicket, type Role } from '../../protocol/messages.js';
 import { generateEphemeralKey, open, qualifyingData, sealContext } from '../../protocol/seal.js';
 import {
   assertChallengeResponse,
@@ -38,6 +38,8 @@ export interface AttestResult {
   diskKey: Buffer;
   clusterId: string;
   joinTicket?: JoinTicket;
+  /** For confirmLock (agent/attest/confirm.ts) once PCR 15 holds the lock. */
+  confirm?: ConfirmSession;
   warnings: string[];
   attempts: number;
 }
@@ -88,7 +90,7 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
         throw new SextantError({ code: 'SEAL_INVALID', message: 'sealed answer is not JSON' });
       }
       assertReleasedSecrets(secrets);
-      return { diskKey: Buffer.from(secrets.diskKey, 'base64'), clusterId: secrets.clusterId, joinTicket: secrets.joinTicket, warnings: answer.warnings };
+      return { diskKey: Buffer.from(secrets.diskKey, 'base64'), clusterId: secrets.clusterId, joinTicket: secrets.joinTicket, confirm: secrets.confirm, warnings: answer.warnings };
     } finally {
       zeroize(plain);
     }
@@ -126,6 +128,7 @@ export function describeResult(r: AttestResult): Record<string, unknown> {
       caCertHash: r.joinTicket.caCertHash,
       kubeletCertIssued: r.joinTicket.kubeletCert !== undefined,
     },
+    confirmExpiresAt: r.confirm?.expiresAt,
     warnings: r.warnings,
     attempts: r.attempts,
   };

@@ -5,6 +5,7 @@ import { quotePcrs } from '../../tpm/engine/attest.js';
 import { readEkCertificate, type EkType } from '../../tpm/engine/ek-cert.js';
 import { Tpm } from '../../tpm/engine/engine.js';
 import type { AttestationTpm } from './tpm.js';
+import type { PcrLockTpm } from '../boot/cluster-lock.js';
 
 const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
 
@@ -14,7 +15,7 @@ const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
  * nothing is left loaded between the rounds. The EK is the one whose certificate is in NV
  * (RSA 2048 preferred, else ECC).
  */
-export class EngineAttestationTpm implements AttestationTpm {
+export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
   private ekType?: EkType;
 
   private constructor(private readonly tpm: Tpm) {}
@@ -51,6 +52,17 @@ export class EngineAttestationTpm implements AttestationTpm {
   async quote(qualifyingData: Uint8Array): Promise<{ attest: Uint8Array; signature: Uint8Array; pcrs: Record<string, string> }> {
     const q = await quotePcrs(this.tpm, { qualifyingData, pcrs: QUOTED });
     return { attest: q.attest, signature: q.signature, pcrs: q.pcrs.sha256 ?? {} };
+  }
+
+  async readPcrSha256(index: number): Promise<Uint8Array> {
+    const banks = await this.tpm.pcrRead({ sha256: [index] });
+    const v = banks.sha256?.[String(index)];
+    if (!v) throw new SextantError({ code: 'TPM_UNAVAILABLE', message: `the TPM has no SHA-256 PCR ${index}` });
+    return Buffer.from(v, 'hex');
+  }
+
+  async pcrEvent(index: number, data: Uint8Array): Promise<void> {
+    await this.tpm.pcrEvent(index, data);
   }
 
   async dispose(): Promise<void> {

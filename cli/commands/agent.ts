@@ -8,6 +8,8 @@ import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import { attest, describeResult } from '../../agent/attest/client.js';
 import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { confirmLock } from '../../agent/attest/confirm.js';
+import { lockToCluster } from '../../agent/boot/cluster-lock.js';
 import { gatherInventory } from '../../agent/attest/inventory.js';
 import { readEventLogFile } from '../../measurements/eventlog/index.js';
 import { resolveTcti } from '../../tpm/engine/tcti.js';
@@ -73,7 +75,9 @@ const attestCmd: CommandSpec<Record<string, unknown>> = {
 credential activation, quote of SHA-256 PCRs 0-15 bound to the nonce and a one-time key,
 sealed answer. Sends the firmware event log when the host has one (${FIRMWARE_EVENT_LOG}).
 Retries unreachable/busy services with exponential backoff and jitter; a refusal is final
-and exits 1 with the service's code.`,
+and exits 1 with the service's code. With --lock it then binds this boot to the cluster
+(TPM2_PCR_Event(15, clusterId) unless PCR 15 already holds the lock) and proves it to the
+key service with a fresh quote (the confirm round, audited as lock-confirmed).`,
   options: {
     tcti: { type: 'string', valueName: 'TCTI', description: 'TPM (default $SEXTANT_TCTI or device:/dev/tpmrm0)' },
     keyservice: { type: 'string', valueName: 'URL', description: 'https://IP:PORT of the key service' },
@@ -85,6 +89,7 @@ and exits 1 with the service's code.`,
     'event-log': { type: 'string', valueName: 'FILE', description: `event log to send (default ${FIRMWARE_EVENT_LOG} when present)` },
     'no-event-log': { type: 'boolean', description: 'send no event log' },
     attempts: { type: 'string', valueName: 'N', description: 'attempts before giving up (default 5)' },
+    lock: { type: 'boolean', description: 'then extend PCR 15 with the cluster ID and confirm the lock to the key service' },
   },
   async run(ctx) {
     const v = ctx.values;
@@ -113,7 +118,10 @@ and exits 1 with the service's code.`,
         log: ctx.log,
       });
       try {
-        return { ok: true, ...describeResult(r) };
+        if (!bool(v, 'lock')) return { ok: true, ...describeResult(r) };
+        const lock = await lockToCluster(tpm, r.clusterId);
+        const c = await confirmLock(tpm, { url, fingerprint }, r.confirm, { retry: { attempts: Number(str(v, 'attempts') ?? 5), signal: ctx.signal }, log: ctx.log });
+        return { ok: true, ...describeResult(r), lock, lockConfirmed: true, pcr15: c.pcr15 };
       } finally {
         zeroize(r.diskKey);
       }
@@ -122,7 +130,7 @@ and exits 1 with the service's code.`,
     }
   },
   render: (r) =>
-    [`attested: disk key sha256 ${String(r.diskKeySha256)}`, `cluster ${String(r.clusterId)}`, ...((r.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`)].join('\n'),
+    [`attested: disk key sha256 ${String(r.diskKeySha256)}`, `cluster ${String(r.clusterId)}`, ...(r.lockConfirmed ? [`PCR 15 lock ${String(r.lock)} and confirmed: ${String(r.pcr15)}`] : []), ...((r.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`)].join('\n'),
 };
 
 export const agentAttestCommands: CommandSpec<any>[] = [attestCmd];

@@ -29,6 +29,7 @@ function flagConfig(v: Record<string, unknown>): Partial<KeyServiceConfig> {
     tlsKey: s('tls-key'),
     requireEventLog: bool(v as never, 'require-event-log') || undefined,
     nonceTtlSeconds: num('nonce-ttl'),
+    confirmTtlSeconds: num('confirm-ttl'),
     maxRequestBytes: num('max-request-bytes'),
   };
 }
@@ -56,6 +57,7 @@ Every key option can also come from --config FILE (JSON, same names in camelCase
     'tls-key': { type: 'string', valueName: 'PEM', description: 'its key' },
     'require-event-log': { type: 'boolean', description: 'refuse attestations without a firmware event log' },
     'nonce-ttl': { type: 'string', valueName: 'SECONDS', description: 'nonce lifetime (default 60)' },
+    'confirm-ttl': { type: 'string', valueName: 'SECONDS', description: 'how long after a release its PCR 15 lock may be confirmed (default 900)' },
     'max-request-bytes': { type: 'string', valueName: 'N', description: 'request body limit (default 524288)' },
   },
   async run(ctx) {

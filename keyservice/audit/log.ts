@@ -13,8 +13,8 @@ import { SextantError } from '../../lib/errors.js';
 export const GENESIS = '0'.repeat(64);
 
 export interface AuditDecision {
-  /** `release` (secrets sent), `refuse` (a stage failed), `challenge` (round 1 answered). */
-  decision: 'release' | 'refuse' | 'challenge' | 'start' | 'measurements-reload';
+  /** `release` (secrets sent), `refuse` (a stage failed), `challenge` (round 1 answered), `lock-confirmed` (PCR 15 lock proven). */
+  decision: 'release' | 'refuse' | 'challenge' | 'start' | 'measurements-reload' | 'lock-confirmed';
   [field: string]: unknown;
 }
 

@@ -22,6 +22,12 @@ export interface QuotedFacts {
   pcrDigest: Buffer;
   /** The signature's hash, which is also pcrDigest's hash. */
   signatureHash: HashAlg;
+  /**
+   * TPMS_CLOCK_INFO boot counters (obfuscated by the TPM for keys outside the endorsement
+   * hierarchy, but with a mask fixed per key: equal values of one AK mean the same boot).
+   */
+  resetCount: number;
+  restartCount: number;
 }
 
 export interface TpmChecks {

@@ -51,6 +51,8 @@ export const codecTpmChecks: TpmChecks = {
       selection: Object.entries(q.selection).map(([alg, pcrs]) => ({ alg: alg as QuotedFacts['selection'][number]['alg'], pcrs: [...(pcrs as number[])] })),
       pcrDigest: Buffer.from(q.pcrDigest, 'hex'),
       signatureHash: q.signatureHash,
+      resetCount: q.resetCount,
+      restartCount: q.restartCount,
     };
   },
 };

@@ -4,13 +4,13 @@
  */
 import test from 'ava';
 import { execa, type ResultPromise } from 'execa';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { sextant } from '../helpers/cli.js';
 import { SEXTANT_BIN } from '../helpers/paths.js';
-import { measurementsKeys, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
+import { measurementsKeys, opensslClusterLock, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { hash, toHex } from '../../lib/bytes.js';
 import { run } from '../../lib/exec.js';
 
@@ -70,6 +70,23 @@ test.serial('a wrong pinned fingerprint: exit 1, TLS_FINGERPRINT_MISMATCH', asyn
   const r = await sextant(['agent', 'attest', '--tcti', swtpm().tcti, '--keyservice', url, '--ca-fingerprint', 'sha256:' + '0'.repeat(64), '--disk-uuid', DISK, '--no-event-log', '--json']);
   t.is(r.exitCode, 1);
   t.like(JSON.parse(r.stdout), { ok: false, code: 'TLS_FINGERPRINT_MISMATCH' });
+});
+
+test.serial('sextant agent attest --lock: PCR 15 extended with the cluster ID and confirmed; the audit log holds the quoted PCRs', async (t) => {
+  const r = await sextant(attestArgs(['--lock']));
+  t.is(r.exitCode, 0, r.stderr);
+  const out = JSON.parse(r.stdout) as { ok: boolean; clusterId: string; lock: string; lockConfirmed: boolean; pcr15: string };
+  const lock = await opensslClusterLock(out.clusterId);
+  t.like(out, { ok: true, lock: 'extended', lockConfirmed: true, pcr15: lock });
+  const pcr15 = await run('tpm2_pcrread', ['sha256:15'], { env: { TPM2TOOLS_TCTI: swtpm().tcti } });
+  t.regex(pcr15.stdout, new RegExp(`15\\s*:\\s*0x${lock}`, 'i'));
+  const rec = (await readFile(path.join(state, 'audit.log'), 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as { decision: string; pcrs?: Record<string, string> }).at(-1)!;
+  t.is(rec.decision, 'lock-confirmed');
+  t.is(rec.pcrs?.['15'], lock);
+  // Run again in the same boot (an agent restart): a rejoin at the lock, nothing extended twice.
+  const again = await sextant(attestArgs(['--lock', '--role', 'rejoin']));
+  t.is(again.exitCode, 0, again.stderr);
+  t.like(JSON.parse(again.stdout), { ok: true, lock: 'already-locked', lockConfirmed: true, pcr15: lock });
 });
 
 test.serial('PCR 9 extended: exit 1 with the service\'s code MEASUREMENTS_MISMATCH', async (t) => {

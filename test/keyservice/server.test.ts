@@ -15,6 +15,7 @@ import { assertNonceResponse } from '../../protocol/validate.js';
 const unreachable: Attestor = {
   challenge: () => Promise.reject(new Error('verifier reached')),
   complete: () => Promise.reject(new Error('verifier reached')),
+  confirm: () => Promise.reject(new Error('verifier reached')),
 };
 
 async function start(opts: { burst?: number; maxRequestBytes?: number } = {}) {

@@ -4,6 +4,8 @@ import {
   assertChallengeRequest,
   assertCompleteRequest,
   assertCompleteResponse,
+  assertConfirmRequest,
+  assertConfirmResponse,
   assertRecoveryEvidenceRequest,
   assertRecoveryEvidenceResponse,
   assertRecoveryQuoteRequest,
@@ -49,9 +51,9 @@ test('missing PCRs are refused (the quote covers 0-15)', (t) => {
 });
 
 test('fuzz: validators never throw anything but PROTOCOL_INVALID', (t) => {
-  const validators: ((x: unknown) => void)[] = [assertChallengeRequest, assertCompleteRequest, assertCompleteResponse, assertReleasedSecrets];
+  const validators: ((x: unknown) => void)[] = [assertChallengeRequest, assertCompleteRequest, assertCompleteResponse, assertReleasedSecrets, assertConfirmRequest, assertConfirmResponse];
   fc.assert(
-    fc.property(fc.jsonValue(), fc.nat(3), (x, i) => {
+    fc.property(fc.jsonValue(), fc.nat(validators.length - 1), (x, i) => {
       try {
         validators[i](x);
       } catch (e) {
@@ -119,4 +121,16 @@ test('fuzz: recovery validators never throw anything but PROTOCOL_INVALID', (t) 
     { numRuns: 500 },
   );
   t.pass();
+});
+
+const goodConfirm = { v: 1, confirmId: 'cd'.repeat(16), nonce: b64(32), quoteAttest: b64(145), quoteSignature: b64(72), pcrs };
+
+test('confirm round: a well-formed request passes; bad fields are listed; the sealed confirm session is checked', (t) => {
+  t.notThrows(() => assertConfirmRequest(goodConfirm));
+  const e = t.throws(() => assertConfirmRequest({ ...goodConfirm, confirmId: 'x', nonce: b64(16), pcrs: { ...pcrs, 15: 'AB'.repeat(32) } }));
+  for (const f of ['confirmId', 'nonce', 'pcrs.15']) t.true(e!.message.includes(f), f);
+  t.notThrows(() => assertConfirmResponse({ v: 1, ok: true, clusterId: 'ab'.repeat(32), pcr15: 'cd'.repeat(32) }));
+  const secrets = { diskKey: b64(32), clusterId: 'ab'.repeat(32) };
+  t.notThrows(() => assertReleasedSecrets({ ...secrets, confirm: { id: 'ef'.repeat(16), expiresAt: new Date().toISOString() } }));
+  t.throws(() => assertReleasedSecrets({ ...secrets, confirm: { id: 'ef', expiresAt: 'soon' } }), { code: 'PROTOCOL_INVALID' } as never);
 });

@@ -1,0 +1,128 @@
+import { randomBytes } from 'node:crypto';
+import { toHex } from '../lib/bytes.js';
+import { SextantError } from '../lib/errors.js';
+import type { ConfirmRequest, ConfirmResponse, ConfirmSession, Role } from '../protocol/messages.js';
+import { confirmQualifyingData } from '../protocol/seal.js';
+import type { AuditLog } from './audit/log.js';
+import { clusterLockPcr } from './derive.js';
+import type { NonceStore } from './nonce-store.js';
+import { asInputError, auditRefusal, stage } from './stage.js';
+import { checkPcrDigest, QUOTED_PCRS } from './verify/pcr-digest.js';
+import type { AkIdentity, QuotedFacts, TpmChecks } from './verify/tpm-checks.js';
+
+/**
+ * The post-lock confirm round. A release opens a confirm session that remembers what was
+ * proven: the AK (bound to the EK by credential activation in that attestation), the PCR
+ * values accepted, the TPM's boot counters. The session id travels only inside the sealed
+ * answer. The agent extends PCR 15 with the cluster ID, then quotes again with the same AK
+ * over a fresh nonce; the service checks
+ *
+ *   confirmSession -> verifyQuote (same AK, qualifying data H(tag || id || nonce))
+ *   -> checkNonce -> checkPcrDigest -> checkSameBoot -> checkPcrsUnchanged (0-14)
+ *   -> checkLock (PCR 15 = H(0^32 || H(clusterID)))
+ *
+ * and audits `lock-confirmed` with every quoted PCR value. A session outlives refusals (each
+ * try needs a fresh nonce) and confirmed ones (a lost answer can be confirmed again) until its
+ * TTL; a node that rebooted must attest again.
+ */
+
+export interface AcceptedAttestation {
+  ak: AkIdentity;
+  /** The PCRs the attestation was accepted with (0-15, hex). */
+  pcrs: Record<string, string>;
+  resetCount: number;
+  restartCount: number;
+  sessionId: string;
+  diskUuid: string;
+  nodeName: string;
+  role: Role;
+}
+
+interface Entry extends AcceptedAttestation {
+  expiresAt: number;
+}
+
+export interface LockConfirmOptions {
+  tpm: TpmChecks;
+  nonces: NonceStore;
+  audit: Pick<AuditLog, 'append'>;
+  clusterId: Uint8Array;
+  ttlMs: number;
+  maxSessions?: number;
+  now: () => Date;
+}
+
+export class LockConfirmer {
+  private readonly sessions = new Map<string, Entry>();
+
+  constructor(private readonly o: LockConfirmOptions) {}
+
+  /** Called at release: the id goes into the sealed answer. */
+  open(a: AcceptedAttestation): ConfirmSession {
+    const now = this.o.now().getTime();
+    for (const [k, s] of this.sessions) if (s.expiresAt < now) this.sessions.delete(k);
+    // Bounded like the attestation sessions: drop the oldest rather than refuse a release.
+    if (this.sessions.size >= (this.o.maxSessions ?? 100_000)) this.sessions.delete(this.sessions.keys().next().value!);
+    const id = randomBytes(16).toString('hex');
+    const expiresAt = now + this.o.ttlMs;
+    this.sessions.set(id, { ...a, expiresAt });
+    return { id, expiresAt: new Date(expiresAt).toISOString() };
+  }
+
+  async confirm(req: ConfirmRequest, client: string): Promise<ConfirmResponse> {
+    const facts: Record<string, unknown> = { client, round: 'confirm' };
+    const lock = toHex(clusterLockPcr(this.o.clusterId));
+    try {
+      const s = stage('confirmSession', () => this.session(req.confirmId));
+      Object.assign(facts, { sessionId: s.sessionId, diskUuid: s.diskUuid, nodeName: s.nodeName, role: s.role, akName: toHex(s.ak.name) });
+      const nonce = Buffer.from(req.nonce, 'base64');
+      const quoted = stage('verifyQuote', () => {
+        try {
+          return this.o.tpm.verifyQuote(s.ak, Buffer.from(req.quoteAttest, 'base64'), Buffer.from(req.quoteSignature, 'base64'), confirmQualifyingData(req.confirmId, nonce));
+        } catch (e) {
+          return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
+        }
+      });
+      stage('checkNonce', () => this.o.nonces.consume(nonce));
+      stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
+      facts.pcrs = req.pcrs;
+      stage('checkSameBoot', () => checkSameBoot(s, quoted));
+      stage('checkPcrsUnchanged', () => checkPcrsUnchanged(s.pcrs, req.pcrs));
+      stage('checkLock', () => {
+        if (req.pcrs['15'] !== lock) {
+          throw new SextantError({ code: 'CLUSTER_LOCK_MISMATCH', message: `PCR 15 is ${req.pcrs['15']}, not this cluster's lock ${lock}` });
+        }
+      });
+      await this.o.audit.append({ decision: 'lock-confirmed', ...facts, clusterId: toHex(this.o.clusterId), lockPcr15: lock });
+      return { v: 1, ok: true, clusterId: toHex(this.o.clusterId), pcr15: lock };
+    } catch (e) {
+      throw await auditRefusal(this.o.audit, e, facts, 'confirm');
+    }
+  }
+
+  private session(id: string): Entry {
+    const s = this.sessions.get(id);
+    if (!s || s.expiresAt < this.o.now().getTime()) {
+      throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'confirm session unknown or expired: attest again' });
+    }
+    return s;
+  }
+}
+
+/** TPM Reset / Restart counters of the same AK's quotes: equal means no reboot in between. */
+function checkSameBoot(s: AcceptedAttestation, q: QuotedFacts): void {
+  if (q.resetCount !== s.resetCount || q.restartCount !== s.restartCount) {
+    throw new SextantError({ code: 'CONFIRM_REBOOTED', message: 'the TPM was reset or restarted since the attestation: attest again' });
+  }
+}
+
+/** PCRs 0-14 must be exactly the ones accepted: only PCR 15 may move, and only to the lock. */
+function checkPcrsUnchanged(accepted: Record<string, string>, now: Record<string, string>): void {
+  const changed = QUOTED_PCRS.filter((i) => i !== 15 && accepted[String(i)] !== now[String(i)]);
+  if (changed.length) {
+    throw new SextantError({
+      code: 'CONFIRM_PCRS_CHANGED',
+      message: `PCR${changed.length > 1 ? 's' : ''} ${changed.join(', ')} changed since the accepted attestation: ` + changed.map((i) => `PCR ${i} was ${accepted[String(i)]}, now ${now[String(i)]}`).join('; '),
+    });
+  }
+}
