@@ -29,6 +29,11 @@ export interface KeyServiceConfig {
   maxRequestBytes: number;
   rateLimit: { burst: number; perSecond: number };
   join?: { apiServerEndpoint: string; caCert: string; caKey: string; tokenTtlSeconds: number; certDays: number };
+  /**
+   * Mutual attestation (off by default): the service quotes its own TPM for agents that check it.
+   * `tcti` is the service's TPM (`--tpm-tcti`), `ekChain` intermediate certificates to send with its EK certificate.
+   */
+  attestation?: { tcti: string; ekChain?: string[] };
 }
 
 export const DEFAULTS = {
@@ -64,7 +69,11 @@ export async function readConfigFile(file: string): Promise<Partial<KeyServiceCo
     j.caCert = abs(j.caCert, 'join.caCert');
     j.caKey = abs(j.caKey, 'join.caKey');
   }
-  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join']);
+  if (c.attestation !== undefined && typeof c.attestation === 'object' && c.attestation !== null) {
+    const a = c.attestation as Record<string, unknown>;
+    if (a.ekChain !== undefined) a.ekChain = (Array.isArray(a.ekChain) ? a.ekChain : [a.ekChain]).map((p) => abs(p, 'attestation.ekChain'));
+  }
+  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join', 'attestation']);
   const unknown = Object.keys(c).filter((k) => !known.has(k));
   if (unknown.length) invalid(`${file}: unknown key(s) ${unknown.join(', ')}`);
   return c as Partial<KeyServiceConfig>;
@@ -90,6 +99,9 @@ export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Pa
     if (typeof j.apiServerEndpoint !== 'string' || !/^[A-Za-z0-9.:[\]-]+:\d+$/.test(j.apiServerEndpoint)) invalid('join.apiServerEndpoint must be host:port');
     j.tokenTtlSeconds ??= 3600;
     j.certDays ??= 365;
+  }
+  if (c.attestation !== undefined && (typeof c.attestation !== 'object' || typeof c.attestation.tcti !== 'string' || !c.attestation.tcti)) {
+    invalid('attestation must be {tcti: "<TCTI of the service\'s TPM>", ekChain?: [PEM files]}');
   }
   return c as KeyServiceConfig;
 }

@@ -4,13 +4,14 @@ import type { AddressInfo } from 'node:net';
 import { SextantError, isSextantError, type SextantErrorCode } from '../lib/errors.js';
 import { readJsonBody, sendJson } from '../lib/http-json.js';
 import { ROUTES, type ErrorResponse, type NonceResponse } from '../protocol/messages.js';
-import { assertChallengeRequest, assertCompleteRequest, assertConfirmRequest } from '../protocol/validate.js';
+import { assertChallengeRequest, assertCompleteRequest, assertConfirmRequest, assertServiceActivateRequest, assertServiceAttestRequest } from '../protocol/validate.js';
+import type { ServiceSelfAttestation } from './self-attest.js';
 import type { NonceStore } from './nonce-store.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Attestor } from './attestor.js';
 
 /**
- * JSON over HTTPS (node:https), four POST routes. Limits come before any parsing: the rate
+ * JSON over HTTPS (node:https), POST routes only. Limits come before any parsing: the rate
  * limit per client IP, then the body size (counted while reading; the connection is cut at
  * the limit). Every refusal is `{ok:false, code, message}` with the stage's error code.
  */
@@ -22,6 +23,8 @@ export interface ServerOptions {
   attestor: Attestor;
   limiter: RateLimiter;
   maxRequestBytes: number;
+  /** The service's own attestation (mutual attestation); absent: KEYSERVICE_NOT_ATTESTED. */
+  selfAttestation?: ServiceSelfAttestation;
   /** Called for internal errors (never with secrets). */
   log?: (line: string) => void;
 }
@@ -77,6 +80,12 @@ export class KeyServiceServer {
         case ROUTES.confirm:
           assertConfirmRequest(body);
           return sendJson(res, 200, await this.opts.attestor.confirm(body, client));
+        case ROUTES.serviceAttest:
+          assertServiceAttestRequest(body);
+          return sendJson(res, 200, await this.self().attest(body));
+        case ROUTES.serviceActivate:
+          assertServiceActivateRequest(body);
+          return sendJson(res, 200, await this.self().activate(body));
         default:
           throw new SextantError({ code: 'PROTOCOL_INVALID', message: `no route ${String(req.url)}` });
       }
@@ -87,6 +96,11 @@ export class KeyServiceServer {
       }
       throw e;
     }
+  }
+
+  private self(): ServiceSelfAttestation {
+    if (!this.opts.selfAttestation) throw new SextantError({ code: 'KEYSERVICE_NOT_ATTESTED', message: 'this key service does not attest itself (start it with --tpm-tcti)' });
+    return this.opts.selfAttestation;
   }
 
   async listen(host: string, port: number): Promise<AddressInfo> {

@@ -10,6 +10,7 @@ import { NonceStore } from './nonce-store.js';
 import { RateLimiter } from './rate-limit.js';
 import { ReferenceStore } from './reference-store.js';
 import { KeyServiceServer } from './server.js';
+import { ServiceSelfAttestation, type ServiceTpm } from './self-attest.js';
 import { openStateDir } from './state-dir.js';
 import { loadCaCertificates } from './verify/ek-cert.js';
 import type { EventLogReplayer } from './verify/event-log.js';
@@ -35,6 +36,11 @@ export interface StartOptions {
   tpm?: TpmChecks;
   rolloutMs?: number;
   watchIntervalMs?: number;
+  /**
+   * Opens the service's own TPM for mutual attestation (`attestation.tcti`). Handed in by the
+   * caller (cli/ passes the koffi -> ESYS engine), so the service loads no TPM library unless asked.
+   */
+  openServiceTpm?: (tcti: string, log?: (line: string) => void) => Promise<ServiceTpm>;
 }
 
 export const replaySha256: EventLogReplayer = (bytes) => {
@@ -102,7 +108,20 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     now: () => new Date(clock()),
     log: o.log,
   });
+  let selfAttestation: ServiceSelfAttestation | undefined;
+  if (cfg.attestation) {
+    if (!o.openServiceTpm) throw new SextantError({ code: 'CONFIG_INVALID', message: 'attestation is configured but no TPM engine was given to open it' });
+    const chain = loadCaCertificates(await Promise.all((cfg.attestation.ekChain ?? []).map((f) => readText(f, 'EK chain certificate')))).map((c) => c.raw);
+    const tpm = await o.openServiceTpm(cfg.attestation.tcti, o.log);
+    try {
+      selfAttestation = await ServiceSelfAttestation.open(tpm, state.fingerprint, chain);
+    } catch (e) {
+      await tpm.dispose();
+      throw e;
+    }
+  }
   const server = new KeyServiceServer({
+    selfAttestation,
     tlsKeyPem: state.tlsKeyPem,
     tlsCertPem: state.tlsCertPem,
     nonces,
@@ -113,7 +132,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   });
   const addr = await server.listen(host, port);
   references.watch([cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)], o.watchIntervalMs);
-  await audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label) });
+  await audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label), selfAttestation: selfAttestation !== undefined });
   return {
     url: `https://${host.includes(':') ? `[${host}]` : host}:${addr.port}`,
     port: addr.port,
@@ -125,6 +144,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     close: async () => {
       references.unwatch();
       await server.close();
+      await selfAttestation?.dispose();
       await audit?.close();
       state.masterSecret.fill(0);
       state.salt.fill(0);

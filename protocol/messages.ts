@@ -10,6 +10,8 @@ export const ROUTES = {
   challenge: '/v1/attest/challenge',
   complete: '/v1/attest/complete',
   confirm: '/v1/attest/confirm',
+  serviceAttest: '/v1/service/attest',
+  serviceActivate: '/v1/service/activate',
 } as const;
 
 export type Role = 'join' | 'rejoin';
@@ -162,4 +164,42 @@ export interface ErrorResponse {
   ok: false;
   code: string;
   message: string;
+}
+
+/**
+ * Mutual attestation, before the agent sends any evidence of its own: the agent's fresh nonce
+ * in, the key service's own TPM quote out, qualifying data
+ * SHA-256("sextant-service-v1\0" || nonce || SHA-256 of the service's DER TLS certificate)
+ * (protocol/seal.ts serviceQualifyingData), so a quote relayed by another server does not verify.
+ */
+export interface ServiceAttestRequest {
+  v: 1;
+  /** 32 random bytes chosen by the agent, base64. */
+  nonce: string;
+}
+
+export interface ServiceAttestResponse {
+  v: 1;
+  /** The service TPM's EK certificate, DER, base64. */
+  ekCert: string;
+  ekChain?: string[];
+  /** The service AK's TPMT_PUBLIC, base64. */
+  akPublic: string;
+  quoteAttest: string;
+  quoteSignature: string;
+  /** The quoted PCR values, SHA-256 bank, 0-15. */
+  pcrs: Record<string, string>;
+}
+
+/** The agent's TPM2_MakeCredential to the service's EK for the service's AK. */
+export interface ServiceActivateRequest {
+  v: 1;
+  credentialBlob: string;
+  encryptedSecret: string;
+}
+
+export interface ServiceActivateResponse {
+  v: 1;
+  /** What TPM2_ActivateCredential returned in the service's TPM, base64. */
+  credential: string;
 }

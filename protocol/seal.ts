@@ -37,6 +37,14 @@ export function confirmQualifyingData(confirmId: string, nonce: Uint8Array): Buf
   return hash('sha256', Buffer.from('sextant-confirm-v1\0' + confirmId + '\0', 'utf8'), nonce);
 }
 
+/**
+ * The key service's self-quote qualifying data: the agent's nonce and the SHA-256 of the DER
+ * TLS certificate the agent's connection presented (its pinned fingerprint).
+ */
+export function serviceQualifyingData(nonce: Uint8Array, tlsCertSha256: Uint8Array): Buffer {
+  return hash('sha256', Buffer.from('sextant-service-v1\0', 'utf8'), nonce, tlsCertSha256);
+}
+
 /** The transcript both sides know at release time: binds the box to nonce, session and agent key. */
 export function sealContext(sessionId: string, nonce: Uint8Array, ephemeralPublicKey: Uint8Array): Buffer {
   return hash('sha256', Buffer.from('sextant-attest-v1\0' + sessionId + '\0', 'utf8'), nonce, ephemeralPublicKey);

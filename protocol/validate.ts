@@ -1,6 +1,6 @@
 import { SextantError } from '../lib/errors.js';
 import type { RecoveryEvidenceRequest, RecoveryEvidenceResponse, RecoveryQuoteRequest, RecoveryQuoteResponse, RecoveryReleaseRequest, RecoveryReleaseResponse } from './recovery-messages.js';
-import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, ConfirmRequest, ConfirmResponse, Inventory, NonceResponse, ReleasedSecrets, Role } from './messages.js';
+import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, ConfirmRequest, ConfirmResponse, Inventory, ServiceActivateRequest, ServiceActivateResponse, ServiceAttestRequest, ServiceAttestResponse, NonceResponse, ReleasedSecrets, Role } from './messages.js';
 
 /**
  * Runtime validation of every protocol message: both sides parse untrusted JSON. Each
@@ -74,14 +74,26 @@ export function assertNonceResponse(x: unknown): asserts x is NonceResponse {
   p.throwIfAny();
 }
 
-export function assertChallengeRequest(x: unknown): asserts x is ChallengeRequest {
-  const { o, p } = root(x, 'challenge request');
+/** A TPM's identity: EK certificate (+ chain) and AK public (a node's in round 1, the service's in S1). */
+function checkTpmIdentity(p: Problems, o: Record<string, unknown>): void {
   b64(p, o, 'ekCert', { minBytes: 64, maxBytes: 8192 });
   b64(p, o, 'akPublic', { minBytes: 16, maxBytes: 1024 });
   if (o.ekChain !== undefined) {
     if (!Array.isArray(o.ekChain) || o.ekChain.length > 4) p.add('ekChain', 'must be a list of at most 4 certificates');
     else o.ekChain.forEach((_, i) => b64(p, o.ekChain as unknown as Record<string, unknown>, String(i), { minBytes: 64, maxBytes: 8192 }));
   }
+}
+
+/** A quote and the PCR values it covers. */
+function checkQuote(p: Problems, o: Record<string, unknown>): void {
+  b64(p, o, 'quoteAttest', { minBytes: 16, maxBytes: 2048 });
+  b64(p, o, 'quoteSignature', { minBytes: 8, maxBytes: 1024 });
+  checkPcrs(p, o.pcrs);
+}
+
+export function assertChallengeRequest(x: unknown): asserts x is ChallengeRequest {
+  const { o, p } = root(x, 'challenge request');
+  checkTpmIdentity(p, o);
   p.throwIfAny();
 }
 
@@ -123,9 +135,7 @@ function checkInventory(p: Problems, v: unknown): void {
 function checkQuoteEvidence(p: Problems, o: Record<string, unknown>): void {
   b64(p, o, 'activatedCredential', { minBytes: 1, maxBytes: 64 });
   b64(p, o, 'ephemeralPublicKey', { exactBytes: 65 });
-  b64(p, o, 'quoteAttest', { minBytes: 16, maxBytes: 2048 });
-  b64(p, o, 'quoteSignature', { minBytes: 8, maxBytes: 1024 });
-  checkPcrs(p, o.pcrs);
+  checkQuote(p, o);
   b64(p, o, 'eventLog', { optional: true, maxBytes: MAX_B64 });
   matches(p, o, 'diskUuid', UUID_RE, 'a lowercase UUID');
 }
@@ -192,9 +202,7 @@ export function assertConfirmRequest(x: unknown): asserts x is ConfirmRequest {
   const { o, p } = root(x, 'confirm request');
   matches(p, o, 'confirmId', SESSION_RE, '32 hex digits');
   b64(p, o, 'nonce', { exactBytes: 32 });
-  b64(p, o, 'quoteAttest', { minBytes: 16, maxBytes: 2048 });
-  b64(p, o, 'quoteSignature', { minBytes: 8, maxBytes: 1024 });
-  checkPcrs(p, o.pcrs);
+  checkQuote(p, o);
   p.throwIfAny();
 }
 
@@ -251,5 +259,33 @@ export function assertRecoveryReleaseRequest(x: unknown): asserts x is RecoveryR
 export function assertRecoveryReleaseResponse(x: unknown): asserts x is RecoveryReleaseResponse {
   const { o, p } = root(x, 'recovery release answer');
   if (o.ok !== true) p.add('ok', 'must be true');
+  p.throwIfAny();
+}
+
+// ---- mutual attestation (the key service's own quote) ----
+
+export function assertServiceAttestRequest(x: unknown): asserts x is ServiceAttestRequest {
+  const { o, p } = root(x, 'service attestation request');
+  b64(p, o, 'nonce', { exactBytes: 32 });
+  p.throwIfAny();
+}
+
+export function assertServiceAttestResponse(x: unknown): asserts x is ServiceAttestResponse {
+  const { o, p } = root(x, 'service attestation');
+  checkTpmIdentity(p, o);
+  checkQuote(p, o);
+  p.throwIfAny();
+}
+
+export function assertServiceActivateRequest(x: unknown): asserts x is ServiceActivateRequest {
+  const { o, p } = root(x, 'service activation request');
+  b64(p, o, 'credentialBlob', { minBytes: 16, maxBytes: 1024 });
+  b64(p, o, 'encryptedSecret', { minBytes: 16, maxBytes: 1024 });
+  p.throwIfAny();
+}
+
+export function assertServiceActivateResponse(x: unknown): asserts x is ServiceActivateResponse {
+  const { o, p } = root(x, 'service activation');
+  b64(p, o, 'credential', { minBytes: 1, maxBytes: 64 });
   p.throwIfAny();
 }

@@ -11,11 +11,13 @@ import {
   UUID_RE,
 } from '../../protocol/validate.js';
 import { withRetries, type BackoffOptions } from './backoff.js';
+import { verifyKeyService, type VerifiedKeyService } from './service-check.js';
+import type { ServiceEvidenceVerifier } from '../../protocol/service-verifier.js';
 import type { AttestationTpm } from './tpm.js';
 import { isFinalRefusal, postJson, type PinnedEndpoint } from './transport.js';
 
 /**
- * The agent's side of the protocol: nonce -> round 1 (EK cert + AK public -> credential
+ * The agent's side of the protocol: [the key service's own attestation, when asked] -> nonce -> round 1 (EK cert + AK public -> credential
  * challenge) -> round 2 (activated credential + quote bound to nonce and ephemeral key ->
  * sealed secrets). A refusal by the service is final; transport trouble is retried with
  * exponential backoff and jitter, each attempt from a fresh nonce and ephemeral key.
@@ -29,6 +31,8 @@ export interface AttestRequest {
   csr?: string;
   eventLog?: Uint8Array;
   inventory?: Inventory;
+  /** Mutual attestation: check the key service's own quote before sending any evidence. */
+  verifyService?: ServiceEvidenceVerifier;
   retry?: Partial<BackoffOptions>;
   log?: (line: string) => void;
 }
@@ -41,10 +45,14 @@ export interface AttestResult {
   /** For confirmLock (agent/attest/confirm.ts) once PCR 15 holds the lock. */
   confirm?: ConfirmSession;
   warnings: string[];
+  /** What the key service proved about itself (mutual attestation only). */
+  service?: VerifiedKeyService;
   attempts: number;
 }
 
 async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<AttestResult, 'attempts'>> {
+  const service = r.verifyService ? await verifyKeyService(r.endpoint, r.verifyService) : undefined;
+  if (service) r.log?.(`attest: key service attested (${service.measurements})`);
   const nonceRes = await postJson(r.endpoint, ROUTES.nonce, {});
   assertNonceResponse(nonceRes);
   const nonce = Buffer.from(nonceRes.nonce, 'base64');
@@ -90,7 +98,7 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
         throw new SextantError({ code: 'SEAL_INVALID', message: 'sealed answer is not JSON' });
       }
       assertReleasedSecrets(secrets);
-      return { diskKey: Buffer.from(secrets.diskKey, 'base64'), clusterId: secrets.clusterId, joinTicket: secrets.joinTicket, confirm: secrets.confirm, warnings: answer.warnings };
+      return { diskKey: Buffer.from(secrets.diskKey, 'base64'), clusterId: secrets.clusterId, joinTicket: secrets.joinTicket, confirm: secrets.confirm, warnings: answer.warnings, service };
     } finally {
       zeroize(plain);
     }
@@ -129,6 +137,7 @@ export function describeResult(r: AttestResult): Record<string, unknown> {
       kubeletCertIssued: r.joinTicket.kubeletCert !== undefined,
     },
     confirmExpiresAt: r.confirm?.expiresAt,
+    keyserviceAttested: r.service ? { measurements: r.service.measurements, akName: r.service.akName, warnings: r.service.warnings } : undefined,
     warnings: r.warnings,
     attempts: r.attempts,
   };

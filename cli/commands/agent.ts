@@ -1,4 +1,4 @@
-import { bool, str, type CommandSpec } from '../command.js';
+import { bool, str, strs, type CommandSpec } from '../command.js';
 import { fail } from '../../lib/errors.js';
 import { zeroize } from '../../lib/bytes.js';
 import { readKey } from '../../agent/disk/key-source.js';
@@ -10,6 +10,10 @@ import { attest, describeResult } from '../../agent/attest/client.js';
 import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
 import { confirmLock } from '../../agent/attest/confirm.js';
 import { lockToCluster } from '../../agent/boot/cluster-lock.js';
+import { loadReferenceSet } from '../../keyservice/measurements.js';
+import { loadCaCertificates } from '../../keyservice/verify/ek-cert.js';
+import { serviceEvidenceVerifier } from '../../keyservice/verify/service-attestation.js';
+import type { ServiceEvidenceVerifier } from '../../protocol/service-verifier.js';
 import { gatherInventory } from '../../agent/attest/inventory.js';
 import { readEventLogFile } from '../../measurements/eventlog/index.js';
 import { resolveTcti } from '../../tpm/engine/tcti.js';
@@ -68,6 +72,18 @@ function defaultNodeName(): string {
   return h.slice(0, 63) || 'node';
 }
 
+/** Mutual attestation: the key service's verifier stages, checking the key service itself. */
+async function keyserviceVerifier(v: Record<string, unknown>): Promise<ServiceEvidenceVerifier | undefined> {
+  const file = str(v as never, 'keyservice-measurements');
+  if (!file) return undefined;
+  const key = str(v as never, 'keyservice-measurements-key') ?? fail('USAGE', '--keyservice-measurements needs --keyservice-measurements-key');
+  const cas = strs(v as never, 'keyservice-ek-ca');
+  if (!cas?.length) fail('USAGE', '--keyservice-measurements needs --keyservice-ek-ca (the CA of the key service TPM\'s EK certificate)');
+  const references = [await loadReferenceSet(file, file + '.sig', await readFile(key, 'utf8'))];
+  const ekCas = loadCaCertificates(await Promise.all(cas.map((f) => readFile(f, 'utf8'))));
+  return serviceEvidenceVerifier({ ekCas, references });
+}
+
 const attestCmd: CommandSpec<Record<string, unknown>> = {
   path: ['agent', 'attest'],
   summary: 'attest this node to the key service and print what it released (SHA-256 of secrets only)',
@@ -77,7 +93,9 @@ sealed answer. Sends the firmware event log when the host has one (${FIRMWARE_EV
 Retries unreachable/busy services with exponential backoff and jitter; a refusal is final
 and exits 1 with the service's code. With --lock it then binds this boot to the cluster
 (TPM2_PCR_Event(15, clusterId) unless PCR 15 already holds the lock) and proves it to the
-key service with a fresh quote (the confirm round, audited as lock-confirmed).`,
+key service with a fresh quote (the confirm round, audited as lock-confirmed).
+With --keyservice-measurements (+ -key, --keyservice-ek-ca) it first checks the key
+service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evidence.`,
   options: {
     tcti: { type: 'string', valueName: 'TCTI', description: 'TPM (default $SEXTANT_TCTI or device:/dev/tpmrm0)' },
     keyservice: { type: 'string', valueName: 'URL', description: 'https://IP:PORT of the key service' },
@@ -90,6 +108,9 @@ key service with a fresh quote (the confirm round, audited as lock-confirmed).`,
     'no-event-log': { type: 'boolean', description: 'send no event log' },
     attempts: { type: 'string', valueName: 'N', description: 'attempts before giving up (default 5)' },
     lock: { type: 'boolean', description: 'then extend PCR 15 with the cluster ID and confirm the lock to the key service' },
+    'keyservice-measurements': { type: 'string', valueName: 'FILE', description: "signed expected PCRs of the key service's machine: check its own quote first (mutual attestation)" },
+    'keyservice-measurements-key': { type: 'string', valueName: 'PUB.pem', description: 'public key that file is signed with (signature: FILE.sig)' },
+    'keyservice-ek-ca': { type: 'string', multiple: true, valueName: 'CA.pem', description: "trusted CA of the key service TPM's EK certificate" },
   },
   async run(ctx) {
     const v = ctx.values;
@@ -104,6 +125,7 @@ key service with a fresh quote (the confirm round, audited as lock-confirmed).`,
       if (file) eventLog = await readEventLogFile(file);
     }
     const csrFile = str(v, 'csr');
+    const verifyService = await keyserviceVerifier(v);
     const tpm = await EngineAttestationTpm.open(resolveTcti(str(v, 'tcti')), ctx.log);
     try {
       const r = await attest(tpm, {
@@ -114,6 +136,7 @@ key service with a fresh quote (the confirm round, audited as lock-confirmed).`,
         csr: csrFile ? await readFile(csrFile, 'utf8') : undefined,
         eventLog,
         inventory: await gatherInventory(),
+        verifyService,
         retry: { attempts: Number(str(v, 'attempts') ?? 5), signal: ctx.signal },
         log: ctx.log,
       });

@@ -42,7 +42,10 @@ On first start creates in --state-dir: master-secret and salt (32 random bytes e
 a TLS key and self-signed certificate. Prints the certificate fingerprint (sha256:<hex of
 the DER certificate>, also written to STATE/tls-fingerprint) for agents to pin. Refuses to
 start when the measurements signature (FILE.sig) does not verify. Runs until SIGINT/SIGTERM.
-Every key option can also come from --config FILE (JSON, same names in camelCase).`,
+Every key option can also come from --config FILE (JSON, same names in camelCase).
+With --tpm-tcti (or "attestation": {"tcti", "ekChain"} in the file) the service also answers
+agents that check it first: a quote of its own PCRs bound to their nonce and its TLS
+certificate, and credential activation for its AK.`,
   options: {
     config: { type: 'string', valueName: 'FILE', description: 'JSON configuration (flags win)' },
     listen: { type: 'string', valueName: 'IP:PORT', description: 'address to listen on (default 127.0.0.1:8443)' },
@@ -59,11 +62,20 @@ Every key option can also come from --config FILE (JSON, same names in camelCase
     'nonce-ttl': { type: 'string', valueName: 'SECONDS', description: 'nonce lifetime (default 60)' },
     'confirm-ttl': { type: 'string', valueName: 'SECONDS', description: 'how long after a release its PCR 15 lock may be confirmed (default 900)' },
     'max-request-bytes': { type: 'string', valueName: 'N', description: 'request body limit (default 524288)' },
+    'tpm-tcti': { type: 'string', valueName: 'TCTI', description: "this machine's TPM: quote it for agents that check the key service (mutual attestation; off by default)" },
   },
   async run(ctx) {
     const file = str(ctx.values, 'config');
-    const cfg = resolveConfig(file ? await readConfigFile(file) : {}, flagConfig(ctx.values));
-    const svc = await startKeyService(cfg, { log: ctx.log });
+    const fromFile = file ? await readConfigFile(file) : {};
+    const flags = flagConfig(ctx.values);
+    const tcti = str(ctx.values, 'tpm-tcti');
+    if (tcti) flags.attestation = { ...fromFile.attestation, tcti };
+    const cfg = resolveConfig(fromFile, flags);
+    const svc = await startKeyService(cfg, {
+      log: ctx.log,
+      // The TPM engine (koffi -> libtss2) is loaded only when the service attests itself.
+      openServiceTpm: async (t, log) => (await import('../../agent/attest/engine-tpm.js')).EngineAttestationTpm.open(t, log),
+    });
     const started = { ok: true, listening: svc.url, fingerprint: svc.fingerprint, clusterId: svc.clusterId, created: svc.created };
     process.stdout.write(ctx.json ? JSON.stringify(started) + '\n' : svc.fingerprint + '\n');
     ctx.log(`key service listening on ${svc.url} (cluster ${svc.clusterId}); audit log ${svc.auditLog}`);

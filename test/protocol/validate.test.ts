@@ -6,6 +6,10 @@ import {
   assertCompleteResponse,
   assertConfirmRequest,
   assertConfirmResponse,
+  assertServiceActivateRequest,
+  assertServiceActivateResponse,
+  assertServiceAttestRequest,
+  assertServiceAttestResponse,
   assertRecoveryEvidenceRequest,
   assertRecoveryEvidenceResponse,
   assertRecoveryQuoteRequest,
@@ -134,3 +138,30 @@ test('confirm round: a well-formed request passes; bad fields are listed; the se
   t.notThrows(() => assertReleasedSecrets({ ...secrets, confirm: { id: 'ef'.repeat(16), expiresAt: new Date().toISOString() } }));
   t.throws(() => assertReleasedSecrets({ ...secrets, confirm: { id: 'ef', expiresAt: 'soon' } }), { code: 'PROTOCOL_INVALID' } as never);
 });
+
+test('mutual attestation messages: well-formed pass, bad fields named, fuzz gives only PROTOCOL_INVALID', (t) => {
+  const evidence = { v: 1, ekCert: b64(600), akPublic: b64(90), quoteAttest: b64(145), quoteSignature: b64(72), pcrs };
+  t.notThrows(() => assertServiceAttestRequest({ v: 1, nonce: b64(32) }));
+  t.notThrows(() => assertServiceAttestResponse(evidence));
+  t.notThrows(() => assertServiceActivateRequest({ v: 1, credentialBlob: b64(68), encryptedSecret: b64(256) }));
+  t.notThrows(() => assertServiceActivateResponse({ v: 1, credential: b64(32) }));
+  const e = t.throws(() => assertServiceAttestResponse({ ...evidence, akPublic: 'not base64!', pcrs: { ...pcrs, 3: 'x' } }));
+  for (const f of ['akPublic', 'pcrs.3']) t.true(e!.message.includes(f), f);
+  t.true(fuzzOnlyProtocolInvalid([assertServiceAttestRequest, assertServiceAttestResponse, assertServiceActivateRequest, assertServiceActivateResponse]));
+});
+
+/** Random JSON into each validator: nothing but PROTOCOL_INVALID may come out. */
+function fuzzOnlyProtocolInvalid(validators: ((x: unknown) => void)[]): boolean {
+  fc.assert(
+    fc.property(fc.jsonValue(), fc.nat(validators.length - 1), (x, i) => {
+      try {
+        validators[i](x);
+      } catch (err) {
+        return isSextantError(err, 'PROTOCOL_INVALID');
+      }
+      return true;
+    }),
+    { numRuns: 300 },
+  );
+  return true;
+}
