@@ -44,8 +44,8 @@ export interface RecoverNodeResult {
   /** SHA-256 of the disk key that was sent (never the key). */
   diskKeySha256: string;
   clusterId: string;
-  /** `join` when the node's PCR 15 is zero, `rejoin` when it holds this cluster's lock. */
-  role: 'join' | 'rejoin';
+  /** PCR 15 as verified: zero (rebooted or never locked), or this cluster's lock. */
+  clusterLock: 'unlocked' | 'locked-to-this-cluster';
   /** The measurement set the node matched. */
   measurements: string;
   warnings: string[];
@@ -83,9 +83,9 @@ export async function recoverNode(o: RecoverNodeOptions): Promise<RecoverNodeRes
   assertRecoveryQuoteResponse(quoted);
   if (quoted.session !== evidence.session) throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the node answered for another recovery session' });
 
-  // The node's PCR 15 (covered by the quote) says whether it is fresh or already locked to a
-  // cluster; the attestor refuses a lock held for another cluster.
-  const role = quoted.pcrs['15'] === ZERO_PCR ? 'join' : 'rejoin';
+  // A node in recovery has a state disk of this cluster: the key service's rejoin policy, PCR
+  // 15 zero (rebooted) or this cluster's lock, anything else refused (CLUSTER_LOCK_MISMATCH).
+  const role = 'rejoin';
   const released = await attestor.complete(
     {
       v: 1,
@@ -115,7 +115,7 @@ export async function recoverNode(o: RecoverNodeOptions): Promise<RecoverNodeRes
       diskUuid: quoted.diskUuid,
       diskKeySha256: toHex(hash('sha256', key)),
       clusterId: attestor.clusterIdHex,
-      role,
+      clusterLock: quoted.pcrs['15'] === ZERO_PCR ? 'unlocked' : 'locked-to-this-cluster',
       measurements: String(decisions.find((d) => d.decision === 'release')?.measurements ?? ''),
       warnings: released.warnings,
     };

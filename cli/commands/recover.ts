@@ -90,7 +90,7 @@ to its one-time key. Prints the SHA-256 of the disk key, never the key.`,
   },
   render: (r) =>
     [
-      `node ${r.node} verified (${r.role}, measurements ${r.measurements}) and recovered`,
+      `node ${r.node} verified (PCR 15 ${r.clusterLock}, measurements ${r.measurements}) and recovered`,
       `disk ${r.diskUuid}: key sent, sha256 ${r.diskKeySha256}`,
       `cluster ${r.clusterId}`,
       ...r.warnings.map((w) => `warning: ${w}`),

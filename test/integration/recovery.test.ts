@@ -202,8 +202,8 @@ test.serial('success: the node gets the disk key the key service releases to it 
 
   const r = await sextant(recoverArgs());
   t.is(r.exitCode, 0, r.stderr);
-  const out = JSON.parse(r.stdout) as { ok: boolean; diskUuid: string; diskKeySha256: string; clusterId: string; role: string };
-  t.like(out, { ok: true, diskUuid: DISK, role: 'join', clusterId: ks.clusterId });
+  const out = JSON.parse(r.stdout) as { ok: boolean; diskUuid: string; diskKeySha256: string; clusterId: string; clusterLock: string };
+  t.like(out, { ok: true, diskUuid: DISK, clusterLock: 'unlocked', clusterId: ks.clusterId });
   t.is(out.diskKeySha256, toHex(hash('sha256', Buffer.from(oracle, 'hex'))));
   t.false(r.stdout.includes(oracle) || r.stdout.includes(Buffer.from(oracle, 'hex').toString('base64')));
 
@@ -234,4 +234,26 @@ test.serial('a signal already aborted while listening: the endpoint stops at onc
   ac.abort();
   const s = await starting;
   t.true(isSextantError(await t.throwsAsync(s.secrets), 'RECOVERY_FAILED'));
+});
+
+test.serial("PCR 15 = this cluster's lock recovers; any other PCR 15: CLUSTER_LOCK_MISMATCH, nothing released", async (t) => {
+  // As agent/boot locks: TPM2_PCR_Event(15, the 32 cluster ID bytes).
+  await tpm.pcrEvent(15, Buffer.from(ks.clusterId, 'hex'));
+  const locked = await startRecoveryServer({ tpm, diskUuid: DISK, host: '127.0.0.1', port: 0 });
+  try {
+    const { run } = await adminRun(locked);
+    t.like(await run, { clusterLock: 'locked-to-this-cluster', clusterId: ks.clusterId });
+    t.is((await locked.secrets).clusterId, ks.clusterId);
+  } finally {
+    await locked.close();
+  }
+  await tpm.pcrEvent(15, Buffer.from(ks.clusterId, 'hex')); // now neither zero nor this cluster's lock
+  const foreign = await startRecoveryServer({ tpm, diskUuid: DISK, host: '127.0.0.1', port: 0 });
+  try {
+    const { run, posted } = await adminRun(foreign);
+    await t.throwsAsync(run, { code: 'CLUSTER_LOCK_MISMATCH' });
+    t.false(posted.includes(RECOVERY_ROUTES.release));
+  } finally {
+    await foreign.close();
+  }
 });
