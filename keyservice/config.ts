@@ -28,7 +28,7 @@ export interface KeyServiceConfig {
   confirmTtlSeconds: number;
   maxRequestBytes: number;
   rateLimit: { burst: number; perSecond: number };
-  join?: { apiServerEndpoint: string; caCert: string; caKey: string; tokenTtlSeconds: number; certDays: number };
+  join?: { apiServerEndpoint: string; caCert: string; caKey: string; tokenTtlSeconds: number; certDays: number; tokenCommand?: string };
   /**
    * Mutual attestation (off by default): the service quotes its own TPM for agents that check it.
    * `tcti` is the service's TPM (`--tpm-tcti`), `ekChain` intermediate certificates to send with its EK certificate.
@@ -68,6 +68,8 @@ export async function readConfigFile(file: string): Promise<Partial<KeyServiceCo
     const j = c.join as Record<string, unknown>;
     j.caCert = abs(j.caCert, 'join.caCert');
     j.caKey = abs(j.caKey, 'join.caKey');
+    // A command with a path is relative to the file; a bare name is looked up on PATH.
+    if (typeof j.tokenCommand === 'string' && j.tokenCommand.includes('/')) j.tokenCommand = abs(j.tokenCommand, 'join.tokenCommand');
   }
   if (c.attestation !== undefined && typeof c.attestation === 'object' && c.attestation !== null) {
     const a = c.attestation as Record<string, unknown>;

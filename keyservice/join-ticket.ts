@@ -6,6 +6,7 @@ import { hash, toHex } from '../lib/bytes.js';
 import { SextantError } from '../lib/errors.js';
 import { run, type ExecLogger } from '../lib/exec.js';
 import type { JoinTicket } from '../protocol/messages.js';
+import { registerBootstrapToken } from './token-sink.js';
 
 /**
  * What a node needs for `kubeadm join`: the API server endpoint, a bootstrap token, the
@@ -24,6 +25,8 @@ export interface JoinConfig {
   tokenTtlSeconds: number;
   ca: ClusterCa;
   certDays: number;
+  /** Registers each new bootstrap token with the cluster (keyservice/token-sink.ts); absent: the operator does it. */
+  tokenCommand?: string;
 }
 
 const ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
@@ -80,10 +83,13 @@ export async function issueKubeletCert(ca: ClusterCa, csrPem: string, nodeName: 
 }
 
 export async function makeJoinTicket(cfg: JoinConfig, nodeName: string, csrPem: string | undefined, now: Date, log?: ExecLogger): Promise<JoinTicket> {
+  const token = newBootstrapToken();
+  const tokenExpiresAt = new Date(now.getTime() + cfg.tokenTtlSeconds * 1000).toISOString();
+  if (cfg.tokenCommand) await registerBootstrapToken(cfg.tokenCommand, { token, expiresAt: tokenExpiresAt, ttlSeconds: cfg.tokenTtlSeconds, nodeName }, log);
   return {
     apiServerEndpoint: cfg.apiServerEndpoint,
-    token: newBootstrapToken(),
-    tokenExpiresAt: new Date(now.getTime() + cfg.tokenTtlSeconds * 1000).toISOString(),
+    token,
+    tokenExpiresAt,
     caCertHash: caCertHash(cfg.ca.certPem),
     caCert: cfg.ca.certPem,
     kubeletCert: csrPem ? await issueKubeletCert(cfg.ca, csrPem, nodeName, cfg.certDays, log) : undefined,

@@ -90,7 +90,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   const state = await openStateDir(cfg.stateDir, { log: o.log, tls: cfg.tlsCert && cfg.tlsKey ? { certFile: cfg.tlsCert, keyFile: cfg.tlsKey } : undefined });
   audit = await AuditLog.open(auditPath);
   const join = cfg.join
-    ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, ca: { certPem: await readText(cfg.join.caCert, 'cluster CA'), keyFile: cfg.join.caKey } }
+    ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: { certPem: await readText(cfg.join.caCert, 'cluster CA'), keyFile: cfg.join.caKey } }
     : undefined;
   const nonces = new NonceStore({ ttlMs: cfg.nonceTtlSeconds * 1000, clock });
   const attestor = new KeyServiceAttestor({

@@ -77,6 +77,7 @@ export const FAILURE_ERROR_CODES = [
   'DISK_STEP_FAILED',
   // join
   'JOIN_FAILED',
+  'TOKEN_REGISTRATION_FAILED',
   'RECOVERY_FAILED',
   // image build
   'BUILD_FAILED',

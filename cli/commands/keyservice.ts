@@ -1,5 +1,6 @@
 import type { CommandSpec } from '../command.js';
 import { bool, str, strs } from '../command.js';
+import { fail } from '../../lib/errors.js';
 import { verifyAuditLog } from '../../keyservice/audit/log.js';
 import { readConfigFile, resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
 import { startKeyService } from '../../keyservice/service.js';
@@ -62,6 +63,7 @@ certificate, and credential activation for its AK.`,
     'nonce-ttl': { type: 'string', valueName: 'SECONDS', description: 'nonce lifetime (default 60)' },
     'confirm-ttl': { type: 'string', valueName: 'SECONDS', description: 'how long after a release its PCR 15 lock may be confirmed (default 900)' },
     'max-request-bytes': { type: 'string', valueName: 'N', description: 'request body limit (default 524288)' },
+    'token-command': { type: 'string', valueName: 'CMD', description: 'registers each bootstrap token with the cluster (JSON on stdin, token id as argument); needs a join configuration' },
     'tpm-tcti': { type: 'string', valueName: 'TCTI', description: "this machine's TPM: quote it for agents that check the key service (mutual attestation; off by default)" },
   },
   async run(ctx) {
@@ -70,6 +72,11 @@ certificate, and credential activation for its AK.`,
     const flags = flagConfig(ctx.values);
     const tcti = str(ctx.values, 'tpm-tcti');
     if (tcti) flags.attestation = { ...fromFile.attestation, tcti };
+    const tokenCommand = str(ctx.values, 'token-command');
+    if (tokenCommand) {
+      if (!fromFile.join) fail('USAGE', '--token-command needs a join configuration (join: {...} in --config)');
+      fromFile.join = { ...fromFile.join, tokenCommand };
+    }
     const cfg = resolveConfig(fromFile, flags);
     const svc = await startKeyService(cfg, {
       log: ctx.log,
