@@ -11,6 +11,7 @@ import { LockConfirmer } from './lock-confirm.js';
 import type { NonceStore } from './nonce-store.js';
 import { checkMeasurements } from './policy/check-measurements.js';
 import { checkClusterLock } from './policy/cluster-lock.js';
+import { checkNodeName, type NodeInventory } from './policy/node-name.js';
 import { nameChangedComponents } from './policy/name-components.js';
 import { PcrMismatchError } from './policy/pcr-mismatch.js';
 import type { ReferenceSet } from './policy/reference.js';
@@ -25,7 +26,7 @@ import type { AkIdentity, TpmChecks } from './verify/tpm-checks.js';
  *
  *   round 1  parseEvidence -> verifyEkCert -> makeCredential (challenge out)
  *   round 2  credentialProof -> verifyQuote -> checkNonce -> checkPcrDigest -> replayEventLog
- *            -> applyPolicy -> release (sealed secrets out, with a confirm session)
+ *            -> applyPolicy -> checkNodeName -> release (sealed secrets out, with a confirm session)
  *
  * then, after the node locked PCR 15, the confirm round (keyservice/lock-confirm.ts).
  * The first failing stage refuses with its own error code; every decision is audited.
@@ -51,6 +52,8 @@ export interface AttestorOptions {
   replayEventLog?: EventLogReplayer;
   requireEventLog?: boolean;
   join?: JoinConfig;
+  /** EK certificate SHA-256 -> the only node name that TPM may ask for (policy/node-name.ts). */
+  nodeInventory?: NodeInventory;
   sessionTtlMs?: number;
   /** How long a release can be confirmed after the lock (default 15 min: disk setup and kubeadm join come first). */
   confirmTtlMs?: number;
@@ -168,6 +171,7 @@ export class KeyServiceAttestor implements Attestor {
         facts.clusterLock = checkClusterLock(req.role, req.pcrs['15'], this.clusterId);
         return v;
       });
+      stage('checkNodeName', () => checkNodeName(this.o.nodeInventory, toHex(hash('sha256', session.ekCert.raw)), req.nodeName));
       facts.measurements = verdict.matched.label;
       facts.warnings = verdict.warnings;
 

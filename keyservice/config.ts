@@ -34,6 +34,8 @@ export interface KeyServiceConfig {
    * `tcti` is the service's TPM (`--tpm-tcti`), `ekChain` intermediate certificates to send with its EK certificate.
    */
   attestation?: { tcti: string; ekChain?: string[] };
+  /** JSON file {ekCertSha256: nodeName}: bind node names to TPMs (off when absent). */
+  nodeInventory?: string;
 }
 
 export const DEFAULTS = {
@@ -45,7 +47,7 @@ export const DEFAULTS = {
   rateLimit: { burst: 20, perSecond: 2 },
 } as const;
 
-const PATH_KEYS = ['stateDir', 'measurements', 'measurementsSig', 'measurementsKey', 'previousMeasurements', 'previousMeasurementsSig', 'auditLog', 'tlsCert', 'tlsKey'] as const;
+const PATH_KEYS = ['nodeInventory', 'stateDir', 'measurements', 'measurementsSig', 'measurementsKey', 'previousMeasurements', 'previousMeasurementsSig', 'auditLog', 'tlsCert', 'tlsKey'] as const;
 
 function invalid(msg: string): never {
   throw new SextantError({ code: 'CONFIG_INVALID', message: msg });

@@ -11,6 +11,7 @@ import { RateLimiter } from './rate-limit.js';
 import { ReferenceStore } from './reference-store.js';
 import { KeyServiceServer } from './server.js';
 import { ServiceSelfAttestation, type ServiceTpm } from './self-attest.js';
+import { parseNodeInventory } from './policy/node-name.js';
 import { openStateDir } from './state-dir.js';
 import { loadCaCertificates } from './verify/ek-cert.js';
 import type { EventLogReplayer } from './verify/event-log.js';
@@ -104,6 +105,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     replayEventLog: replaySha256,
     requireEventLog: cfg.requireEventLog,
     confirmTtlMs: cfg.confirmTtlSeconds * 1000,
+    nodeInventory: cfg.nodeInventory ? parseNodeInventory(await readText(cfg.nodeInventory, 'node inventory'), cfg.nodeInventory) : undefined,
     join,
     now: () => new Date(clock()),
     log: o.log,

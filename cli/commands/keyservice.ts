@@ -31,6 +31,7 @@ function flagConfig(v: Record<string, unknown>): Partial<KeyServiceConfig> {
     requireEventLog: bool(v as never, 'require-event-log') || undefined,
     nonceTtlSeconds: num('nonce-ttl'),
     confirmTtlSeconds: num('confirm-ttl'),
+    nodeInventory: s('node-inventory'),
     maxRequestBytes: num('max-request-bytes'),
   };
 }
@@ -63,6 +64,7 @@ certificate, and credential activation for its AK.`,
     'nonce-ttl': { type: 'string', valueName: 'SECONDS', description: 'nonce lifetime (default 60)' },
     'confirm-ttl': { type: 'string', valueName: 'SECONDS', description: 'how long after a release its PCR 15 lock may be confirmed (default 900)' },
     'max-request-bytes': { type: 'string', valueName: 'N', description: 'request body limit (default 524288)' },
+    'node-inventory': { type: 'string', valueName: 'FILE', description: 'JSON {"<sha256 of EK cert>": "node-name"}: each TPM may only ask for its own node name' },
     'token-command': { type: 'string', valueName: 'CMD', description: 'registers each bootstrap token with the cluster (JSON on stdin, token id as argument); needs a join configuration' },
     'tpm-tcti': { type: 'string', valueName: 'TCTI', description: "this machine's TPM: quote it for agents that check the key service (mutual attestation; off by default)" },
   },

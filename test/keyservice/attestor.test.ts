@@ -4,7 +4,8 @@
  * (only a TPM could decrypt it; the integration test does that part for real).
  */
 import test from 'ava';
-import { createECDH, X509Certificate } from 'node:crypto';
+import { createECDH, createHash, X509Certificate } from 'node:crypto';
+import type { NodeInventory } from '../../keyservice/policy/node-name.js';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -24,7 +25,7 @@ const master = Buffer.alloc(32, 1);
 const salt = Buffer.alloc(32, 2);
 const DISK = '11111111-2222-4333-8444-555555555555';
 
-async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedEvidence) => ReferenceSet[]; issueRecordedNonce?: boolean } = {}) {
+async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedEvidence) => ReferenceSet[]; issueRecordedNonce?: boolean; nodeInventory?: (ekSha256: string) => NodeInventory } = {}) {
   const ev = await loadEvidence();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-att-'));
   const audit = await AuditLog.open(path.join(dir, 'audit.log'));
@@ -49,6 +50,7 @@ async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedE
     audit,
     replayEventLog: replaySha256,
     requireEventLog: o.requireEventLog,
+    nodeInventory: o.nodeInventory?.(createHash('sha256').update(Buffer.from(ev.ekCert, 'base64')).digest('hex')),
   });
   const round1 = await attestor.challenge({ v: 1, ekCert: ev.ekCert, akPublic: ev.akPublic }, 'test');
   const req: CompleteRequest = {
@@ -101,6 +103,8 @@ const attacks: [string, string, (req: CompleteRequest, ev: RecordedEvidence) => 
   ['event log missing where required', 'EVENTLOG_REQUIRED', (r) => ({ ...r, eventLog: undefined }), { requireEventLog: true }],
   ['event log of another boot', 'EVENTLOG_REPLAY_MISMATCH', (r) => ({ ...r, eventLog: Buffer.from(r.eventLog!, 'base64').subarray(0, -40).toString('base64') })],
   ['enforced PCR differs from the measurements', 'MEASUREMENTS_MISMATCH', (r) => r, { references: () => [{ label: 'other', pcrs: { '9': { expected: 'ab'.repeat(32), enforced: true } } }] }],
+  ['a node name the inventory gives to another TPM', 'NODE_NAME_MISMATCH', (r) => r, { nodeInventory: (ek) => new Map([[ek, 'worker-9']]) }],
+  ['an EK the node inventory does not list', 'NODE_UNKNOWN', (r) => r, { nodeInventory: () => new Map([['ab'.repeat(32), 'worker-1']]) }],
 ];
 
 for (const [name, code, mutate, opts] of attacks) {
@@ -122,6 +126,12 @@ test('a rejoin with PCR 15 zero (a rebooted node) is released and audited as unl
   const text = await (await import('node:fs/promises')).readFile(path.join(w.dir, 'audit.log'), 'utf8');
   t.like(JSON.parse(text.trim().split('\n').pop()!), { decision: 'release', role: 'rejoin', clusterLock: 'unlocked' });
   await rm(w.dir, { recursive: true });
+});
+
+test('with a node inventory, the TPM whose EK certificate is listed gets its own node name', async (t) => {
+  const w = await world({ nodeInventory: (ek) => new Map([[ek, 'worker-1']]) });
+  await t.notThrowsAsync(w.attestor.complete(w.req, 'test'));
+  await w.cleanup();
 });
 
 test('a session is single use and the nonce is consumed: a second round 2 is SESSION_UNKNOWN', async (t) => {
