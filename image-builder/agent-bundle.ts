@@ -18,7 +18,14 @@ export async function stageAgentTree(repoRoot: string, treeDir: string): Promise
   const libDir = path.join(treeDir, 'usr/lib/sextant');
   await mkdir(libDir, { recursive: true });
   await build({
-    entryPoints: [entry],
+    // dist/cli/main.js only exports main(); bin/sextant.js is what calls it. The bundle needs
+    // that call too, or `sextant agent run` in the image exits 0 having done nothing.
+    stdin: {
+      contents: "import { main } from './dist/cli/main.js';\nprocess.exitCode = await main(process.argv.slice(2));\n",
+      resolveDir: repoRoot,
+      sourcefile: 'sextant-image-entry.mjs',
+      loader: 'js',
+    },
     bundle: true,
     platform: 'node',
     format: 'esm',
