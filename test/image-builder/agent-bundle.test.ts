@@ -25,9 +25,9 @@ test('the staged bundle runs the CLI (with koffi beside it) and is byte-identica
   t.is(help.exitCode, 0, help.stderr);
   t.regex(help.stdout, /agent attest/);
 
-  const status = await execa(process.execPath, [bundle, 'agent', 'status', '--status-file', path.join(dir, 'none.json'), '--json'], { cwd: os.tmpdir(), reject: false });
-  t.is(status.exitCode, 2, 'a missing status file is an input error, reported');
-  t.is(JSON.parse(status.stdout).code, 'FILE_NOT_FOUND');
+  const missing = await execa(process.execPath, [bundle, 'measure', 'pe', path.join(dir, 'none.efi'), '--json'], { cwd: os.tmpdir(), reject: false });
+  t.is(missing.exitCode, 2, 'a missing file is an input error, reported');
+  t.is(JSON.parse(missing.stdout).code, 'FILE_NOT_FOUND');
 
   const wrapper = await readFile(path.join(dir, 'one/usr/bin/sextant'), 'utf8');
   t.regex(wrapper, /exec \/usr\/bin\/node \/usr\/lib\/sextant\/sextant\.mjs "\$@"/);
