@@ -4,7 +4,8 @@
 // 127.0.0.1, and prints the serial console, the boot phase timings and the key service's
 // audit records. Needs `npm run build`.
 //
-//   node scripts/e2e/boot-node.mjs --image DIR [--timeout 900] [--keep] [--quiet]
+//   node scripts/e2e/boot-node.mjs --image DIR [--timeout 900] [--keep] [--quiet] [--agent-stderr]
+// --agent-stderr also puts the agent's stderr on the console (a unit drop-in as a credential).
 // (systemd's progress spinner lines are not printed; the serial log in --keep has them.)
 //
 // DIR holds sextant-node.raw and measurements.json (sextant image build --out DIR).
@@ -21,6 +22,7 @@ const { values } = parseArgs({
     keep: { type: 'boolean', default: false },
     quiet: { type: 'boolean', default: false },
     work: { type: 'string' },
+    'agent-stderr': { type: 'boolean', default: false },
   },
 });
 if (!values.image) {
@@ -51,6 +53,7 @@ try {
     machine,
     keyServicePort: ks.port,
     agentConfig: vm.agentConfigFor(ks.fingerprint),
+    credentials: values['agent-stderr'] ? vm.agentStderrDropIn() : undefined,
     serialLog: path.join(work, 'serial.log'),
     timeoutMs: Number(values.timeout) * 1000,
     until: vm.bootSettled,

@@ -28,6 +28,7 @@ import { opensslHkdf } from '../helpers/keyservice-fixture.js';
 import { copyPartitionHead, diskSha256, resolveNodeImage, tamperCmdline, type NodeImage } from '../helpers/node-image.js';
 import {
   agentConfigFor,
+  agentStderrDropIn,
   bootNode,
   bootSettled,
   createNodeMachine,
@@ -114,9 +115,9 @@ async function auditLength(): Promise<number> {
   return (await readAuditLog(path.join(work, 'keyservice', 'state', 'audit.log'))).length;
 }
 
-function need<T>(t: ExecutionContext, x: T | undefined, what: string): T {
-  if (x === undefined) t.fail(`${what} (see the boot test's log)`);
-  return x as T;
+function need<T>(x: T | undefined, what: string): T {
+  if (x === undefined) throw new Error(`${what} (see the boot test's log)`);
+  return x;
 }
 
 const releases = (r: BootRecord) => r.audit.filter((a) => a.decision === 'release');
@@ -150,6 +151,7 @@ test.serial('boot 1: blank state disk, key service down until the agent has retr
       }
     },
     until: (lines) => agentDone(lines) || bootSettled(lines),
+    credentials: process.env.SEXTANT_E2E_DEBUG ? agentStderrDropIn() : undefined,
     log,
   });
   if (starting) await starting;
@@ -161,8 +163,8 @@ test.serial('boot 1: blank state disk, key service down until the agent has retr
 });
 
 test.serial('(1) the accepted attestation quoted PCRs 4, 9, 11, 12, 13 equal to measurements.json, and firmware PCRs equal to the event log replay (tpm2_eventlog)', async (t) => {
-  const first = need(t, boots.first, 'boot 1 did not run');
-  const release = need(t, releases(first)[0], `no accepted attestation in the audit log: ${JSON.stringify(first.audit.map((a) => [a.decision, a.code, a.reason]))}`);
+  const first = need(boots.first, 'boot 1 did not run');
+  const release = need(releases(first)[0], `no accepted attestation in the audit log: ${JSON.stringify(first.audit.map((a) => [a.decision, a.code, a.reason]))}`);
   const quoted = pcrsOf(release);
   const m = JSON.parse(await readFile(files.measurements, 'utf8')) as { pcrs: Record<string, { expected: string }> };
   for (const pcr of ['4', '9', '11', '12', '13']) t.is(quoted[pcr], m.pcrs[pcr].expected.toLowerCase(), `PCR ${pcr}`);
@@ -186,8 +188,8 @@ function replayWithTpm2Tools(yaml: string): Record<number, string> {
 }
 
 test.serial('(2) the agent formatted the state disk with LUKS2 under the released key, opened and marked it, joined with a valid JoinConfiguration, and PCR 15 holds the cluster lock', async (t) => {
-  const first = need(t, boots.first, 'boot 1 did not run');
-  const disk = need(t, first.steps.find((s) => isStep(s, 'disk', 'done')), 'no disk step in the console').record;
+  const first = need(boots.first, 'boot 1 did not run');
+  const disk = need(first.steps.find((s) => isStep(s, 'disk', 'done')), 'no disk step in the console').record;
   t.is(disk.state, 'formatted', JSON.stringify(disk));
   t.is(disk.marker, 'written', JSON.stringify(disk));
   // On the host: the header is LUKS2 with the allowed parameters, and opens with
@@ -202,20 +204,20 @@ test.serial('(2) the agent formatted the state disk with LUKS2 under the release
   const opened = await run('cryptsetup', ['open', '--test-passphrase', '--key-file', '-', hdr], { input: Buffer.from(key, 'hex'), okExitCodes: [0, 1, 2] });
   t.is(opened.exitCode, 0, `the released key does not open the header: ${opened.stderr}`);
   // kubeadm (the stand-in, which refuses anything but a valid v1beta4 JoinConfiguration) ran.
-  const join = need(t, first.steps.find((s) => isStep(s, 'join', 'done')), 'no join step in the console').record;
+  const join = need(first.steps.find((s) => isStep(s, 'join', 'done')), 'no join step in the console').record;
   t.regex(JSON.stringify(join), /kubeadm-join/, JSON.stringify(join));
-  const lock = expectedLock(need(t, ks, 'no key service').clusterId);
-  const confirm = need(t, confirmOf(first), 'no post-lock (confirm) record in the audit log');
+  const lock = expectedLock(need(ks, 'no key service').clusterId);
+  const confirm = need(confirmOf(first), 'no post-lock (confirm) record in the audit log');
   t.is(pcrsOf(confirm)['15'], lock, 'PCR 15 in the final quote');
 });
 
 test.serial('(5) with the key service down the agent retries with growing intervals (no spinning) and succeeds once it is up', (t) => {
-  const first = need(t, boots.first, 'boot 1 did not run');
+  const first = need(boots.first, 'boot 1 did not run');
   const retries = first.steps.filter((s) => isStep(s, 'attest', 'retrying')).map((s) => Number(s.record.delayMs));
   t.true(retries.length >= RETRIES_BEFORE_START, `retries: ${JSON.stringify(retries)}`);
   for (let i = 1; i < RETRIES_BEFORE_START; i++) t.true(retries[i] > retries[i - 1] * 1.2, `delays grow: ${JSON.stringify(retries)}`);
   t.true(retries.every((d) => d >= 1000 && d <= 30_000 * 1.25), `delays stay within [initial, max]: ${JSON.stringify(retries)}`);
-  const attested = need(t, first.steps.find((s) => isStep(s, 'attest', 'done')), 'attest never succeeded').record;
+  const attested = need(first.steps.find((s) => isStep(s, 'attest', 'done')), 'attest never succeeded').record;
   t.true(Number(attested.attempts) > RETRIES_BEFORE_START, JSON.stringify(attested));
 });
 
@@ -223,8 +225,8 @@ test.serial('(5) with the key service down the agent retries with growing interv
 
 test.serial('boot 2 of the same disks: (3) rejoin, the state disk opened (not formatted) with its marker; (3b) PCRs 0-14 equal to boot 1, PCR 15 the lock', async (t) => {
   t.timeout(BOOT_TIMEOUT_MS + 5 * 60_000);
-  need(t, boots.first, 'boot 1 did not run');
-  const ksNow = need(t, ks, 'the key service never started in boot 1');
+  need(boots.first, 'boot 1 did not run');
+  const ksNow = need(ks, 'the key service never started in boot 1');
   const hdr1 = path.join(work, 'state-header-1.img');
   await copyPartitionHead(machine.stateDisk, hdr1);
   const seq = await auditLength();
@@ -241,9 +243,9 @@ test.serial('boot 2 of the same disks: (3) rejoin, the state disk opened (not fo
   boots.second = second;
   report(t, 'boot 2', boot);
   t.true(agentDone(boot.lines), `the agent did not finish:\n${consoleTail(boot)}`);
-  const release = need(t, releases(second)[0], `no accepted attestation in boot 2: ${JSON.stringify(second.audit.map((a) => [a.decision, a.code, a.reason]))}`);
+  const release = need(releases(second)[0], `no accepted attestation in boot 2: ${JSON.stringify(second.audit.map((a) => [a.decision, a.code, a.reason]))}`);
   t.is(release.role, 'rejoin');
-  const disk = need(t, second.steps.find((s) => isStep(s, 'disk', 'done')), 'no disk step').record;
+  const disk = need(second.steps.find((s) => isStep(s, 'disk', 'done')), 'no disk step').record;
   t.is(disk.state, 'opened', JSON.stringify(disk));
   t.is(disk.marker, 'present', JSON.stringify(disk));
   const join = second.steps.find((s) => isStep(s, 'join', 'done'))?.record;
@@ -256,14 +258,14 @@ test.serial('boot 2 of the same disks: (3) rejoin, the state disk opened (not fo
   const p1 = pcrsOf(releases(boots.first!)[0]);
   const p2 = pcrsOf(release);
   for (let i = 0; i <= 14; i++) t.is(p2[String(i)], p1[String(i)], `PCR ${i} boot 2 vs boot 1`);
-  t.is(pcrsOf(need(t, confirmOf(second), 'no confirm record in boot 2'))['15'], expectedLock(ksNow.clusterId));
+  t.is(pcrsOf(need(confirmOf(second), 'no confirm record in boot 2'))['15'], expectedLock(ksNow.clusterId));
 });
 
 // ---- boot 3 ----
 
 test.serial('boot 3, one byte of .cmdline changed (measurements not re-signed): (4) refused naming PCR 11 and .cmdline, the state disk unchanged', async (t) => {
   t.timeout(BOOT_TIMEOUT_MS + 5 * 60_000);
-  need(t, ks, 'the key service never started');
+  need(ks, 'the key service never started');
   const tampered = path.join(work, 'tampered.raw');
   const cmdline = await tamperCmdline(image.dir, tampered, log);
   t.log(`cmdline changed: ...${cmdline.after.slice(-40)} (was ...${cmdline.before.slice(-40)})`);
@@ -284,7 +286,7 @@ test.serial('boot 3, one byte of .cmdline changed (measurements not re-signed): 
   report(t, 'boot 3 (tampered)', boot);
   const audit = await auditSince(seq);
   t.is(audit.filter((a) => a.decision === 'release').length, 0, 'no key released to the tampered boot');
-  const refusal = need(t, audit.find((a) => a.decision === 'refuse' && a.code === 'MEASUREMENTS_MISMATCH'), `no refusal: ${JSON.stringify(audit.map((a) => [a.decision, a.code]))}\n${consoleTail(boot)}`);
+  const refusal = need(audit.find((a) => a.decision === 'refuse' && a.code === 'MEASUREMENTS_MISMATCH'), `no refusal: ${JSON.stringify(audit.map((a) => [a.decision, a.code]))}\n${consoleTail(boot)}`);
   t.regex(String(refusal.reason), /PCR 11\b/);
   t.regex(String(refusal.reason), /\.cmdline/);
   const mismatches = refusal.mismatches as { pcr: number }[];

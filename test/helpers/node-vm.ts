@@ -259,9 +259,19 @@ export interface BootOptions {
   until: (lines: readonly ConsoleLine[]) => boolean | Promise<boolean>;
   /** Called for each console line as it arrives (e.g. to start the key service late). */
   onLine?: (line: ConsoleLine, all: readonly ConsoleLine[]) => void;
+  /** More systemd credentials by name (SMBIOS type 11), e.g. debugDropIn(). */
+  credentials?: Record<string, string>;
   memoryMiB?: number;
   cpus?: number;
   log?: Log;
+}
+
+/**
+ * For diagnosis only: a drop-in (systemd >= 256 imports `systemd.unit-dropin.*` credentials)
+ * that also copies the agent's stderr onto the serial console. Not used by the assertions.
+ */
+export function agentStderrDropIn(): Record<string, string> {
+  return { 'systemd.unit-dropin.sextant-agent.service': '[Service]\nStandardError=journal+console\n' };
 }
 
 export interface BootResult {
@@ -336,7 +346,7 @@ async function qmpPowerdown(socket: string): Promise<void> {
   });
 }
 
-export function qemuArgs(o: { machine: NodeMachine; bootDisk: string; swtpmSocket: string; qmpSocket: string; serialLog: string; keyServicePort: number; agentConfig: unknown; memoryMiB: number; cpus: number }): string[] {
+export function qemuArgs(o: { machine: NodeMachine; bootDisk: string; swtpmSocket: string; qmpSocket: string; serialLog: string; keyServicePort: number; agentConfig: unknown; credentials?: Record<string, string>; memoryMiB: number; cpus: number }): string[] {
   const bootFormat = o.bootDisk.endsWith('.qcow2') ? 'qcow2' : 'raw';
   const relay = `${process.execPath} --no-warnings ${path.join(REPO_ROOT, 'scripts/e2e/tcp-relay.mjs')} 127.0.0.1 ${o.keyServicePort}`;
   const credential = Buffer.from(JSON.stringify(o.agentConfig)).toString('base64');
@@ -350,6 +360,7 @@ export function qemuArgs(o: { machine: NodeMachine; bootDisk: string; swtpmSocke
     // User-mode networking only; restrict=on: the guest reaches nothing but the relayed key service.
     '-nic', `user,model=virtio-net-pci,restrict=on,guestfwd=tcp:${GUEST_KEYSERVICE_ADDR}:${GUEST_KEYSERVICE_PORT}-cmd:${relay}`,
     '-smbios', `type=11,value=io.systemd.credential.binary:sextant.agent.json=${credential}`,
+    ...Object.entries(o.credentials ?? {}).flatMap(([name, value]) => ['-smbios', `type=11,value=io.systemd.credential.binary:${name}=${Buffer.from(value).toString('base64')}`]),
     '-display', 'none', '-serial', `file:${o.serialLog}`, '-monitor', 'none', '-qmp', `unix:${o.qmpSocket},server=on,wait=off`, '-no-reboot',
   ];
 }
@@ -445,8 +456,15 @@ export function agentConfigFor(fingerprint: string, extra: Record<string, unknow
 
 export const MULTI_USER = /Reached target .*Multi-User System/;
 export const AGENT_FAILED = /Failed to start .*(sextant-agent|sextant boot agent)/;
+/** The kernel's audit line for each failed start of the unit (systemd restarts it without a status line). */
+export const AGENT_START_FAILED = /unit=sextant-agent .*res=failed/;
 
-/** Default end of a boot: multi-user reached (after the agent became ready) or the agent unit failed. */
+/** The agent unit failed this many times: it is crash-looping (Restart=on-failure), stop waiting. */
+export function agentCrashLooping(lines: readonly ConsoleLine[], times = 3): boolean {
+  return lines.filter((l) => AGENT_START_FAILED.test(l.text)).length >= times;
+}
+
+/** Default end of a boot: multi-user reached (after the agent became ready), the agent unit failed, or it keeps failing. */
 export function bootSettled(lines: readonly ConsoleLine[]): boolean {
-  return lines.some((l) => MULTI_USER.test(l.text) || AGENT_FAILED.test(l.text));
+  return lines.some((l) => MULTI_USER.test(l.text) || AGENT_FAILED.test(l.text)) || agentCrashLooping(lines);
 }

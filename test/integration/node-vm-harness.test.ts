@@ -11,7 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../lib/exec.js';
 import { bootTimeline } from '../helpers/boot-phases.js';
-import { createStateDisk, GUEST_KEYSERVICE_URL, qemuArgs, type ConsoleLine, type NodeMachine } from '../helpers/node-vm.js';
+import { bootSettled, createStateDisk, GUEST_KEYSERVICE_URL, qemuArgs, type ConsoleLine, type NodeMachine } from '../helpers/node-vm.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 
 test('the state disk is a GPT with one partition labelled sextant-state whose contents blkid finds blank', async (t) => {
@@ -87,4 +87,12 @@ test('the timeline: firmware hand-off, kernel start from printk stamps, switch-r
   t.is(at['multi-user target'], 151);
   t.deepEqual(tl.agentSteps.map((s) => s.record.step), ['config', 'done']);
   t.deepEqual(tl.phases.map((p) => p.seconds), [20.5, 30, 39.5, 30, 30, 1]);
+});
+
+test('a boot is settled at multi-user, or when the agent unit keeps failing (restarts print no status line, only audit records)', (t) => {
+  const failedStart = (n: number): ConsoleLine => ({ t: n, text: `[  544.25] audit: type=1130 audit(1795739613.440:125): pid=1 uid=0 msg='unit=sextant-agent comm="systemd" exe="/usr/lib/systemd/systemd" hostname=? addr=? terminal=? res=failed'` });
+  t.false(bootSettled([failedStart(1), failedStart(2)]));
+  t.true(bootSettled([failedStart(1), failedStart(2), failedStart(3)]));
+  t.true(bootSettled([{ t: 1, text: '[  OK  ] Reached target multi-user.target - Multi-User System.' }]));
+  t.false(bootSettled([{ t: 1, text: "audit: msg='unit=sextant-agent comm=\"systemd\" res=success'" }]));
 });
