@@ -1,13 +1,40 @@
 import { readFile } from 'node:fs/promises';
-import { fail } from '../../lib/errors.js';
+import path from 'node:path';
+import { fail, SextantError } from '../../lib/errors.js';
 
 /** /etc/sextant/agent.json, after defaults and `sextant.*=` kernel command-line overrides. */
 export interface AgentConfig {
   keyservice: { url: string; fingerprint: string };
   node: { name?: string; role: 'worker' | 'control-plane'; criSocket: string; kubeletExtraArgs: Record<string, string> };
-  stateDisk: { partLabel: string; partType?: string; mapperName: string; mountpoint: string; bindMounts: { source: string; target: string }[] };
+  stateDisk: {
+    partLabel: string;
+    partType?: string;
+    /**
+     * An explicit device or image file instead of the GPT-label search, with the UUID its key
+     * is derived from (both or neither). For hosts and tests without a partitioned disk.
+     */
+    device?: string;
+    diskUuid?: string;
+    /**
+     * false on hosts without device-mapper: the disk step stops after the LUKS format/header
+     * and key check (no open, mkfs, mount, marker, bind mounts), like `agent disk prepare --no-open`.
+     */
+    deviceMapper: boolean;
+    mapperName: string;
+    mountpoint: string;
+    bindMounts: { source: string; target: string }[];
+  };
   tpm: { tcti: string };
-  join: { kubeadm: string; configPath: string; attempts: number; retryDelayMs: number };
+  join: {
+    kubeadm: string;
+    configPath: string;
+    attempts: number;
+    retryDelayMs: number;
+    /** The kubelet's certificate directory (its --cert-dir), where the issued client certificate goes. */
+    kubeletPkiDir: string;
+    /** What a rejoin runs instead of kubeadm join. */
+    startKubelet: string[];
+  };
   retry: { initialMs: number; maxMs: number };
   /** The recovery endpoint (agent/recovery), off by default; `address` is the bind address. */
   recovery: { enabled: boolean; address: string; port: number };
@@ -21,6 +48,7 @@ export const DEFAULTS: AgentConfig = {
   node: { role: 'worker', criSocket: 'unix:///run/containerd/containerd.sock', kubeletExtraArgs: {} },
   stateDisk: {
     partLabel: 'sextant-state',
+    deviceMapper: true,
     mapperName: 'sextant-state',
     mountpoint: '/var/lib/sextant-state',
     bindMounts: [
@@ -29,7 +57,14 @@ export const DEFAULTS: AgentConfig = {
     ],
   },
   tpm: { tcti: 'device:/dev/tpmrm0' },
-  join: { kubeadm: 'kubeadm', configPath: '/run/sextant/kubeadm-join.yaml', attempts: 5, retryDelayMs: 5000 },
+  join: {
+    kubeadm: 'kubeadm',
+    configPath: '/run/sextant/kubeadm-join.yaml',
+    attempts: 5,
+    retryDelayMs: 5000,
+    kubeletPkiDir: '/var/lib/kubelet/pki',
+    startKubelet: ['systemctl', 'start', 'kubelet.service'],
+  },
   retry: { initialMs: 1000, maxMs: 60_000 },
   recovery: { enabled: false, address: '0.0.0.0', port: 9443 },
   statusFile: '/run/sextant/agent-status.json',
@@ -46,6 +81,7 @@ const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' |
   'sextant.role': { path: ['node', 'role'], type: 'string' },
   'sextant.disk.label': { path: ['stateDisk', 'partLabel'], type: 'string' },
   'sextant.disk.type': { path: ['stateDisk', 'partType'], type: 'string' },
+  'sextant.disk.device-mapper': { path: ['stateDisk', 'deviceMapper'], type: 'boolean' },
   'sextant.tpm.tcti': { path: ['tpm', 'tcti'], type: 'string' },
   'sextant.recovery': { path: ['recovery', 'enabled'], type: 'boolean' },
   'sextant.recovery.port': { path: ['recovery', 'port'], type: 'number' },
@@ -100,6 +136,11 @@ export function validateConfig(c: AgentConfig): AgentConfig {
   if (!isRecord(c.node?.kubeletExtraArgs) || Object.values(c.node.kubeletExtraArgs).some((v) => typeof v !== 'string')) bad.push('node.kubeletExtraArgs: want {name: string}');
   str(c.stateDisk?.partLabel, 'stateDisk.partLabel', /^.{1,36}$/);
   if (c.stateDisk?.partType !== undefined) str(c.stateDisk.partType, 'stateDisk.partType', /^[0-9a-fA-F]{8}(-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12}$/);
+  if (c.stateDisk?.device !== undefined || c.stateDisk?.diskUuid !== undefined) {
+    str(c.stateDisk?.device, 'stateDisk.device (set together with stateDisk.diskUuid)', /^\//);
+    str(c.stateDisk?.diskUuid, 'stateDisk.diskUuid (set together with stateDisk.device)', /^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/);
+  }
+  if (typeof c.stateDisk?.deviceMapper !== 'boolean') bad.push('stateDisk.deviceMapper: want true or false');
   str(c.stateDisk?.mapperName, 'stateDisk.mapperName', /^[A-Za-z0-9_.-]{1,64}$/);
   str(c.stateDisk?.mountpoint, 'stateDisk.mountpoint', /^\/./);
   if (!Array.isArray(c.stateDisk?.bindMounts) || c.stateDisk.bindMounts.some((b) => !isRecord(b) || typeof b.source !== 'string' || /(^|\/)\.\.(\/|$)|^\//.test(b.source) || typeof b.target !== 'string' || !b.target.startsWith('/'))) {
@@ -110,6 +151,10 @@ export function validateConfig(c: AgentConfig): AgentConfig {
   str(c.join?.configPath, 'join.configPath', /^\//);
   int(c.join?.attempts, 'join.attempts', 1, 100);
   int(c.join?.retryDelayMs, 'join.retryDelayMs', 0, 600_000);
+  str(c.join?.kubeletPkiDir, 'join.kubeletPkiDir', /^\//);
+  if (!Array.isArray(c.join?.startKubelet) || c.join.startKubelet.length === 0 || c.join.startKubelet.some((a) => typeof a !== 'string' || a === '')) {
+    bad.push('join.startKubelet: want a non-empty list of strings (a command and its arguments)');
+  }
   int(c.retry?.initialMs, 'retry.initialMs', 1, 600_000);
   int(c.retry?.maxMs, 'retry.maxMs', 1, 3_600_000);
   if (typeof c.recovery?.enabled !== 'boolean') bad.push('recovery.enabled: want true or false');
@@ -126,19 +171,53 @@ export function resolveConfig(file: unknown, cmdline: string): AgentConfig {
   return validateConfig(merge(merge(DEFAULTS, file ?? {}), cmdlineOverrides(cmdline)) as AgentConfig);
 }
 
-export async function loadConfig(path = DEFAULT_CONFIG_PATH, cmdlinePath = '/proc/cmdline'): Promise<AgentConfig> {
+/** The systemd credential the agent reads its configuration from (SMBIOS type 11, `ImportCredential=sextant.*`). */
+export const CONFIG_CREDENTIAL = 'sextant.agent.json';
+
+export interface ConfigSources {
+  /** The configuration file (default /etc/sextant/agent.json); missing is fine if the credential exists. */
+  file?: string;
+  /** $CREDENTIALS_DIRECTORY as systemd set it for the unit; unset outside a unit. */
+  credentialsDirectory?: string;
+  cmdlinePath?: string;
+}
+
+async function readJsonSource(file: string): Promise<unknown | undefined> {
   let text: string;
   try {
-    text = await readFile(path, 'utf8');
+    text = await readFile(file, 'utf8');
   } catch (cause) {
-    fail('FILE_NOT_FOUND', `cannot read the agent configuration ${path}`, cause);
+    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+    fail('FILE_NOT_FOUND', `cannot read the agent configuration ${file}`, cause);
   }
-  let j: unknown;
   try {
-    j = JSON.parse(text);
+    const j: unknown = JSON.parse(text);
+    if (!isRecord(j)) fail('CONFIG_INVALID', `${file} must hold a JSON object`);
+    return j;
   } catch (cause) {
-    fail('CONFIG_INVALID', `${path} is not JSON`, cause);
+    if (cause instanceof SextantError) throw cause;
+    fail('CONFIG_INVALID', `${file} is not JSON`, cause);
   }
+}
+
+/**
+ * Defaults <- the file <- the systemd credential `sextant.agent.json` <- `sextant.*` kernel
+ * command-line keys. The credential lets one image boot in many clusters (the VM's SMBIOS
+ * carries it); the file and the credential may each be missing, but not both.
+ */
+export async function loadConfig(src: ConfigSources = {}): Promise<{ config: AgentConfig; sources: string[] }> {
+  const file = src.file ?? DEFAULT_CONFIG_PATH;
+  const credential = src.credentialsDirectory ? path.join(src.credentialsDirectory, CONFIG_CREDENTIAL) : undefined;
+  const fromFile = await readJsonSource(file);
+  const fromCredential = credential ? await readJsonSource(credential) : undefined;
+  if (fromFile === undefined && fromCredential === undefined) {
+    fail(
+      'FILE_NOT_FOUND',
+      `no agent configuration: ${file} does not exist and ${credential ? `the credential ${credential} neither` : `no systemd credential directory is set ($CREDENTIALS_DIRECTORY, credential ${CONFIG_CREDENTIAL})`}`,
+    );
+  }
+  const cmdlinePath = src.cmdlinePath ?? '/proc/cmdline';
   const cmdline = await readFile(cmdlinePath, 'utf8').catch(() => '');
-  return resolveConfig(j, cmdline);
+  const sources = [fromFile !== undefined && file, fromCredential !== undefined && credential, /(^|\s)sextant\./.test(cmdline) && cmdlinePath].filter((x): x is string => typeof x === 'string');
+  return { config: resolveConfig(merge(fromFile ?? {}, fromCredential ?? {}), cmdline), sources };
 }

@@ -11,6 +11,8 @@ export interface KubeadmJoinOptions {
   sleep?: (ms: number) => Promise<void>;
   log?: ExecLogger;
   signal?: AbortSignal;
+  /** Runs before each `kubeadm join` (after the reset of a retry): reinstall what reset removed. */
+  beforeAttempt?: (attempt: number) => Promise<void>;
 }
 
 /**
@@ -24,6 +26,7 @@ export async function kubeadmJoin(o: KubeadmJoinOptions): Promise<{ attempts: nu
     if (o.signal?.aborted) break;
     try {
       if (i > 1) await o.runner(o.kubeadm, ['reset', '--force'], { log: o.log, timeoutMs: 120_000 });
+      await o.beforeAttempt?.(i);
       await o.runner(o.kubeadm, ['join', '--config', o.configPath], { log: o.log, timeoutMs: 600_000 });
       return { attempts: i };
     } catch (e) {

@@ -5,7 +5,6 @@ import { readKey } from '../../agent/disk/key-source.js';
 import { prepareStateDisk, type PrepareResult } from '../../agent/disk/prepare.js';
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import os from 'node:os';
 import { attest, describeResult } from '../../agent/attest/client.js';
 import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
 import { confirmLock } from '../../agent/attest/confirm.js';
@@ -17,6 +16,10 @@ import type { ServiceEvidenceVerifier } from '../../protocol/service-verifier.js
 import { gatherInventory } from '../../agent/attest/inventory.js';
 import { readEventLogFile } from '../../measurements/eventlog/index.js';
 import { resolveTcti } from '../../tpm/engine/tcti.js';
+import { defaultNodeName, FIRMWARE_EVENT_LOG, productionDeps } from '../../agent/run/production.js';
+import { runAgent, type RunResult } from '../../agent/run/machine.js';
+import { readStatusFile, renderStatus, type AgentStatus } from '../../agent/run/status.js';
+import { DEFAULT_CONFIG_PATH, DEFAULTS } from '../../agent/config/config.js';
 
 // ---- state disk, run, status (engineer agentdisk) ----
 
@@ -64,13 +67,6 @@ export const agentDiskCommands: CommandSpec<any>[] = [diskPrepare];
 // ---- end state disk section ----
 
 // ---- attestation (engineer keyservice) ----
-
-const FIRMWARE_EVENT_LOG = '/sys/kernel/security/tpm0/binary_bios_measurements';
-
-function defaultNodeName(): string {
-  const h = os.hostname().toLowerCase().split('.')[0].replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
-  return h.slice(0, 63) || 'node';
-}
 
 /** Mutual attestation: the key service's verifier stages, checking the key service itself. */
 async function keyserviceVerifier(v: Record<string, unknown>): Promise<ServiceEvidenceVerifier | undefined> {
@@ -160,4 +156,53 @@ export const agentAttestCommands: CommandSpec<any>[] = [attestCmd];
 
 // ---- end attestation section ----
 
-export const agentCommands: CommandSpec<any>[] = [...agentDiskCommands, ...agentAttestCommands];
+// ---- boot agent: run, status (engineer agentrun) ----
+
+const runCmd: CommandSpec<RunResult> = {
+  path: ['agent', 'run'],
+  summary: 'the boot agent: attest, open (or format a blank) state disk, lock PCR 15, join; resumable',
+  description: `Steps: config, inventory, find-disk, attest, disk, lock, join, done. Prints one JSON
+record per step on stdout (journald; the unit copies it to the console) and reports each
+step to systemd (STATUS=, READY=1 when done). Progress is kept in the status file
+(${DEFAULTS.statusFile}), so a restart in the same boot resumes where it stopped.
+Join or rejoin is decided by the state disk: blank -> join (format, kubeadm join);
+sextant's LUKS2 header -> rejoin (open, start the kubelet); anything else -> refused, untouched.
+Configuration: defaults <- --config FILE (default ${DEFAULT_CONFIG_PATH}) <- the systemd
+credential sextant.agent.json ($CREDENTIALS_DIRECTORY) <- sextant.* kernel command-line keys.
+Exit 0 done, 2 bad configuration, 1 any other failure (systemd restarts the unit).`,
+  options: {
+    config: { type: 'string', valueName: 'FILE', description: `agent configuration (default ${DEFAULT_CONFIG_PATH})` },
+  },
+  async run(ctx) {
+    const deps = productionDeps({
+      configFile: str(ctx.values, 'config'),
+      log: (record) => process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), agent: 'sextant', ...record }) + '\n'),
+      debug: ctx.log,
+      signal: ctx.signal,
+    });
+    const r = await runAgent(deps);
+    if (!r.ok) ctx.log(`sextant: ${r.code}: ${r.message}`);
+    return r;
+  },
+  render: () => '',
+  exitCode: (r) => r.exitCode,
+};
+
+const statusCmd: CommandSpec<AgentStatus> = {
+  path: ['agent', 'status'],
+  summary: 'the boot agent\'s progress in this boot: step, outcome, last error, timings',
+  options: {
+    'status-file': { type: 'string', valueName: 'FILE', description: 'the status file', default: DEFAULTS.statusFile },
+  },
+  async run(ctx) {
+    const file = str(ctx.values, 'status-file') ?? DEFAULTS.statusFile;
+    return (await readStatusFile(file)) ?? fail('FILE_NOT_FOUND', `${file} does not exist: the agent has not run in this boot (or uses another statusFile)`);
+  },
+  render: (s) => renderStatus(s),
+};
+
+export const agentRunCommands: CommandSpec<any>[] = [runCmd, statusCmd];
+
+// ---- end boot agent section ----
+
+export const agentCommands: CommandSpec<any>[] = [...agentDiskCommands, ...agentAttestCommands, ...agentRunCommands];

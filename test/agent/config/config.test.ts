@@ -1,7 +1,10 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { isSextantError } from '../../../lib/errors.js';
-import { cmdlineOverrides, resolveConfig } from '../../../agent/config/config.js';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { cmdlineOverrides, loadConfig, resolveConfig } from '../../../agent/config/config.js';
+import { tempDir } from '../disk/images.js';
 
 const FILE = { keyservice: { url: 'https://10.0.0.2:8443', fingerprint: 'sha256:' + 'ab'.repeat(32) } };
 
@@ -58,4 +61,38 @@ test('recovery bind address: 0.0.0.0 by default, sextant.recovery.address overri
   const e = t.throws(() => resolveConfig(FILE, 'sextant.recovery.address=node.example'));
   t.is((e as { code?: string }).code, 'CONFIG_INVALID');
   t.true(e!.message.includes('recovery.address'));
+});
+
+test('sources: defaults <- file <- credential sextant.agent.json <- kernel command line', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const file = path.join(dir, 'agent.json');
+  const creds = path.join(dir, 'creds');
+  const cmdline = path.join(dir, 'cmdline');
+  await mkdir(creds);
+  await writeFile(file, JSON.stringify({ ...FILE, node: { name: 'from-file', role: 'control-plane' } }));
+  await writeFile(path.join(creds, 'sextant.agent.json'), JSON.stringify({ keyservice: { url: 'https://10.0.2.2:8443', fingerprint: FILE.keyservice.fingerprint }, node: { name: 'from-credential' }, retry: { maxMs: 5000 } }));
+  await writeFile(cmdline, 'ro sextant.node.name=from-cmdline\n');
+  const { config, sources } = await loadConfig({ file, credentialsDirectory: creds, cmdlinePath: cmdline });
+  t.is(config.node.name, 'from-cmdline');
+  t.is(config.node.role, 'control-plane', 'the file still counts where the credential says nothing');
+  t.is(config.retry.maxMs, 5000);
+  t.is(config.retry.initialMs, 1000, 'defaults fill the rest');
+  t.deepEqual(sources, [file, path.join(creds, 'sextant.agent.json'), cmdline]);
+  // Only the credential (the e2e VM: SMBIOS type 11), no file.
+  const only = await loadConfig({ file: path.join(dir, 'missing.json'), credentialsDirectory: creds, cmdlinePath: path.join(dir, 'none') });
+  t.is(only.config.node.name, 'from-credential');
+  t.is(only.config.keyservice.url, 'https://10.0.2.2:8443');
+  t.deepEqual(only.sources, [path.join(creds, 'sextant.agent.json')]);
+});
+
+test('neither file nor credential: FILE_NOT_FOUND naming both; a broken file: CONFIG_INVALID', async (t) => {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const e = await t.throwsAsync(loadConfig({ file: path.join(dir, 'agent.json'), credentialsDirectory: path.join(dir, 'creds'), cmdlinePath: path.join(dir, 'x') }), { code: 'FILE_NOT_FOUND' });
+  t.regex(e!.message, /agent\.json does not exist and the credential .*sextant\.agent\.json neither/);
+  await writeFile(path.join(dir, 'agent.json'), '{ not json');
+  await t.throwsAsync(loadConfig({ file: path.join(dir, 'agent.json'), cmdlinePath: path.join(dir, 'x') }), { code: 'CONFIG_INVALID' });
+  await writeFile(path.join(dir, 'agent.json'), '[1]');
+  await t.throwsAsync(loadConfig({ file: path.join(dir, 'agent.json'), cmdlinePath: path.join(dir, 'x') }), { code: 'CONFIG_INVALID' });
 });

@@ -1,0 +1,88 @@
+import { rm } from 'node:fs/promises';
+import { fail, isSextantError } from '../../lib/errors.js';
+import type { JoinTicket } from '../../protocol/messages.js';
+import type { AgentConfig } from '../config/config.js';
+import { joinConfiguration, writeJoinConfiguration } from '../join/join-configuration.js';
+import { kubeadmJoin } from '../join/kubeadm-join.js';
+import { installKubeletCert } from '../join/kubelet-cert.js';
+import type { Runner } from '../disk/runner.js';
+import type { Clock, KubeletKey } from './deps.js';
+import type { BootPath } from './status.js';
+
+export interface JoinStepInput {
+  config: AgentConfig;
+  path: BootPath;
+  nodeName: string;
+  ticket?: JoinTicket;
+  kubeletKey?: KubeletKey;
+  exec: Runner;
+  clock: Clock;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+export interface JoinStepResult {
+  action: 'kubeadm-join' | 'start-kubelet';
+  attempts?: number;
+  kubeletCert?: string;
+  warnings: string[];
+}
+
+/** `systemctl start` of a unit that is not installed: exit 5, "Unit kubelet.service not found." */
+function unitMissing(e: unknown): boolean {
+  return isSextantError(e, 'EXEC_FAILED') && /exited with 5\b|Unit \S+ not found|not-found|could not be found/i.test(e.message);
+}
+
+/**
+ * join: install the issued kubelet certificate, write the v1beta4 JoinConfiguration, run
+ * `kubeadm join --config FILE` (bounded retries, agent/join/kubeadm-join.ts).
+ * rejoin: the node is already a member (its kubelet state is on the state disk): refresh
+ * the kubelet certificate if one was issued, then start the kubelet; no kubeadm join.
+ */
+export async function runJoinStep(i: JoinStepInput): Promise<JoinStepResult> {
+  const warnings: string[] = [];
+  const installCert = async (): Promise<string | undefined> => {
+    if (!i.ticket?.kubeletCert || !i.kubeletKey) return undefined;
+    return installKubeletCert(i.config.join.kubeletPkiDir, i.ticket.kubeletCert, i.kubeletKey.keyPem, i.clock.now());
+  };
+
+  if (i.path === 'join') {
+    if (!i.ticket) {
+      fail('JOIN_FAILED', 'no join ticket: the key came from the recovery endpoint or the key service has no join configuration; a new node cannot join without one');
+    }
+    const cfg = joinConfiguration(i.ticket, { name: i.nodeName, criSocket: i.config.node.criSocket, kubeletExtraArgs: i.config.node.kubeletExtraArgs, role: i.config.node.role });
+    await writeJoinConfiguration(i.config.join.configPath, cfg);
+    let kubeletCert: string | undefined;
+    try {
+      const r = await kubeadmJoin({
+        kubeadm: i.config.join.kubeadm,
+        configPath: i.config.join.configPath,
+        attempts: i.config.join.attempts,
+        retryDelayMs: i.config.join.retryDelayMs,
+        runner: i.exec,
+        sleep: (ms) => i.clock.sleep(ms, i.signal),
+        log: i.log,
+        signal: i.signal,
+        // kubeadm reset (before a retry) empties /var/lib/kubelet: install the certificate each time.
+        beforeAttempt: async () => {
+          kubeletCert = await installCert();
+        },
+      });
+      if (!kubeletCert) warnings.push('no kubelet certificate was issued: the kubelet bootstraps with the token (needs a CSR approver)');
+      return { action: 'kubeadm-join', attempts: r.attempts, kubeletCert, warnings };
+    } finally {
+      // The file holds the bootstrap token; kubeadm has read it.
+      await rm(i.config.join.configPath, { force: true });
+    }
+  }
+
+  const kubeletCert = await installCert();
+  const [cmd, ...args] = i.config.join.startKubelet;
+  try {
+    await i.exec(cmd, args, { log: i.log, timeoutMs: 120_000 });
+  } catch (e) {
+    if (!unitMissing(e)) throw e;
+    warnings.push(`${i.config.join.startKubelet.join(' ')}: the unit does not exist on this node (${(e as Error).message})`);
+  }
+  return { action: 'start-kubelet', kubeletCert, warnings };
+}

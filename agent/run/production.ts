@@ -1,0 +1,90 @@
+import { existsSync } from 'node:fs';
+import { readFile, stat } from 'node:fs/promises';
+import os from 'node:os';
+import { fail } from '../../lib/errors.js';
+import { run, type ExecLogger } from '../../lib/exec.js';
+import { readEventLogFile } from '../../measurements/eventlog/read.js';
+import { sleep } from '../attest/backoff.js';
+import { attest } from '../attest/client.js';
+import { EngineAttestationTpm } from '../attest/engine-tpm.js';
+import { gatherInventory } from '../attest/inventory.js';
+import { loadConfig } from '../config/config.js';
+import { classifyDisk } from '../disk/classify.js';
+import { readBlockInventory } from '../disk/find.js';
+import { inspectDisk } from '../disk/inspect.js';
+import { prepareStateDisk } from '../disk/prepare.js';
+import { newKubeletKey } from '../join/kubelet-csr.js';
+import { sdNotify } from '../systemd/notify.js';
+import type { AgentDeps, StateDiskOps } from './deps.js';
+import { fileStatusStore } from './status.js';
+
+export const FIRMWARE_EVENT_LOG = '/sys/kernel/security/tpm0/binary_bios_measurements';
+
+/** The host name as a Kubernetes node name (DNS-1123 label). */
+export function defaultNodeName(hostname = os.hostname()): string {
+  const h = hostname.toLowerCase().split('.')[0].replace(/[^a-z0-9-]/g, '-').replace(/^-+|-+$/g, '');
+  return h.slice(0, 63).replace(/-+$/, '') || 'node';
+}
+
+/** agent/disk with the real tools (cryptsetup, blkid, lsblk, mount). */
+export function productionDiskOps(log?: ExecLogger): StateDiskOps {
+  return {
+    blockDevices: () => readBlockInventory(run, log),
+    classify: async (device) => classifyDisk(await inspectDisk(device, run, log)),
+    prepare: (o) => prepareStateDisk({ ...o, runner: run, log }),
+    async close(mapperName, mountpoint) {
+      const m = await run('findmnt', ['-n', '-o', 'SOURCE', '--mountpoint', mountpoint], { okExitCodes: [1], log });
+      if (m.exitCode === 0) await run('umount', [mountpoint], { log });
+      await run('cryptsetup', ['close', mapperName], { okExitCodes: [4], log });
+    },
+    async bindMount(source, target) {
+      const m = await run('findmnt', ['-n', '-o', 'TARGET', '--mountpoint', target], { okExitCodes: [1], log });
+      if (m.exitCode === 0) {
+        // Mounted already: it must be this very directory (same device and inode), not something else.
+        const [s, t] = await Promise.all([stat(source), stat(target)]);
+        if (s.dev === t.dev && s.ino === t.ino) return 'already';
+        fail('DISK_STEP_FAILED', `${target} is already a mount point, but not a bind mount of ${source}`);
+      }
+      await run('mount', ['--bind', source, target], { log });
+      return 'mounted';
+    },
+  };
+}
+
+export interface ProductionOptions {
+  configFile?: string;
+  env?: NodeJS.ProcessEnv;
+  /** One JSON record per step: the CLI prints it on stdout (journald, and the console via the unit). */
+  log: (record: Record<string, unknown>) => void;
+  /** Diagnostics (commands, retries): stderr. */
+  debug: (line: string) => void;
+  signal?: AbortSignal;
+}
+
+/** The real parts: koffi -> ESYS TPM, the key service over pinned TLS, cryptsetup, kubeadm, systemd-notify. */
+export function productionDeps(o: ProductionOptions): AgentDeps {
+  const env = o.env ?? process.env;
+  return {
+    loadConfig: () => loadConfig({ file: o.configFile, credentialsDirectory: env.CREDENTIALS_DIRECTORY }),
+    bootId: async () => (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim(),
+    openStatus: fileStatusStore,
+    inventory: gatherInventory,
+    openTpm: (tcti) => EngineAttestationTpm.open(tcti, o.debug),
+    keyService: (config) => ({
+      attestOnce: (tpm, req) => attest(tpm, { endpoint: { url: config.keyservice.url, fingerprint: config.keyservice.fingerprint }, ...req, retry: { attempts: 1 }, log: o.debug }),
+    }),
+    disk: productionDiskOps(o.debug),
+    exec: run,
+    eventLog: async () => (existsSync(FIRMWARE_EVENT_LOG) ? readEventLogFile(FIRMWARE_EVENT_LOG) : undefined),
+    kubeletKey: newKubeletKey,
+    hostname: () => defaultNodeName(),
+    clock: { now: () => new Date(), sleep },
+    random: Math.random,
+    log: o.log,
+    debug: o.debug,
+    notify: async (msg) => {
+      await sdNotify(msg, run, env, o.debug);
+    },
+    signal: o.signal,
+  };
+}
