@@ -63,6 +63,11 @@ export interface AgentDeps {
   loadConfig(): Promise<{ config: AgentConfig; sources: string[] }>;
   bootId(): Promise<string>;
   openStatus(file: string): StatusStore;
+  /**
+   * Where a configuration error is recorded (no config, so no statusFile of its own): the
+   * default status file, when its folder exists (the unit's RuntimeDirectory).
+   */
+  fallbackStatus?(): StatusStore | undefined;
   inventory(): Promise<Inventory>;
   openTpm(tcti: string): Promise<AgentTpm>;
   keyService(config: AgentConfig): KeyServiceClient;

@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { fail, isSextantError } from '../../lib/errors.js';
 import type { JoinTicket } from '../../protocol/messages.js';
@@ -28,6 +29,16 @@ export interface JoinStepResult {
   warnings: string[];
 }
 
+/**
+ * The JoinConfiguration, written as soon as the ticket arrives (0600 in /run, a tmpfs): if the
+ * agent restarts after the lock, the key service gives no second ticket to a locked node, and
+ * the join step still finds what kubeadm needs here.
+ */
+export async function writeJoinFile(config: AgentConfig, ticket: JoinTicket, nodeName: string): Promise<void> {
+  const cfg = joinConfiguration(ticket, { name: nodeName, criSocket: config.node.criSocket, kubeletExtraArgs: config.node.kubeletExtraArgs, role: config.node.role });
+  await writeJoinConfiguration(config.join.configPath, cfg);
+}
+
 /** `systemctl start` of a unit that is not installed: exit 5, "Unit kubelet.service not found." */
 function unitMissing(e: unknown): boolean {
   return isSextantError(e, 'EXEC_FAILED') && /exited with 5\b|Unit \S+ not found|not-found|could not be found/i.test(e.message);
@@ -47,33 +58,30 @@ export async function runJoinStep(i: JoinStepInput): Promise<JoinStepResult> {
   };
 
   if (i.path === 'join') {
-    if (!i.ticket) {
-      fail('JOIN_FAILED', 'no join ticket: the key came from the recovery endpoint or the key service has no join configuration; a new node cannot join without one');
-    }
-    const cfg = joinConfiguration(i.ticket, { name: i.nodeName, criSocket: i.config.node.criSocket, kubeletExtraArgs: i.config.node.kubeletExtraArgs, role: i.config.node.role });
-    await writeJoinConfiguration(i.config.join.configPath, cfg);
+    if (i.ticket) await writeJoinFile(i.config, i.ticket, i.nodeName);
+    else if (!existsSync(i.config.join.configPath)) {
+      fail('JOIN_FAILED', `no join ticket in memory and no ${i.config.join.configPath}: the key came from the recovery endpoint, or the key service has no join configuration; a new node cannot join without one`);
+    } else warnings.push(`joining with ${i.config.join.configPath}, written before the agent restarted`);
     let kubeletCert: string | undefined;
-    try {
-      const r = await kubeadmJoin({
-        kubeadm: i.config.join.kubeadm,
-        configPath: i.config.join.configPath,
-        attempts: i.config.join.attempts,
-        retryDelayMs: i.config.join.retryDelayMs,
-        runner: i.exec,
-        sleep: (ms) => i.clock.sleep(ms, i.signal),
-        log: i.log,
-        signal: i.signal,
-        // kubeadm reset (before a retry) empties /var/lib/kubelet: install the certificate each time.
-        beforeAttempt: async () => {
-          kubeletCert = await installCert();
-        },
-      });
-      if (!kubeletCert) warnings.push('no kubelet certificate was issued: the kubelet bootstraps with the token (needs a CSR approver)');
-      return { action: 'kubeadm-join', attempts: r.attempts, kubeletCert, warnings };
-    } finally {
-      // The file holds the bootstrap token; kubeadm has read it.
-      await rm(i.config.join.configPath, { force: true });
-    }
+    const r = await kubeadmJoin({
+      kubeadm: i.config.join.kubeadm,
+      configPath: i.config.join.configPath,
+      attempts: i.config.join.attempts,
+      retryDelayMs: i.config.join.retryDelayMs,
+      runner: i.exec,
+      sleep: (ms) => i.clock.sleep(ms, i.signal),
+      log: i.log,
+      signal: i.signal,
+      // kubeadm reset (before a retry) empties /var/lib/kubelet: install the certificate each time.
+      beforeAttempt: async () => {
+        kubeletCert = (await installCert()) ?? kubeletCert;
+      },
+    });
+    // The file holds the bootstrap token and kubeadm has used it. (After a failure it stays for
+    // the restart: a locked node gets no second ticket.)
+    await rm(i.config.join.configPath, { force: true });
+    if (!kubeletCert) warnings.push('no kubelet certificate installed: the kubelet bootstraps with the token (needs a CSR approver)');
+    return { action: 'kubeadm-join', attempts: r.attempts, kubeletCert, warnings };
   }
 
   const kubeletCert = await installCert();

@@ -19,14 +19,15 @@ export interface KeyRelease {
 }
 
 /**
- * Delay before retry `attempt` (0-based): "equal jitter", uniform in [c/2, c) with
- * c = min(maxMs, initialMs * 2^attempt). Half of each delay is fixed, so a node never retries
- * in a tight loop however the dice fall, and the other half spreads a fleet that lost its
- * key service at the same moment.
+ * Delay before retry `attempt` (0-based): uniform in [3c/4, c] with c = min(maxMs, initialMs *
+ * 2^attempt). Three quarters of each delay are fixed, so a node never retries in a tight loop
+ * and every wait is at least 1.5 times the one before (until the cap), however the dice fall;
+ * the last quarter spreads a fleet that lost its key service at the same moment.
  */
 export function retryDelay(attempt: number, initialMs: number, maxMs: number, random: () => number): number {
   const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 52));
-  return Math.ceil(ceiling / 2) + backoffDelay(0, { baseMs: Math.floor(ceiling / 2), capMs: Math.floor(ceiling / 2), random });
+  const fixed = Math.ceil((ceiling * 3) / 4);
+  return fixed + backoffDelay(0, { baseMs: ceiling - fixed, capMs: ceiling - fixed, random });
 }
 
 export interface BackoffLoopOptions {

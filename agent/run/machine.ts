@@ -2,12 +2,14 @@ import { toHex, zeroize } from '../../lib/bytes.js';
 import { fail, isSextantError, SextantError } from '../../lib/errors.js';
 import type { Inventory } from '../../protocol/messages.js';
 import { lockedPcr15, lockToCluster } from '../boot/cluster-lock.js';
-import { DEFAULTS, type AgentConfig } from '../config/config.js';
+import type { AgentConfig } from '../config/config.js';
 import { selectStateDisk, type BlockDeviceRow } from '../disk/find.js';
-import { assertOwnLock, keyServiceRole, pathFromDisk, readPcr15 } from './decide.js';
+import { existsSync } from 'node:fs';
+import type { Role } from '../../protocol/messages.js';
+import { assertOwnLock, keyServiceRole, pathFromDisk, readPcr15, type Pcr15 } from './decide.js';
 import type { AgentDeps, AgentTpm, KubeletKey } from './deps.js';
 import { recordJoined, runDiskStep } from './disk-step.js';
-import { runJoinStep } from './join-step.js';
+import { runJoinStep, writeJoinFile } from './join-step.js';
 import { attestUntilAnswered, releaseKey, type KeyRelease } from './key-release.js';
 import type { AgentStatus, StatusStore, StepName } from './status.js';
 
@@ -165,6 +167,56 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
     const diskUuid = status.diskUuid!;
     const nodeName = config.node.name ?? deps.hostname();
 
+    /** Attests (with backoff, raced against the recovery endpoint when enabled) and returns the secrets. */
+    const obtainSecrets = async (role: Role, pcr15: Pcr15): Promise<KeyRelease> => {
+      const tpm = v.tpm!;
+      v.kubeletKey ??= deps.kubeletKey(nodeName);
+      const eventLog = await deps.eventLog();
+      const ks = deps.keyService(config);
+      const recoveryWanted = config.recovery.enabled && status!.path === 'rejoin';
+      if (config.recovery.enabled && !deps.startRecovery) deps.debug('recovery is enabled but this build has no recovery endpoint');
+      const release = await releaseKey({
+        signal: deps.signal,
+        log: deps.debug,
+        recovery:
+          recoveryWanted && deps.startRecovery
+            ? () => deps.startRecovery!({ tpm, diskUuid, nodeName, eventLog, host: config.recovery.address, port: config.recovery.port, log: deps.debug })
+            : undefined,
+        keyservice: (signal) =>
+          attestUntilAnswered(() => ks.attestOnce(tpm, { diskUuid, role, nodeName, csr: v.kubeletKey?.csrPem, inventory: v.inventory, eventLog }), {
+            initialMs: config.retry.initialMs,
+            maxMs: config.retry.maxMs,
+            clock: deps.clock,
+            random: deps.random,
+            signal,
+            onRetry: async (e, attempt, delayMs) => {
+              const err = errorFields(e);
+              status!.outcome = 'waiting';
+              status!.lastError = { step: 'attest', ...err, at: now().toISOString() };
+              await save();
+              deps.log({ step: 'attest', outcome: 'retrying', attempt, delayMs, ...err });
+              await deps.notify({ status: `sextant agent: waiting for the key service (attempt ${attempt}, next in ${Math.round(delayMs / 1000)} s)` });
+            },
+          }),
+      });
+      try {
+        if (pcr15.kind === 'set' && status!.clusterId === undefined) assertOwnLock(pcr15.value, release.clusterId);
+      } catch (e) {
+        zeroize(release.diskKey);
+        throw e;
+      }
+      if (status!.clusterId !== undefined && status!.clusterId !== release.clusterId) {
+        zeroize(release.diskKey);
+        fail('CLUSTER_LOCK_MISMATCH', `the key service now names cluster ${release.clusterId}; earlier in this boot it was ${status!.clusterId}`);
+      }
+      status!.clusterId = release.clusterId;
+      status!.keySource = release.source;
+      status!.role = role;
+      status!.outcome = 'running';
+      if (release.joinTicket && status!.path === 'join') await writeJoinFile(config, release.joinTicket, nodeName);
+      return release;
+    };
+
     // ---- attest: only while something still needs the secrets ----
     current = 'attest';
     const needSecrets = !isDone('disk') || (status.path === 'join' && !isDone('join'));
@@ -175,41 +227,8 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
         const tpm = v.tpm;
         const pcr15 = readPcr15(await tpm.readPcrSha256(15));
         const role = keyServiceRole(status!.path!, pcr15, status!.clusterId);
-        status!.role = role;
-        v.kubeletKey = deps.kubeletKey(nodeName);
-        const eventLog = await deps.eventLog();
-        const ks = deps.keyService(config);
-        const recoveryWanted = config.recovery.enabled && status!.path === 'rejoin';
-        if (config.recovery.enabled && !deps.startRecovery) deps.debug('recovery is enabled but this build has no recovery endpoint');
-        const release = await releaseKey({
-          signal: deps.signal,
-          log: deps.debug,
-          recovery: recoveryWanted && deps.startRecovery ? () => deps.startRecovery!({ port: config.recovery.port, log: deps.debug }) : undefined,
-          keyservice: (signal) =>
-            attestUntilAnswered(() => ks.attestOnce(tpm, { diskUuid, role, nodeName, csr: v.kubeletKey?.csrPem, inventory: v.inventory, eventLog }), {
-              initialMs: config.retry.initialMs,
-              maxMs: config.retry.maxMs,
-              clock: deps.clock,
-              random: deps.random,
-              signal,
-              onRetry: async (e, attempt, delayMs) => {
-                const err = errorFields(e);
-                status!.outcome = 'waiting';
-                status!.lastError = { step: 'attest', ...err, at: now().toISOString() };
-                await save();
-                deps.log({ step: 'attest', outcome: 'retrying', attempt, delayMs, ...err });
-                await deps.notify({ status: `sextant agent: waiting for the key service (attempt ${attempt}, next in ${Math.round(delayMs / 1000)} s)` });
-              },
-            }),
-        });
+        const release = await obtainSecrets(role, pcr15);
         v.release = release;
-        if (pcr15.kind === 'set' && status!.clusterId === undefined) assertOwnLock(pcr15.value, release.clusterId);
-        if (status!.clusterId !== undefined && status!.clusterId !== release.clusterId) {
-          fail('CLUSTER_LOCK_MISMATCH', `the key service now names cluster ${release.clusterId}; earlier in this boot it was ${status!.clusterId}`);
-        }
-        status!.clusterId = release.clusterId;
-        status!.keySource = release.source;
-        status!.outcome = 'running';
         return {
           role,
           pcr15: pcr15.kind === 'zero' ? 'zero' : 'this cluster\'s lock',
@@ -231,8 +250,19 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
         const release = v.release ?? fail('INTERNAL', 'the disk step needs the key from the attest step');
         try {
           const r = await runDiskStep({ config, disk: deps.disk, clock: deps.clock, device, diskUuid, clusterId: release.clusterId, key: release.diskKey, path: status!.path! });
+          zeroize(release.diskKey);
           status!.path = r.path;
-          return { ...r, diskKeyWiped: true };
+          let ticketFetched = false;
+          if (r.path === 'join' && !release.joinTicket && !existsSync(config.join.configPath)) {
+            // Our disk whose first boot never finished its join: a rejoin gets no join ticket,
+            // so ask for a join now, while PCR 15 is still zero (the lock comes next).
+            status!.path = 'join';
+            const again = await obtainSecrets('join', readPcr15(await v.tpm!.readPcrSha256(15)));
+            zeroize(again.diskKey);
+            release.joinTicket = again.joinTicket;
+            ticketFetched = true;
+          }
+          return { ...r, diskKeyWiped: true, ticketFetched };
         } finally {
           zeroize(release.diskKey);
         }
@@ -294,8 +324,8 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
     if (!status) {
       // No configuration, so no status file path of our own: leave the error where `agent status` looks by default.
       await deps
-        .openStatus(DEFAULTS.statusFile)
-        .save({ v: 1, bootId: await deps.bootId().catch(() => ''), runs: 1, startedAt: now().toISOString(), updatedAt: now().toISOString(), step: current, outcome: 'failed', steps: {}, lastError: { step: current, ...err, at: now().toISOString() } })
+        .fallbackStatus?.()
+        ?.save({ v: 1, bootId: await deps.bootId().catch(() => ''), runs: 1, startedAt: now().toISOString(), updatedAt: now().toISOString(), step: current, outcome: 'failed', steps: {}, lastError: { step: current, ...err, at: now().toISOString() } })
         .catch(() => {});
     }
     const configError = current === 'config' && e instanceof SextantError && e.isInputError;

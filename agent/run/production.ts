@@ -1,6 +1,7 @@
 import { existsSync } from 'node:fs';
 import { readFile, stat } from 'node:fs/promises';
 import os from 'node:os';
+import path from 'node:path';
 import { fail } from '../../lib/errors.js';
 import { run, type ExecLogger } from '../../lib/exec.js';
 import { readEventLogFile } from '../../measurements/eventlog/read.js';
@@ -8,14 +9,16 @@ import { sleep } from '../attest/backoff.js';
 import { attest } from '../attest/client.js';
 import { EngineAttestationTpm } from '../attest/engine-tpm.js';
 import { gatherInventory } from '../attest/inventory.js';
-import { loadConfig } from '../config/config.js';
+import { DEFAULTS, loadConfig } from '../config/config.js';
 import { classifyDisk } from '../disk/classify.js';
 import { readBlockInventory } from '../disk/find.js';
 import { inspectDisk } from '../disk/inspect.js';
 import { prepareStateDisk } from '../disk/prepare.js';
 import { newKubeletKey } from '../join/kubelet-csr.js';
+import { startRecoveryServer } from '../recovery/server.js';
 import { sdNotify } from '../systemd/notify.js';
 import type { AgentDeps, StateDiskOps } from './deps.js';
+import type { StartRecovery } from './recovery-source.js';
 import { fileStatusStore } from './status.js';
 
 export const FIRMWARE_EVENT_LOG = '/sys/kernel/security/tpm0/binary_bios_measurements';
@@ -51,6 +54,18 @@ export function productionDiskOps(log?: ExecLogger): StateDiskOps {
   };
 }
 
+/** agent/recovery's HTTPS endpoint as a RecoverySource (it starts asynchronously; close() waits for the start). */
+export const startRecovery: StartRecovery = (o) => {
+  const started = startRecoveryServer({ tpm: o.tpm, diskUuid: o.diskUuid, nodeName: o.nodeName, eventLog: o.eventLog, host: o.host, port: o.port, log: o.log });
+  return {
+    secrets: started.then((s) => s.secrets),
+    close: async () => {
+      const s = await started.catch(() => undefined);
+      await s?.close();
+    },
+  };
+};
+
 export interface ProductionOptions {
   configFile?: string;
   env?: NodeJS.ProcessEnv;
@@ -68,11 +83,13 @@ export function productionDeps(o: ProductionOptions): AgentDeps {
     loadConfig: () => loadConfig({ file: o.configFile, credentialsDirectory: env.CREDENTIALS_DIRECTORY }),
     bootId: async () => (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim(),
     openStatus: fileStatusStore,
+    fallbackStatus: () => (existsSync(path.dirname(DEFAULTS.statusFile)) ? fileStatusStore(DEFAULTS.statusFile) : undefined),
     inventory: gatherInventory,
     openTpm: (tcti) => EngineAttestationTpm.open(tcti, o.debug),
     keyService: (config) => ({
       attestOnce: (tpm, req) => attest(tpm, { endpoint: { url: config.keyservice.url, fingerprint: config.keyservice.fingerprint }, ...req, retry: { attempts: 1 }, log: o.debug }),
     }),
+    startRecovery,
     disk: productionDiskOps(o.debug),
     exec: run,
     eventLog: async () => (existsSync(FIRMWARE_EVENT_LOG) ? readEventLogFile(FIRMWARE_EVENT_LOG) : undefined),

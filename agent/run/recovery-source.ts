@@ -1,14 +1,13 @@
+import type { AgentTpm } from './deps.js';
+import type { RecoveredSecrets } from '../recovery/server.js';
+
+export type { RecoveredSecrets };
+
 /**
  * Where a disk key can come from besides the key service: an admin who verified the node's
  * attestation sends the recovery secret to the node's recovery endpoint (agent/recovery/).
  * The run step only needs this shape, so the race can be tested with a stub.
  */
-export interface RecoveredSecrets {
-  /** The state disk's key; whoever receives it zeroizes it once the disk is open. */
-  diskKey: Buffer;
-  clusterId: string;
-}
-
 export interface RecoverySource {
   /** Resolves once an admin delivered the secrets (or rejects if the endpoint failed). */
   secrets: Promise<RecoveredSecrets>;
@@ -17,6 +16,11 @@ export interface RecoverySource {
 }
 
 export interface RecoveryStartOptions {
+  tpm: AgentTpm;
+  diskUuid: string;
+  nodeName: string;
+  eventLog?: Uint8Array;
+  host: string;
   port: number;
   log: (line: string) => void;
 }

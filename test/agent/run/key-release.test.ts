@@ -20,16 +20,17 @@ function stubRecovery(): RecoverySource & { deliver(s: RecoveredSecrets): void; 
   return r;
 }
 
-test('retry delays: equal jitter, never below half the ceiling, never above retry.maxMs', (t) => {
+test('retry delays: jittered in [3/4, 1] of the ceiling, each at least 1.5x the last until retry.maxMs', (t) => {
   for (const random of [() => 0, () => 0.999999]) {
     const ds = Array.from({ length: 12 }, (_, i) => retryDelay(i, 1000, 60_000, random));
     for (const [i, d] of ds.entries()) {
       const c = Math.min(60_000, 1000 * 2 ** i);
-      t.true(d >= c / 2 && d <= c, `attempt ${i}: ${d} in [${c / 2}, ${c}]`);
+      t.true(d >= (c * 3) / 4 && d <= c, `attempt ${i}: ${d} in [${(c * 3) / 4}, ${c}]`);
     }
     t.true(ds.every((d) => d > 0), 'never a zero wait (no spinning)');
+    for (let i = 1; i < 6; i++) t.true(ds[i] >= ds[i - 1] * 1.5, `growing: ${ds.join(' ')}`);
   }
-  t.is(retryDelay(1000, 1000, 60_000, () => 0.5), 45_000, 'huge attempt numbers stay capped');
+  t.is(retryDelay(1000, 1000, 60_000, () => 0.5), 52_500, 'huge attempt numbers stay capped');
 });
 
 test('attestUntilAnswered: retries transport trouble, stops at a refusal, stops when aborted', async (t) => {
@@ -38,7 +39,7 @@ test('attestUntilAnswered: retries transport trouble, stops at a refusal, stops 
   let n = 0;
   const r = await attestUntilAnswered(async () => (++n < 4 ? Promise.reject(unreachable()) : answer(1)), { initialMs: 100, maxMs: 1000, clock, random: () => 0 });
   t.is(r.attempts, 4);
-  t.deepEqual(waits, [50, 100, 200]);
+  t.deepEqual(waits, [75, 150, 300]);
   await t.throwsAsync(attestUntilAnswered(async () => Promise.reject(new SextantError({ code: 'PCR_MISMATCH', message: 'no' })), { initialMs: 1, maxMs: 1, clock, random: () => 0 }), { code: 'PCR_MISMATCH' });
   const ac = new AbortController();
   const p = attestUntilAnswered(async () => Promise.reject(unreachable()), { initialMs: 10_000, maxMs: 10_000, clock: { now: () => new Date(), sleep }, random: () => 0, signal: ac.signal });

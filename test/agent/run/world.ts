@@ -146,7 +146,8 @@ export class FakeKeyService {
     this.calls.push(req);
     const code = this.failures.shift();
     if (code) throw new SextantError({ code, message: `injected ${code}` });
-    return { diskKey: Buffer.alloc(32, this.keyByte), clusterId: this.clusterId, joinTicket: this.ticket, warnings: [], attempts: 1 };
+    // As keyservice/attestor.ts: a join ticket only for a join, never for a rejoin.
+    return { diskKey: Buffer.alloc(32, this.keyByte), clusterId: this.clusterId, joinTicket: req.role === 'join' ? this.ticket : undefined, warnings: [], attempts: 1 };
   }
 }
 
