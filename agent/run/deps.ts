@@ -1,4 +1,4 @@
-import type { Inventory, Role } from '../../protocol/messages.js';
+import type { ConfirmSession, Inventory, Role } from '../../protocol/messages.js';
 import type { AttestResult } from '../attest/client.js';
 import type { AttestationTpm } from '../attest/tpm.js';
 import type { PcrLockTpm } from '../boot/cluster-lock.js';
@@ -28,10 +28,10 @@ export interface KeyServiceClient {
   /** One attestation round trip, no retries: the run loop owns backoff and the recovery race. */
   attestOnce(tpm: AgentTpm, req: AttestOnceRequest): Promise<AttestResult>;
   /**
-   * After the lock: a fresh quote so the key service's audit log records PCR 15 = the lock.
-   * Undefined until the key service offers the round (see agent/run/lock-step.ts).
+   * After the lock: a fresh quote in the confirm session the release opened, so the key
+   * service's audit log records PCR 15 = the lock (agent/attest/confirm.ts).
    */
-  confirmLock?(tpm: AgentTpm, req: { diskUuid: string; nodeName: string; clusterId: string }): Promise<void>;
+  confirmLock?(tpm: AgentTpm, session: ConfirmSession): Promise<{ pcr15: string; attempts: number }>;
 }
 
 /** The state disk operations (agent/disk in production; recorded fakes in unit tests). */

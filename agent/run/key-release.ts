@@ -1,6 +1,6 @@
 import { zeroize } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
-import type { JoinTicket } from '../../protocol/messages.js';
+import type { ConfirmSession, JoinTicket } from '../../protocol/messages.js';
 import { backoffDelay } from '../attest/backoff.js';
 import type { AttestResult } from '../attest/client.js';
 import { isFinalRefusal } from '../attest/transport.js';
@@ -13,6 +13,8 @@ export interface KeyRelease {
   diskKey: Buffer;
   clusterId: string;
   joinTicket?: JoinTicket;
+  /** The key service's post-lock confirm session (none from the recovery endpoint). */
+  confirm?: ConfirmSession;
   warnings: string[];
   attempts: number;
   source: 'keyservice' | 'recovery';

@@ -277,13 +277,16 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
         v.tpm ??= await deps.openTpm(config.tpm.tcti);
         const clusterId = status!.clusterId ?? fail('INTERNAL', 'no cluster ID to lock to');
         const lock = await lockToCluster(v.tpm, clusterId);
+        // The confirm round: the key service audits a fresh quote holding PCR 15 = the lock.
         const ks = deps.keyService(config);
-        let confirm: string;
-        if (ks.confirmLock) {
-          await ks.confirmLock(v.tpm, { diskUuid, nodeName, clusterId });
-          confirm = 'the key service recorded PCR 15 = lock';
-        } else {
-          confirm = 'not available (the key service client has no confirm round yet)';
+        const session = v.release?.confirm;
+        let confirm: Record<string, unknown>;
+        if (!ks.confirmLock) confirm = { skipped: 'this key service client has no confirm round' };
+        else if (!session) confirm = { skipped: v.release ? `no confirm session (key from the ${v.release.source === 'recovery' ? 'recovery endpoint' : 'key service, which opened none'})` : 'no attestation in this run' };
+        else {
+          const c = await ks.confirmLock(v.tpm, session);
+          if (c.pcr15 !== toHex(lockedPcr15(clusterId))) fail('CLUSTER_LOCK_MISMATCH', `the key service confirmed PCR 15 = ${c.pcr15}, not this cluster's lock`);
+          confirm = { confirmed: true, attempts: c.attempts };
         }
         return { lock, pcr15: toHex(lockedPcr15(clusterId)), confirm };
       });

@@ -7,6 +7,7 @@ import { run, type ExecLogger } from '../../lib/exec.js';
 import { readEventLogFile } from '../../measurements/eventlog/read.js';
 import { sleep } from '../attest/backoff.js';
 import { attest } from '../attest/client.js';
+import { confirmLock } from '../attest/confirm.js';
 import { EngineAttestationTpm } from '../attest/engine-tpm.js';
 import { gatherInventory } from '../attest/inventory.js';
 import { DEFAULTS, loadConfig } from '../config/config.js';
@@ -86,9 +87,13 @@ export function productionDeps(o: ProductionOptions): AgentDeps {
     fallbackStatus: () => (existsSync(path.dirname(DEFAULTS.statusFile)) ? fileStatusStore(DEFAULTS.statusFile) : undefined),
     inventory: gatherInventory,
     openTpm: (tcti) => EngineAttestationTpm.open(tcti, o.debug),
-    keyService: (config) => ({
-      attestOnce: (tpm, req) => attest(tpm, { endpoint: { url: config.keyservice.url, fingerprint: config.keyservice.fingerprint }, ...req, retry: { attempts: 1 }, log: o.debug }),
-    }),
+    keyService: (config) => {
+      const endpoint = { url: config.keyservice.url, fingerprint: config.keyservice.fingerprint };
+      return {
+        attestOnce: (tpm, req) => attest(tpm, { endpoint, ...req, retry: { attempts: 1 }, log: o.debug }),
+        confirmLock: (tpm, session) => confirmLock(tpm, endpoint, session, { retry: { baseMs: config.retry.initialMs, capMs: config.retry.maxMs, signal: o.signal }, log: o.debug }),
+      };
+    },
     startRecovery,
     disk: productionDiskOps(o.debug),
     exec: run,

@@ -18,7 +18,7 @@ import { sextant } from '../helpers/cli.js';
 import { makeClusterCa } from '../helpers/cluster-ca.js';
 import { measurementsKeys, opensslClusterLock, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { FIXTURES, SEXTANT_BIN } from '../helpers/paths.js';
-import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { rebootSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { cryptsetup, luksJson, sha256File, sparseImage } from '../agent/disk/images.js';
 
 const DISK = 'a9e1c2d3-4b5c-4d6e-8f70-8192a3b4c5d6';
@@ -108,6 +108,10 @@ async function nodeFiles(name: string, image: string, over: Record<string, unkno
   return n;
 }
 
+async function audit(): Promise<{ decision: string; role?: string; pcrs?: Record<string, string> }[]> {
+  return (await readFile(path.join(state, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+}
+
 function records(stdout: string): Record<string, unknown>[] {
   return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
 }
@@ -139,6 +143,11 @@ test.serial('blank image -> join: LUKS2 formatted under HKDF(master, "key-"+uuid
   const pcr = (await run('tpm2_pcrread', ['sha256:15'], { env: tpm!.env })).stdout;
   const lock = await opensslClusterLock(clusterId);
   t.regex(pcr.toLowerCase(), new RegExp(`15\\s*:\\s*0x${lock}`));
+  // ... and the key service audited the post-lock quote holding it (the confirm round).
+  t.like(recs.find((x) => x.step === 'lock'), { lock: 'extended', confirm: { confirmed: true } });
+  const confirmed = (await audit()).filter((a) => a.decision === 'lock-confirmed');
+  t.is(confirmed.length, 1);
+  t.is(confirmed[0].pcrs?.['15'], lock);
 
   // kubeadm: one valid v1beta4 join; the kubelet certificate chains to the cluster CA and names the node.
   const calls = (await readFile(first.record, 'utf8')).trim().split('\n').map((l) => JSON.parse(l) as { args: string[]; problems: string[] });
@@ -177,6 +186,23 @@ test.serial('status lost but PCR 15 locked (same boot): rejoin with the lock, di
   t.like(recs.find((x) => x.step === 'join'), { action: 'start-kubelet' });
   t.is(await sha256File(image), before, 'not a byte changed');
   await t.throwsAsync(readFile(n.record, 'utf8'), undefined, 'kubeadm never ran');
+});
+
+test.serial('reboot (TPM reset: PCR 15 zero again, new /run): our disk -> rejoin, verified not formatted, kubelet started, locked again', async (t) => {
+  await rebootSwtpm(tpm!);
+  const before = await sha256File(image);
+  const n = await nodeFiles('node1-boot2', image);
+  const r = await agentRun(n);
+  t.is(r.exitCode, 0, r.stderr + r.stdout);
+  const recs = records(r.stdout);
+  t.like(recs.find((x) => x.step === 'find-disk'), { found: 'sextant', path: 'rejoin' });
+  t.like(recs.find((x) => x.step === 'attest'), { role: 'rejoin', pcr15: 'zero', joinTicket: false });
+  t.like(recs.find((x) => x.step === 'disk'), { state: 'verified', found: 'sextant' });
+  t.like(recs.find((x) => x.step === 'lock'), { lock: 'extended', confirm: { confirmed: true } });
+  t.like(recs.find((x) => x.step === 'join'), { action: 'start-kubelet' });
+  t.is(await sha256File(image), before, 'not a byte changed');
+  await t.throwsAsync(readFile(n.record, 'utf8'), undefined, 'kubeadm never ran');
+  t.regex((await run('tpm2_pcrread', ['sha256:15'], { env: tpm!.env })).stdout.toLowerCase(), new RegExp(await opensslClusterLock(clusterId)));
 });
 
 test.serial('a foreign image (ext4) is refused before attesting: exit 1, DISK_FOREIGN_DATA, bytes unchanged', async (t) => {

@@ -287,13 +287,44 @@ test('explicit stateDisk.device + diskUuid: no label search', async (t) => {
   t.is(w.ks.calls[0].diskUuid, '01234567-89ab-4cde-8f01-23456789abcd');
 });
 
-test('the lock is followed by the confirm round when the key service client has one', async (t) => {
+test('the lock is followed by the confirm round in the session the release opened', async (t) => {
   const w = await makeWorld();
   t.teardown(w.cleanup);
   w.ks.withConfirm = true;
   t.true((await runAgent(w.deps())).ok);
-  t.is(w.ks.confirms, 1);
-  t.like(stepRecord(w, 'lock')[0], { confirm: 'the key service recorded PCR 15 = lock' });
+  t.deepEqual(w.ks.confirms, ['1'.repeat(32)]);
+  t.like(stepRecord(w, 'lock')[0], { lock: 'extended', confirm: { confirmed: true } });
+});
+
+test('without a confirm session (key from the recovery endpoint) the lock still happens, the confirm is skipped and said so', async (t) => {
+  const w = await makeWorld();
+  t.teardown(w.cleanup);
+  await ourDisk(w, { joinedAt: 'y' });
+  w.config.recovery.enabled = true;
+  w.ks.withConfirm = true;
+  w.ks.failures = Array(50).fill('KEYSERVICE_UNREACHABLE');
+  let closed = 0;
+  w.recovery = () => ({ secrets: Promise.resolve({ diskKey: Buffer.alloc(32, 0x42), clusterId: CLUSTER }), close: async () => void closed++ });
+  const r = await runAgent(w.deps());
+  t.like(r, { ok: true, path: 'rejoin' });
+  t.like(stepRecord(w, 'attest')[0], { source: 'recovery' });
+  t.is(closed, 1);
+  t.deepEqual(w.ks.confirms, []);
+  t.like(stepRecord(w, 'lock')[0], { lock: 'extended', confirm: { skipped: 'no confirm session (key from the recovery endpoint)' } });
+  t.is(w.tpm.events.length, 1);
+});
+
+test('recovery is only offered for our disk: a blank disk waits for the key service (a new node needs a join ticket)', async (t) => {
+  const w = await makeWorld();
+  t.teardown(w.cleanup);
+  w.config.recovery.enabled = true;
+  let started = 0;
+  w.recovery = () => {
+    started++;
+    return { secrets: new Promise(() => {}), close: async () => {} };
+  };
+  t.true((await runAgent(w.deps())).ok);
+  t.is(started, 0);
 });
 
 test('no configuration at all: exit 2, FILE_NOT_FOUND, and the error is where agent status looks', async (t) => {

@@ -140,14 +140,15 @@ export class FakeKeyService {
   clusterId = CLUSTER;
   keyByte = 0x42;
   ticket: typeof TICKET | undefined = TICKET;
-  confirms = 0;
+  confirms: string[] = [];
   withConfirm = false;
   async attestOnce(_tpm: AgentTpm, req: AttestOnceRequest): Promise<AttestResult> {
     this.calls.push(req);
     const code = this.failures.shift();
     if (code) throw new SextantError({ code, message: `injected ${code}` });
     // As keyservice/attestor.ts: a join ticket only for a join, never for a rejoin.
-    return { diskKey: Buffer.alloc(32, this.keyByte), clusterId: this.clusterId, joinTicket: req.role === 'join' ? this.ticket : undefined, warnings: [], attempts: 1 };
+    const confirm = this.withConfirm ? { id: (this.calls.length % 16).toString(16).repeat(32), expiresAt: '2030-01-01T00:00:00Z' } : undefined;
+    return { diskKey: Buffer.alloc(32, this.keyByte), clusterId: this.clusterId, joinTicket: req.role === 'join' ? this.ticket : undefined, confirm, warnings: [], attempts: 1 };
   }
 }
 
@@ -246,7 +247,14 @@ export async function makeWorld(overrides: Record<string, unknown> = {}): Promis
             crash('attest');
             return ks.attestOnce(tpm, req);
           },
-          ...(ks.withConfirm ? { confirmLock: async () => void ks.confirms++ } : {}),
+          ...(ks.withConfirm
+            ? {
+                confirmLock: async (_t: AgentTpm, session: { id: string }) => {
+                  ks.confirms.push(session.id);
+                  return { pcr15: w.tpm.pcr15.toString('hex'), attempts: 1 };
+                },
+              }
+            : {}),
         }),
         startRecovery: w.recovery ? () => w.recovery!() : undefined,
         disk: {
