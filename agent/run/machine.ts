@@ -50,10 +50,17 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
   let status: AgentStatus | undefined;
   let store: StatusStore | undefined;
   const now = () => deps.clock.now();
-  const save = async (): Promise<void> => {
-    if (!status || !store) return;
-    status.updatedAt = now().toISOString();
-    await store.save(status);
+  // One write at a time: a retry report of the losing side of the recovery race may still be
+  // saving when the step completes.
+  let saving: Promise<void> = Promise.resolve();
+  const save = (): Promise<void> => {
+    const next = saving.then(async () => {
+      if (!status || !store) return;
+      status.updatedAt = now().toISOString();
+      await store.save(status);
+    });
+    saving = next.catch(() => {});
+    return next;
   };
 
   const step = async <T extends Record<string, unknown>>(name: StepName, body: () => Promise<T>): Promise<T> => {
