@@ -11,6 +11,9 @@ export function parseBlkidExport(text: string): BlkidSignature {
     if (i > 0) out[line.slice(0, i)] = line.slice(i + 1);
   }
   delete out.DEVNAME;
+  // On a partition, `blkid -p` also reports the entry in the parent's partition table
+  // (PART_ENTRY_NAME=sextant-state, ...): that is where the content lives, not what it is.
+  for (const k of Object.keys(out)) if (k.startsWith('PART_ENTRY_')) delete out[k];
   return out;
 }
 

@@ -111,6 +111,29 @@ test('blkid export parsing keeps values with = and drops DEVNAME', (t) => {
   t.deepEqual(parseBlkidExport('DEVNAME=/dev/x\nLABEL=a=b\nTYPE=ext4\n'), { LABEL: 'a=b', TYPE: 'ext4' });
 });
 
+// `blkid -p -o export /dev/vdb1` in the booted node image on a blank GPT partition (the e2e
+// state disk): only the parent table's entry, no content. It was refused as foreign data.
+const BLANK_PARTITION = [
+  'DEVNAME=/dev/vdb1',
+  'PART_ENTRY_SCHEME=gpt',
+  'PART_ENTRY_NAME=sextant-state',
+  'PART_ENTRY_UUID=5e7a7e00-0000-4000-8000-000000000002',
+  'PART_ENTRY_TYPE=0fc63daf-8483-4772-8e79-3d69d8477de4',
+  'PART_ENTRY_NUMBER=1',
+  'PART_ENTRY_OFFSET=2048',
+  'PART_ENTRY_SIZE=522207',
+  'PART_ENTRY_DISK=254:16',
+  '',
+].join('\n');
+
+test('a blank GPT partition (blkid reports only its table entry) is blank, its content signature still counts', (t) => {
+  const sig = parseBlkidExport(BLANK_PARTITION);
+  t.deepEqual(sig, {});
+  t.is(classifyDisk(facts({ signature: sig, headZero: true, tailZero: true, luks2: undefined })).kind, 'blank');
+  const ext4 = parseBlkidExport(BLANK_PARTITION + 'UUID=1\nTYPE=ext4\nUSAGE=filesystem\n');
+  t.like(classifyDisk(facts({ signature: ext4, headZero: false, tailZero: true, luks2: undefined })), { kind: 'refuse', code: 'DISK_FOREIGN_DATA', found: 'TYPE=ext4 USAGE=filesystem UUID=1' });
+});
+
 test('fuzz: header parsing and the allow-list never throw anything but DISK_HEADER_REJECTED, and never accept junk', (t) => {
   fc.assert(
     fc.property(fc.oneof(fc.json(), fc.string(), fc.jsonValue().map((v) => JSON.stringify({ ...OURS, keyslots: v }))), (text) => {
