@@ -82,9 +82,14 @@ export async function createStateDisk(file: string, sizeMiB: number, log?: Log):
   const fh = await open(file, 'w');
   await fh.truncate(sizeMiB * 1024 * 1024);
   await fh.close();
+  // The partition's size must be a multiple of 4096 bytes: the agent formats LUKS2 with
+  // 4096-byte sectors, and cryptsetup refuses a device whose size is not aligned to them
+  // (sgdisk's 1:0:0 left 522207 512-byte sectors). The backup GPT takes the last 33 sectors.
+  const sectors = sizeMiB * 2048;
+  const end = 2048 + Math.floor((sectors - 34 - 2048) / 8) * 8 - 1;
   await run(
     'sgdisk',
-    ['-o', '-n', '1:0:0', '-t', '1:8300', '-c', `1:${STATE_PART_LABEL}`, '-U', '5e7a7e00-0000-4000-8000-000000000001', '-u', '1:5e7a7e00-0000-4000-8000-000000000002', file],
+    ['-o', '-n', `1:2048:${end}`, '-t', '1:8300', '-c', `1:${STATE_PART_LABEL}`, '-U', '5e7a7e00-0000-4000-8000-000000000001', '-u', '1:5e7a7e00-0000-4000-8000-000000000002', file],
     { log },
   );
 }

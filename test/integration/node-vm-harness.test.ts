@@ -24,6 +24,7 @@ test('the state disk is a GPT with one partition labelled sextant-state whose co
     t.is(table.partitiontable.partitions.length, 1);
     const p = table.partitiontable.partitions[0];
     t.is(p.name, 'sextant-state');
+    t.is((p.size * 512) % 4096, 0, 'a whole number of 4096-byte LUKS2 sectors (cryptsetup refuses anything else)');
     // blkid on the partition's bytes: no signature at all (exit 2), as the agent's "blank" check expects.
     const probe = await run('blkid', ['-p', '-O', String(p.start * 512), '--size', String(p.size * 512), disk], { okExitCodes: [0, 2] });
     t.is(probe.exitCode, 2, probe.stdout);
