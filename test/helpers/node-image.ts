@@ -30,9 +30,14 @@ async function exists(f: string): Promise<boolean> {
 
 /** What the image is built from: the committed tree plus uncommitted changes. */
 async function sourceKey(): Promise<string> {
-  const tree = (await run('git', ['-C', REPO_ROOT, 'rev-parse', 'HEAD^{tree}'])).stdout.trim();
-  const diff = (await run('git', ['-C', REPO_ROOT, 'diff', 'HEAD'])).stdout;
-  return createHash('sha256').update(tree).update(diff).digest('hex');
+  try {
+    const tree = (await run('git', ['-C', REPO_ROOT, 'rev-parse', 'HEAD^{tree}'])).stdout.trim();
+    const diff = (await run('git', ['-C', REPO_ROOT, 'diff', 'HEAD'])).stdout;
+    return createHash('sha256').update(tree).update(diff).digest('hex');
+  } catch {
+    // Not a git checkout (e.g. an exported tree in CI): no cache key, so the image is built.
+    return `unversioned-${process.pid}-${Date.now()}`;
+  }
 }
 
 export async function resolveNodeImage(log?: (l: string) => void): Promise<NodeImage> {
