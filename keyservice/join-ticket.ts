@@ -64,11 +64,16 @@ export async function issueKubeletCert(ca: ClusterCa, csrPem: string, nodeName: 
     await writeFile(csr, csrPem);
     await writeFile(caCert, ca.certPem);
     await writeFile(ext, 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\nextendedKeyUsage=clientAuth\n');
+    // OpenSSL 3.0's `req -verify` exits 0 on a bad self-signature ("verify failure"): only
+    // its "verify OK" line counts as verified.
+    let verified = false;
     try {
-      await run('openssl', ['req', '-verify', '-noout', '-in', csr], { log });
-    } catch (cause) {
-      throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the CSR does not verify (bad signature or not PKCS#10)', cause });
+      const r = await run('openssl', ['req', '-verify', '-noout', '-in', csr], { log });
+      verified = /self-signature verify OK/.test(`${r.stdout}\n${r.stderr}`);
+    } catch {
+      verified = false;
     }
+    if (!verified) throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the CSR does not verify (bad signature or not PKCS#10)' });
     const out = path.join(dir, 'node.crt');
     await run(
       'openssl',

@@ -40,9 +40,11 @@ test('the kubelet certificate is issued by the cluster CA as system:node:<name>,
 test('a CSR with a broken signature is refused', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-join-'));
   const ca = await makeClusterCa(dir);
-  const body = ca.csr.split('\n');
-  const i = Math.floor(body.length / 2);
-  body[i] = body[i].replace(/[A-Za-z]/, (c) => (c === 'A' ? 'B' : 'A'));
-  await t.throwsAsync(issueKubeletCert({ certPem: await readFile(ca.caCert, 'utf8'), keyFile: ca.caKey }, body.join('\n'), 'worker-1', 1), { code: 'PROTOCOL_INVALID' });
+  // Flip the last DER byte: it lies in the ECDSA signature's s integer, so the CSR still
+  // parses and only the signature is wrong (a random base64 edit could break the DER instead).
+  const der = Buffer.from(ca.csr.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+  der[der.length - 1] ^= 0x01;
+  const broken = `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').replace(/.{64}/g, '$&\n')}\n-----END CERTIFICATE REQUEST-----\n`.replace(/\n\n/g, '\n');
+  await t.throwsAsync(issueKubeletCert({ certPem: await readFile(ca.caCert, 'utf8'), keyFile: ca.caKey }, broken, 'worker-1', 1), { code: 'PROTOCOL_INVALID' });
   await rm(dir, { recursive: true });
 });
