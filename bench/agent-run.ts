@@ -11,7 +11,7 @@
  * Each run gets a fresh image and status file, and the swtpm is power-cycled so PCR 15 is
  * zero again (a real boot).
  */
-import { execa, type ResultPromise } from 'execa';
+import { spawnKeyService, type KeyServiceChild } from '../test/helpers/keyservice-process.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -31,7 +31,7 @@ const MiB = 1024 * 1024;
 
 const swtpm = await startSwtpm();
 const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-bench-agent-'));
-let service: ResultPromise | undefined;
+let service: KeyServiceChild | undefined;
 try {
   const keys = await measurementsKeys(dir);
   const measurements = path.join(dir, 'measurements.json');
@@ -42,15 +42,8 @@ try {
     stateDir: path.join(dir, 'state'), measurements, measurementsKey: keys.pubPem, ekCa: [swtpm.caCertPath, swtpm.issuerCertPath],
     join: { apiServerEndpoint: '10.0.0.1:6443', caCert: ca.caCert, caKey: ca.caKey, tokenTtlSeconds: 600, certDays: 1 },
   }));
-  service = execa(process.execPath, [SEXTANT_BIN, 'keyservice', '--config', ksConfig, '--listen', '127.0.0.1:0', '--json'], { reject: false });
-  const started = await new Promise<{ listening: string; fingerprint: string }>((resolve, reject) => {
-    let buf = '';
-    service!.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      if (buf.includes('\n')) resolve(JSON.parse(buf.split('\n')[0]) as never);
-    });
-    void service!.then((r) => reject(new Error(`keyservice exited: ${String(r.stderr)}`)));
-  });
+  service = await spawnKeyService(['--config', ksConfig, '--listen', '127.0.0.1:0']);
+  const started = service;
 
   /** A fresh node: blank image, new status file, PCRs reset. */
   async function freshNode(i: number): Promise<string> {
@@ -166,8 +159,7 @@ try {
     { name: 'agent run RSS / bare node RSS', value: m(cli, 'kb') / m(bare, 'kb'), unit: 'x' },
   ]);
 } finally {
-  service?.kill('SIGTERM');
-  await service;
+  await service?.stop();
   await swtpm.stop();
   await rm(dir, { recursive: true, force: true });
 }

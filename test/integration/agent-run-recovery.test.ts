@@ -7,12 +7,12 @@
  */
 import test from 'ava';
 import { execa } from 'execa';
-import { createServer } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { sextant } from '../helpers/cli.js';
+import { freeLoopbackPort } from '../helpers/node-vm.js';
 import { measurementsKeys, opensslHkdf, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { FIXTURES, SEXTANT_BIN } from '../helpers/paths.js';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
@@ -32,18 +32,6 @@ test.after.always(async () => {
   await tpm?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
 });
-
-/** A loopback port nobody listens on (taken and released). */
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as { port: number }).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 function records(stdout: string): Record<string, unknown>[] {
   return stdout.split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -71,8 +59,8 @@ test('key service unreachable: the admin verifies the node with `sextant recover
   await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: '00'.repeat(32), enforced: true }, '9': { expected: '00'.repeat(32), enforced: true } });
 
   const base = path.join(dir, 'node');
-  const recoveryPort = await freePort();
-  const deadKeyService = await freePort();
+  const recoveryPort = await freeLoopbackPort();
+  const deadKeyService = await freeLoopbackPort();
   const config = `${base}.json`;
   await writeFile(
     config,

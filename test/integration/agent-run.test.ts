@@ -8,8 +8,9 @@
  * --no-open`); open, mkfs, mount, the marker and the bind mounts run in the QEMU e2e boot
  * (test/e2e/node-boot.test.ts), through the same code.
  */
+import { spawnKeyService, type KeyServiceChild } from '../helpers/keyservice-process.js';
 import test from 'ava';
-import { execa, type ResultPromise } from 'execa';
+import { execa } from 'execa';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,26 +27,18 @@ let tpm: Swtpm | undefined;
 let dir: string;
 let state: string;
 let ksConfig: string;
-let service: ResultPromise | undefined;
+let service: KeyServiceChild | undefined;
 let url: string;
 let fingerprint: string;
 let clusterId: string;
 
-async function startService(listen: string): Promise<{ listening: string; fingerprint: string; clusterId: string }> {
-  service = execa(process.execPath, [SEXTANT_BIN, 'keyservice', '--config', ksConfig, '--listen', listen, '--json'], { reject: false });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    service!.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      if (buf.includes('\n')) resolve(JSON.parse(buf.split('\n')[0]) as never);
-    });
-    void service!.then((r) => reject(new Error(`keyservice exited: ${String(r.stderr)}`)));
-  });
+async function startService(listen: string): Promise<KeyServiceChild> {
+  service = await spawnKeyService(['--config', ksConfig, '--listen', listen]);
+  return service;
 }
 
 async function stopService(): Promise<void> {
-  service?.kill('SIGTERM');
-  await service;
+  await service?.stop();
   service = undefined;
 }
 

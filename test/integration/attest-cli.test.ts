@@ -2,14 +2,13 @@
  * The CLI contract end to end: `sextant keyservice` as a process on loopback, and
  * `sextant agent attest` driving a real swtpm through the koffi -> ESYS engine.
  */
+import { spawnKeyService, type KeyServiceChild } from '../helpers/keyservice-process.js';
 import test from 'ava';
-import { execa, type ResultPromise } from 'execa';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { sextant } from '../helpers/cli.js';
-import { SEXTANT_BIN } from '../helpers/paths.js';
 import { measurementsKeys, opensslClusterLock, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { hash, toHex } from '../../lib/bytes.js';
 import { run } from '../../lib/exec.js';
@@ -19,7 +18,7 @@ const swtpm = (): Swtpm => tpm!;
 const DISK = 'c0ffee00-1234-4abc-8def-0123456789ab';
 let dir: string;
 let state: string;
-let service: ResultPromise | undefined;
+let service: KeyServiceChild | undefined;
 let url: string;
 let fingerprint: string;
 
@@ -32,22 +31,14 @@ test.before(async () => {
   // Expect this TPM's current PCR 4 and 9 (fresh swtpm: zero), enforced.
   const zero = '00'.repeat(32);
   await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: zero, enforced: true }, '9': { expected: zero, enforced: true } });
-  service = execa(process.execPath, [SEXTANT_BIN, 'keyservice', '--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', measurements, '--measurements-key', keys.pubPem, '--ek-ca', swtpm().caCertPath, '--ek-ca', swtpm().issuerCertPath, '--json'], { reject: false });
-  const started = await new Promise<{ listening: string; fingerprint: string }>((resolve, reject) => {
-    let buf = '';
-    service!.stdout!.on('data', (c: Buffer) => {
-      buf += c.toString();
-      if (buf.includes('\n')) resolve(JSON.parse(buf.split('\n')[0]) as never);
-    });
-    void service!.then((r) => reject(new Error(`keyservice exited: ${String(r.stderr)}`)));
-  });
+  service = await spawnKeyService(['--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', measurements, '--measurements-key', keys.pubPem, '--ek-ca', swtpm().caCertPath, '--ek-ca', swtpm().issuerCertPath]);
+  const started = service;
   url = started.listening;
   fingerprint = started.fingerprint;
 });
 
 test.after.always(async () => {
-  service?.kill('SIGTERM');
-  await service;
+  await service?.stop();
   await tpm?.stop();
   await rm(dir, { recursive: true, force: true });
 });

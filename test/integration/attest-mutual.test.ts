@@ -5,8 +5,8 @@
  * evidence; every refusal has its own KEYSERVICE_* code and leaves no trace of the node in
  * the service's audit log. The service's TPM is driven by the koffi -> ESYS engine.
  */
+import { spawnKeyService, type KeyServiceChild } from '../helpers/keyservice-process.js';
 import test from 'ava';
-import { execa, type ResultPromise } from 'execa';
 import { createServer, type Server } from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -16,7 +16,6 @@ import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { Tpm2ToolsAttester } from '../helpers/tpm2-tools-attester.js';
 import { measurementsKeys, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { sextant } from '../helpers/cli.js';
-import { SEXTANT_BIN } from '../helpers/paths.js';
 import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
 import { resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
 import { openStateDir } from '../../keyservice/state-dir.js';
@@ -160,20 +159,9 @@ test.serial('CLI: sextant keyservice --tpm-tcti and sextant agent attest --keyse
   await writeSignedMeasurements(serviceMeasurements, keys.keyPem, good.pcrs);
   const wrong = path.join(dir, 'keyservice-wrong.json');
   await writeSignedMeasurements(wrong, keys.keyPem, { ...good.pcrs, '4': { expected: 'cd'.repeat(32), enforced: true } });
-  const startCli = async (extra: string[], state: string): Promise<{ p: ResultPromise; url: string; fingerprint: string }> => {
-    const p = execa(process.execPath, [SEXTANT_BIN, 'keyservice', '--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', cfg.measurements, '--measurements-key', cfg.measurementsKey, '--ek-ca', node.caCertPath, '--ek-ca', node.issuerCertPath, '--json', ...extra], { reject: false });
-    const started = await new Promise<{ listening: string; fingerprint: string }>((resolve, reject) => {
-      let buf = '';
-      p.stdout!.on('data', (c: Buffer) => {
-        buf += c.toString();
-        if (!buf.includes('\n')) return;
-        const first = JSON.parse(buf.split('\n')[0]) as { ok: boolean; listening: string; fingerprint: string };
-        if (first.ok) resolve(first);
-        else reject(new Error(`keyservice refused to start: ${buf}`));
-      });
-      void p.then((r) => reject(new Error(`keyservice exited: ${String(r.stderr)}`)));
-    });
-    return { p, url: started.listening, fingerprint: started.fingerprint };
+  const startCli = async (extra: string[], state: string): Promise<KeyServiceChild & { url: string }> => {
+    const k = await spawnKeyService(['--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', cfg.measurements, '--measurements-key', cfg.measurementsKey, '--ek-ca', node.caCertPath, '--ek-ca', node.issuerCertPath, ...extra]);
+    return { ...k, url: k.listening };
   };
   const agent = (k: { url: string; fingerprint: string }, measurements: string) =>
     sextant(['agent', 'attest', '--tcti', node.tcti, '--keyservice', k.url, '--ca-fingerprint', k.fingerprint, '--disk-uuid', DISK, '--no-event-log', '--attempts', '1', '--json',
@@ -187,8 +175,7 @@ test.serial('CLI: sextant keyservice --tpm-tcti and sextant agent attest --keyse
     t.is(bad.exitCode, 1);
     t.like(JSON.parse(bad.stdout), { ok: false, code: 'KEYSERVICE_MEASUREMENTS_MISMATCH' });
   } finally {
-    withTpm.p.kill('SIGTERM');
-    await withTpm.p;
+    await withTpm.stop();
   }
   const without = await startCli([], path.join(dir, 'cli-state-2'));
   try {
@@ -196,7 +183,6 @@ test.serial('CLI: sextant keyservice --tpm-tcti and sextant agent attest --keyse
     t.is(r.exitCode, 1);
     t.like(JSON.parse(r.stdout), { ok: false, code: 'KEYSERVICE_NOT_ATTESTED' });
   } finally {
-    without.p.kill('SIGTERM');
-    await without.p;
+    await without.stop();
   }
 });
