@@ -83,7 +83,7 @@ async function keyserviceVerifier(v: Record<string, unknown>): Promise<ServiceEv
 const attestCmd: CommandSpec<Record<string, unknown>> = {
   path: ['agent', 'attest'],
   summary: 'attest this node to the key service and print what it released (SHA-256 of secrets only)',
-  description: `Runs the attestation protocol (see README "Protocol"): nonce, EK certificate + AK,
+  description: `Runs the attestation protocol (see docs/protocol.md): nonce, EK certificate + AK,
 credential activation, quote of SHA-256 PCRs 0-15 bound to the nonce and a one-time key,
 sealed answer. Sends the firmware event log when the host has one (${FIRMWARE_EVENT_LOG}).
 Retries unreachable/busy services with exponential backoff and jitter; a refusal is final
