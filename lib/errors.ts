@@ -12,6 +12,8 @@ export const INPUT_ERROR_CODES = [
   'UKI_MALFORMED',
   'EVENTLOG_TRUNCATED',
   'EVENTLOG_MALFORMED',
+  // a well-formed log in a format sextant does not replay (CEL-TLV, IMA's log, ...): never "malformed"
+  'EVENTLOG_FORMAT_UNSUPPORTED',
   'MEASUREMENTS_INVALID',
   'KEY_INVALID',
   'CONFIG_INVALID',

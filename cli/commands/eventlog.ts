@@ -12,11 +12,11 @@ import {
 } from '../../measurements/eventlog/compare.js';
 import { parsePcrList } from '../args.js';
 import { str, type CommandContext, type CommandSpec } from '../command.js';
-import type { PcrBanks } from '../../measurements/pcr/extend.js';
 import { eventLogToJson, type EventJson } from '../../measurements/eventlog/json.js';
 import { parseEventLog, type EventLog } from '../../measurements/eventlog/parse.js';
 import { readEventLogFile, readEventLogStream } from '../../measurements/eventlog/read.js';
-import { replayEventLog } from '../../measurements/eventlog/replay.js';
+import { replayEventLog, replayReport, type NotReplayed, type Pcr0Start } from '../../measurements/eventlog/replay.js';
+import type { EventLogFormat } from '../../measurements/eventlog/parse.js';
 
 async function loadLog(ctx: CommandContext): Promise<EventLog> {
   const file = ctx.positionals[0];
@@ -25,21 +25,38 @@ async function loadLog(ctx: CommandContext): Promise<EventLog> {
 }
 
 interface ReplayResult {
-  banks: PcrBanks;
+  format: EventLogFormat;
+  banks: Record<string, Record<string, string>>;
+  /** Banks the log declares that this Node cannot hash, with the PCRs they leave unchecked. */
+  notReplayed?: NotReplayed[];
+  /** Present when PCR 0 does not start at zero (StartupLocality 3/4, H-CRTM). */
+  pcr0Start?: Pcr0Start;
 }
 
 const replay: CommandSpec<ReplayResult> = {
   path: ['eventlog', 'replay'],
   summary: 'replay a TCG event log into the PCR values it should have produced, per bank',
   args: 'FILE',
-  description: `FILE is a crypto-agile TCG event log (e.g. /sys/kernel/security/tpm0/binary_bios_measurements), or - for stdin.
---json prints {"banks":{"sha256":{"0":"<hex>",...},...}} with every PCR the log touches.`,
+  description: `FILE is a TCG firmware event log (e.g. /sys/kernel/security/tpm0/binary_bios_measurements), or - for stdin:
+crypto-agile (TPM 2.0, every bank it declares, SM3 and SHA-3 included) or TCG 1.2 (SHA-1 only).
+--json prints {"format":"crypto-agile"|"tcg1.2-sha1","banks":{"sha256":{"0":"<hex>",...},...}} with every PCR the
+log touches; "notReplayed" names a declared bank this Node cannot hash and its PCRs; "pcr0Start" says why PCR 0
+does not start at zero (StartupLocality 3/4, H-CRTM). A log of another format (CEL, IMA) fails with
+EVENTLOG_FORMAT_UNSUPPORTED.`,
   positionals: { min: 1, max: 1 },
   async run(ctx) {
-    return { banks: replayEventLog(await loadLog(ctx)) };
+    const r = replayReport(await loadLog(ctx));
+    return {
+      format: r.format,
+      banks: r.banks,
+      ...(r.notReplayed.length > 0 && { notReplayed: r.notReplayed }),
+      ...(r.pcr0.source !== 'reset' && { pcr0Start: r.pcr0 }),
+    };
   },
   render(r) {
-    const lines: string[] = [];
+    const lines: string[] = [`format ${r.format}`];
+    if (r.pcr0Start) lines.push(`PCR 0 starts at locality ${r.pcr0Start.locality} (${r.pcr0Start.source})`);
+    for (const n of r.notReplayed ?? []) lines.push(`${n.alg.padEnd(7)} not replayed: ${n.reason} (PCRs ${n.pcrs.join(',')})`);
     for (const [bank, pcrs] of Object.entries(r.banks)) {
       for (const [pcr, value] of Object.entries(pcrs ?? {})) lines.push(`${bank.padEnd(7)} ${pcr.padStart(2)}  ${value}`);
     }
@@ -54,7 +71,7 @@ const show: CommandSpec<ShowResult> = {
   summary: 'print the events of a TCG event log, one a line, decoded',
   args: 'FILE',
   description: `Each line: index, PCR, event type, digest (first 16 hex digits of the --bank digest), description.
---json prints {"specId":{...},"events":[{"index","offset","pcr","type","typeCode","digests":{"sha256":"<hex>",...},"description","data"}]}.`,
+--json prints {"format","specId":{...},"banks":["sha1",...],"events":[{"index","offset","pcr","type","typeCode","digests":{"sha256":"<hex>",...},"description","data"}]}.`,
   options: {
     pcr: { type: 'string', valueName: 'LIST', description: 'only events of these PCRs, e.g. 4 or 0-7,9' },
     bank: { type: 'string', valueName: 'ALG', description: 'digest shown in the text output', default: 'sha256' },

@@ -1,6 +1,6 @@
 /** Public surface of the event log module: parse, replay, describe, compare, read. */
-export { parseEventLog, parseSpecIdEvent, type EventLog, type LogEvent, type EventDigest, type SpecIdEvent } from './parse.js';
-export { replayEventLog, replayBank, startupLocality, isExtended } from './replay.js';
+export { parseEventLog, parseSpecIdEvent, type EventLog, type EventLogFormat, type LogEvent, type EventDigest, type SpecIdEvent } from './parse.js';
+export { replayEventLog, replayReport, replayBank, startupLocality, pcr0Start, isExtended, type ReplayReport, type NotReplayed } from './replay.js';
 export * from './compare.js';
 export { describeEvent } from './describe.js';
 export { eventToJson, eventLogToJson, type EventJson } from './json.js';

@@ -1,7 +1,7 @@
 /** The JSON shape of parsed events (`eventlog show --json`), hex for every byte string. */
 import { toHex } from '../../lib/bytes.js';
 import { describeEvent } from './describe.js';
-import type { EventLog, LogEvent, SpecIdEvent } from './parse.js';
+import type { EventLog, EventLogFormat, LogEvent, SpecIdEvent } from './parse.js';
 
 export interface EventJson {
   index: number;
@@ -16,6 +16,7 @@ export interface EventJson {
 }
 
 export interface SpecIdJson {
+  signature: string;
   platformClass: number;
   specVersion: string;
   uintnSize: number;
@@ -38,6 +39,7 @@ export function eventToJson(e: LogEvent): EventJson {
 export function specIdToJson(s: SpecIdEvent): SpecIdJson {
   const v = s.specVersion;
   return {
+    signature: s.signature,
     platformClass: s.platformClass,
     specVersion: `${v.major}.${v.minor}.${v.errata}`,
     uintnSize: s.uintnSize,
@@ -45,6 +47,19 @@ export function specIdToJson(s: SpecIdEvent): SpecIdJson {
   };
 }
 
-export function eventLogToJson(log: EventLog, keep: (e: LogEvent) => boolean = () => true): { specId: SpecIdJson; events: EventJson[] } {
-  return { specId: specIdToJson(log.specId), events: log.events.filter(keep).map(eventToJson) };
+export interface EventLogJson {
+  format: EventLogFormat;
+  /** Absent in a TCG 1.2 log that does not open with a Spec ID event. */
+  specId?: SpecIdJson;
+  banks: string[];
+  events: EventJson[];
+}
+
+export function eventLogToJson(log: EventLog, keep: (e: LogEvent) => boolean = () => true): EventLogJson {
+  return {
+    format: log.format,
+    ...(log.specId && { specId: specIdToJson(log.specId) }),
+    banks: log.banks.map((b) => b.alg),
+    events: log.events.filter(keep).map(eventToJson),
+  };
 }

@@ -62,28 +62,42 @@ export function eventTypeCode(name: string): number | undefined {
   return /^0x[0-9a-f]{1,8}$/i.test(name) ? Number.parseInt(name.slice(2), 16) : undefined;
 }
 
-/** TPM_ALG_ID values of the digests a log may carry. */
-const ALG_NAMES = new Map<number, string>([
-  [0x0004, 'sha1'],
-  [0x000b, 'sha256'],
-  [0x000c, 'sha384'],
-  [0x000d, 'sha512'],
-  [0x0012, 'sm3_256'],
-  [0x0027, 'sha3_256'],
-  [0x0028, 'sha3_384'],
-  [0x0029, 'sha3_512'],
-]);
+/**
+ * The hash algorithms a log may declare (TCG Algorithm Registry), with their digest sizes and
+ * the node:crypto name that replays them. SM3 and SHA-3 are in OpenSSL 3, which Node 20 links;
+ * `bankHash` (banks.ts) still checks at run time, since a build may lack one.
+ */
+export interface BankAlgorithm {
+  algId: number;
+  /** Our name for the bank: the key in `eventlog replay --json`. */
+  alg: string;
+  digestSize: number;
+  /** node:crypto's name for it. */
+  nodeHash: string;
+}
+
+const BANK_ALGORITHMS: readonly BankAlgorithm[] = [
+  { algId: 0x0004, alg: 'sha1', digestSize: 20, nodeHash: 'sha1' },
+  { algId: 0x000b, alg: 'sha256', digestSize: 32, nodeHash: 'sha256' },
+  { algId: 0x000c, alg: 'sha384', digestSize: 48, nodeHash: 'sha384' },
+  { algId: 0x000d, alg: 'sha512', digestSize: 64, nodeHash: 'sha512' },
+  { algId: 0x0012, alg: 'sm3_256', digestSize: 32, nodeHash: 'sm3' },
+  { algId: 0x0027, alg: 'sha3_256', digestSize: 32, nodeHash: 'sha3-256' },
+  { algId: 0x0028, alg: 'sha3_384', digestSize: 48, nodeHash: 'sha3-384' },
+  { algId: 0x0029, alg: 'sha3_512', digestSize: 64, nodeHash: 'sha3-512' },
+];
+
+export const BANKS_BY_ID: ReadonlyMap<number, BankAlgorithm> = new Map(BANK_ALGORITHMS.map((b) => [b.algId, b]));
 
 export function algName(algId: number): string {
-  return ALG_NAMES.get(algId) ?? `alg_0x${algId.toString(16).padStart(4, '0')}`;
+  return BANKS_BY_ID.get(algId)?.alg ?? `alg_0x${algId.toString(16).padStart(4, '0')}`;
 }
 
 export function algId(name: string): number | undefined {
-  for (const [id, n] of ALG_NAMES) if (n === name) return id;
-  return undefined;
+  return BANK_ALGORITHMS.find((b) => b.alg === name)?.algId;
 }
 
-/** The banks this project can replay (node:crypto hashes), keyed by TPM_ALG_ID. */
+/** The banks lib/bytes.ts hashes (HashAlg), keyed by TPM_ALG_ID: what the rest of sextant compares. */
 export const REPLAYABLE: ReadonlyMap<number, HashAlg> = new Map<number, HashAlg>([
   [0x0004, 'sha1'],
   [0x000b, 'sha256'],

@@ -3,9 +3,30 @@
  * spec's structure definitions (not from the parser), so tests can feed the parser logs with
  * known content.
  */
+import { createHash } from 'node:crypto';
 import { DIGEST_SIZE, hash, type HashAlg } from '../../lib/bytes.js';
 
 export const ALG_IDS: Record<HashAlg, number> = { sha1: 0x0004, sha256: 0x000b, sha384: 0x000c, sha512: 0x000d };
+
+/** Banks beyond lib/bytes.ts's four, written here from the TCG Algorithm Registry (id, size, node:crypto name). */
+export const EXTRA_BANKS = {
+  sm3_256: { algId: 0x0012, size: 32, node: 'sm3' },
+  sha3_256: { algId: 0x0027, size: 32, node: 'sha3-256' },
+  sha3_384: { algId: 0x0028, size: 48, node: 'sha3-384' },
+  sha3_512: { algId: 0x0029, size: 64, node: 'sha3-512' },
+} as const;
+export type ExtraBank = keyof typeof EXTRA_BANKS;
+export type AnyBank = HashAlg | ExtraBank;
+
+const bankInfo = (b: AnyBank): { algId: number; size: number; node: string } =>
+  b in EXTRA_BANKS ? EXTRA_BANKS[b as ExtraBank] : { algId: ALG_IDS[b as HashAlg], size: DIGEST_SIZE[b as HashAlg], node: b };
+
+/** Hash in any bank, straight from node:crypto (independent of the code under test). */
+export function bankDigest(b: AnyBank, ...parts: Uint8Array[]): Buffer {
+  const h = createHash(bankInfo(b).node);
+  for (const p of parts) h.update(p);
+  return h.digest();
+}
 
 export const EV_NO_ACTION = 0x3;
 export const EV_SEPARATOR = 0x4;
@@ -20,13 +41,13 @@ export interface SynthEvent {
   type: number;
   data: Uint8Array;
   /** Digest per bank; default: the bank's hash of `data`. */
-  digests?: Partial<Record<HashAlg, Uint8Array>>;
+  digests?: Partial<Record<AnyBank, Uint8Array>>;
   /** Raw digest list to write instead (for malformed logs): [algId, bytes]. */
   rawDigests?: [number, Uint8Array][];
 }
 
 export interface SynthOptions {
-  banks?: HashAlg[];
+  banks?: AnyBank[];
   /** Extra Spec ID algorithms we cannot hash (e.g. SM3 0x0012, 32 bytes): digests are filled with 0xAB. */
   extraAlgs?: { algId: number; size: number }[];
   /** Bytes appended after the last event (securityfs padding). */
@@ -86,7 +107,7 @@ export function startupLocalityData(locality: number): Buffer {
 export function buildEventLog(events: SynthEvent[], opts: SynthOptions = {}): Buffer {
   const banks = opts.banks ?? ['sha1', 'sha256'];
   const extra = opts.extraAlgs ?? [];
-  const algs = [...banks.map((b) => ({ algId: ALG_IDS[b], size: DIGEST_SIZE[b] })), ...extra];
+  const algs = [...banks.map((b) => ({ algId: bankInfo(b).algId, size: bankInfo(b).size })), ...extra];
   const parts: Buffer[] = [legacyEvent(0, EV_NO_ACTION, specIdEventData(algs))];
   const zeroDigests = (): [number, Uint8Array][] => algs.map((a) => [a.algId, Buffer.alloc(a.size)]);
   if (opts.startupLocality !== undefined) parts.push(pcrEvent2(0, EV_NO_ACTION, zeroDigests(), startupLocalityData(opts.startupLocality)));
@@ -94,7 +115,7 @@ export function buildEventLog(events: SynthEvent[], opts: SynthOptions = {}): Bu
     const digests: [number, Uint8Array][] =
       e.rawDigests ??
       [
-        ...banks.map((b): [number, Uint8Array] => [ALG_IDS[b], e.digests?.[b] ?? hash(b, e.data)]),
+        ...banks.map((b): [number, Uint8Array] => [bankInfo(b).algId, e.digests?.[b] ?? bankDigest(b, e.data)]),
         ...extra.map((a): [number, Uint8Array] => [a.algId, Buffer.alloc(a.size, 0xab)]),
       ];
     parts.push(pcrEvent2(e.pcr, e.type, digests, e.data));
@@ -103,24 +124,47 @@ export function buildEventLog(events: SynthEvent[], opts: SynthOptions = {}): Bu
   return Buffer.concat(parts);
 }
 
-/** The PCR values a log of these events should replay to, computed independently of the parser. */
-export function expectedPcrs(events: SynthEvent[], banks: HashAlg[], startupLocality?: number): Record<string, Record<string, string>> {
+/**
+ * The PCR values a log of these events should replay to, computed independently of the parser.
+ * `pcr0Locality`: the last byte of PCR 0's start value (StartupLocality 3/4, or 4 for H-CRTM).
+ */
+export function expectedPcrs(events: SynthEvent[], banks: AnyBank[], pcr0Locality?: number): Record<string, Record<string, string>> {
   const out: Record<string, Record<string, string>> = {};
   for (const b of banks) {
+    const size = bankInfo(b).size;
     const values = new Map<number, Buffer>();
-    if (startupLocality !== undefined) {
-      const v = Buffer.alloc(DIGEST_SIZE[b]);
-      v[v.length - 1] = startupLocality;
+    if (pcr0Locality !== undefined) {
+      const v = Buffer.alloc(size);
+      v[v.length - 1] = pcr0Locality;
       values.set(0, v);
     }
     for (const e of events) {
       if (e.type === EV_NO_ACTION) continue;
-      const old = values.get(e.pcr) ?? Buffer.alloc(DIGEST_SIZE[b]);
-      values.set(e.pcr, hash(b, old, e.digests?.[b] ?? hash(b, e.data)));
+      const old = values.get(e.pcr) ?? Buffer.alloc(size);
+      values.set(e.pcr, bankDigest(b, old, e.digests?.[b] ?? bankDigest(b, e.data)));
     }
     out[b] = Object.fromEntries([...values].sort((x, y) => x[0] - y[0]).map(([k, v]) => [String(k), v.toString('hex')]));
   }
   return out;
+}
+
+/**
+ * A TCG 1.2 format (SHA-1) log: TCG_PCR_EVENT records only (PC Client spec for TPM 1.2; TPM 2.0
+ * firmware logging in EFI_TCG2_EVENT_LOG_FORMAT_TCG_1_2), optionally opened by a "Spec ID
+ * Event00"/"Spec ID Event02" TCG_EfiSpecIdEventStruct.
+ */
+export function buildTcg12Log(events: SynthEvent[], opts: { specId?: 'Spec ID Event00' | 'Spec ID Event02'; trailing?: Uint8Array } = {}): Buffer {
+  const parts: Buffer[] = [];
+  if (opts.specId) {
+    const specId = Buffer.concat([Buffer.from(opts.specId + '\0', 'latin1'), u32(0), Buffer.from([2, 1, 0, 2, 0])]);
+    parts.push(legacyEvent(0, EV_NO_ACTION, specId));
+  }
+  for (const e of events) {
+    const digest = e.digests?.sha1 ?? hash('sha1', e.data);
+    parts.push(Buffer.concat([u32(e.pcr), u32(e.type), Buffer.from(digest), u32(e.data.length), e.data]));
+  }
+  if (opts.trailing) parts.push(Buffer.from(opts.trailing));
+  return Buffer.concat(parts);
 }
 
 /** UEFI_VARIABLE_DATA for a variable in the EFI global-variable namespace. */
@@ -160,4 +204,19 @@ export function sampleBootEvents(): SynthEvent[] {
     { pcr: 11, type: EV_IPL, data: Buffer.from('.linux\0', 'utf16le') },
     { pcr: 9, type: EV_EVENT_TAG, data: taggedEventData(0x8f3b22ed, Buffer.from('LOADED_IMAGE::LoadOptions\0')) },
   ];
+}
+
+/** Parses the `pcrs:` block at the end of tpm2_eventlog's YAML (tpm2-tools: the second opinion on a replay). */
+export function tpm2EventlogPcrs(yaml: string): Record<string, Record<string, string>> {
+  const out: Record<string, Record<string, string>> = {};
+  const at = yaml.lastIndexOf('\npcrs:');
+  if (at < 0) throw new Error('tpm2_eventlog printed no pcrs block');
+  let bank: string | undefined;
+  for (const line of yaml.slice(at).split('\n')) {
+    const b = /^ {2}(\w+):\s*$/.exec(line);
+    if (b) out[(bank = b[1])] = {};
+    const p = /^ {4}(\d+)\s*:\s*0x([0-9a-fA-F]+)/.exec(line);
+    if (p && bank) out[bank][p[1]] = p[2].toLowerCase();
+  }
+  return out;
 }

@@ -19,10 +19,10 @@ test.after.always(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-test('eventlog replay --json prints {"banks":{...}} with every PCR the log touches', async (t) => {
+test('eventlog replay --json prints {"format":"crypto-agile","banks":{...}} with every PCR the log touches', async (t) => {
   const r = await sextant(['eventlog', 'replay', file, '--json']);
   t.is(r.exitCode, 0, r.stderr);
-  t.deepEqual(JSON.parse(r.stdout), { banks: expectedPcrs(events, ['sha1', 'sha256']) });
+  t.deepEqual(JSON.parse(r.stdout), { format: 'crypto-agile', banks: expectedPcrs(events, ['sha1', 'sha256']) });
 });
 
 test('eventlog replay reads the log from stdin with -', async (t) => {

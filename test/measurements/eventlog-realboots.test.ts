@@ -14,6 +14,7 @@ import { describeEvent } from '../../measurements/eventlog/describe.js';
 import { parseEventLog } from '../../measurements/eventlog/parse.js';
 import { replayEventLog, startupLocality } from '../../measurements/eventlog/replay.js';
 import type { HashAlg } from '../../lib/bytes.js';
+import { tpm2EventlogPcrs } from '../helpers/eventlog.js';
 import { FIXTURES } from '../helpers/paths.js';
 
 const BOOTS_DIR = path.join(FIXTURES, 'boots');
@@ -50,15 +51,7 @@ for (const name of boots) {
     const parsed = parseEventLog(log);
     t.false(parsed.events.some((e) => startupLocality(e) !== undefined), 'tpm2_eventlog 5.4 mishandles StartupLocality');
     const r = await execa('tpm2_eventlog', [path.join(BOOTS_DIR, name, 'eventlog.bin')]);
-    const theirs: Record<string, Record<string, string>> = {};
-    let bank = '';
-    for (const line of r.stdout.slice(r.stdout.lastIndexOf('\npcrs:')).split('\n')) {
-      const b = /^ {2}(\w+):\s*$/.exec(line);
-      if (b) theirs[(bank = b[1])] = {};
-      const p = /^ {4}(\d+)\s*:\s*0x([0-9a-fA-F]+)/.exec(line);
-      if (p) theirs[bank][p[1]] = p[2].toLowerCase();
-    }
-    t.deepEqual(replayEventLog(parsed), theirs);
+    t.deepEqual(replayEventLog(parsed), tpm2EventlogPcrs(r.stdout));
   });
 
   test(`${name}: every event decodes, and the boot's components are named`, (t) => {
@@ -93,7 +86,7 @@ for (const name of boots) {
             replayEventLog(parsed);
             parsed.events.forEach(describeEvent);
           } catch (e) {
-            if (!isSextantError(e, 'EVENTLOG_TRUNCATED') && !isSextantError(e, 'EVENTLOG_MALFORMED')) throw e;
+            if (!isSextantError(e, 'EVENTLOG_TRUNCATED') && !isSextantError(e, 'EVENTLOG_MALFORMED') && !isSextantError(e, 'EVENTLOG_FORMAT_UNSUPPORTED')) throw e;
           }
         },
       ),
