@@ -1,5 +1,5 @@
 /**
- * TPM operations through sextant's engine (koffi -> ESYS, one context kept open) against the
+ * TPM operations through sextant's engine (TypeScript commands over the koffi -> TCTI transport, one connection kept open) against the
  * same operations as tpm2-tools processes, on one swtpm: quote latency and PCR read of 0-15.
  * The ratios say what keeping the context in-process buys the agent.
  */
@@ -7,8 +7,8 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../lib/exec.js';
-import { quotePcrs } from '../tpm/engine/attest.js';
-import { Tpm } from '../tpm/engine/engine.js';
+import { quotePcrs } from '../tpm/client/attest.js';
+import { Tpm } from '../tpm/client/tpm.js';
 import { startSwtpm } from '../test/helpers/swtpm.js';
 import { SEXTANT_BIN } from '../test/helpers/paths.js';
 import { median, report, timeItAsync } from './harness.js';

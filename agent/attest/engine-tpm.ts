@@ -1,18 +1,18 @@
 import { SextantError } from '../../lib/errors.js';
 import { marshal } from '../../tpm/codec.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
-import { quotePcrs } from '../../tpm/engine/attest.js';
-import { readEkCertificate, type EkType } from '../../tpm/engine/ek-cert.js';
-import { Tpm } from '../../tpm/engine/engine.js';
+import { quotePcrs } from '../../tpm/client/attest.js';
+import { readEkCertificate, type EkType } from '../../tpm/client/ek-cert.js';
+import { Tpm } from '../../tpm/client/tpm.js';
 import type { AttestationTpm } from './tpm.js';
 import type { PcrLockTpm } from '../boot/cluster-lock.js';
 
 const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
 
 /**
- * The agent's TPM through the koffi -> ESYS engine. The AK is sextant's deterministic owner-
- * hierarchy primary (tpm/engine withAk): every call recreates the same key and flushes it, so
- * nothing is left loaded between the rounds. The EK is the one whose certificate is in NV
+ * The agent's TPM through the TPM client (tpm/client over the koffi -> TCTI transport). The AK
+ * is sextant's deterministic owner-hierarchy primary (withAk): every call recreates the same
+ * key and flushes it, so nothing is left loaded between the rounds. The EK is the one whose certificate is in NV
  * (RSA 2048 preferred, else ECC).
  */
 export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {

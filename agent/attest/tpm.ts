@@ -1,6 +1,6 @@
 /**
  * The TPM operations an attestation needs, as the agent sees them. The real one is the
- * koffi -> ESYS engine (tpm/engine); tests also drive swtpm through tpm2-tools with the same
+ * TPM client (tpm/client over the TCTI transport tpm/engine); tests also drive swtpm through tpm2-tools with the same
  * shape. The AK lives from `createAk` to `dispose`.
  */
 export interface AttestationTpm {

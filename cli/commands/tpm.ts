@@ -5,9 +5,9 @@ import type { PcrBanks } from '../../measurements/pcr/extend.js';
 import { parsePcrList, requireStr } from '../args.js';
 import { str, type CommandContext, type CommandSpec, type OptionSpec } from '../command.js';
 import { publicKeyPem } from '../../tpm/public-key.js';
-import { quotePcrs } from '../../tpm/engine/attest.js';
-import { derToPem, readEkCertificate, type EkType } from '../../tpm/engine/ek-cert.js';
-import { Tpm } from '../../tpm/engine/engine.js';
+import { quotePcrs } from '../../tpm/client/attest.js';
+import { derToPem, readEkCertificate, type EkType } from '../../tpm/client/ek-cert.js';
+import { Tpm } from '../../tpm/client/tpm.js';
 import { DEFAULT_TCTI, TCTI_ENV } from '../../tpm/engine/tcti.js';
 
 const TCTI_OPTION: OptionSpec = {

@@ -2,9 +2,9 @@ import test from 'ava';
 import { X509Certificate, randomBytes } from 'node:crypto';
 import { isSextantError } from '../../lib/errors.js';
 import { makeCredential } from '../../tpm/credential/make-credential.js';
-import { activateAkCredential } from '../../tpm/engine/attest.js';
-import { readEkCertificate } from '../../tpm/engine/ek-cert.js';
-import { Tpm, type EkKind } from '../../tpm/engine/engine.js';
+import { activateAkCredential } from '../../tpm/client/attest.js';
+import { readEkCertificate } from '../../tpm/client/ek-cert.js';
+import { Tpm, type EkKind } from '../../tpm/client/tpm.js';
 import { objectName } from '../../tpm/name.js';
 import { publicKeyPem } from '../../tpm/public-key.js';
 import type { Sized } from '../../tpm/codec.js';
@@ -16,7 +16,7 @@ const swtpm = useSwtpm(test);
 /** The EK public area and AK Name of a TPM, as the agent would send them to the key service. */
 async function identity(tpm: Tpm, kind: EkKind): Promise<{ ekPublic: Sized<TpmtPublic>; akName: Uint8Array }> {
   return tpm.withEkAndAk(kind, async (ek, ak) => {
-    // The Name ESYS reports is the one the codec computes from the public area.
+    // The Name the TPM reports is the one the codec computes from the public area.
     if (Buffer.compare(Buffer.from(ak.name), Buffer.from(objectName(ak.public))) !== 0) throw new Error('AK Name mismatch');
     return { ekPublic: ek.public, akName: ak.name };
   });

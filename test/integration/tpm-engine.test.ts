@@ -4,8 +4,8 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../lib/exec.js';
-import { Tpm } from '../../tpm/engine/engine.js';
-import { readEkCertificate } from '../../tpm/engine/ek-cert.js';
+import { Tpm } from '../../tpm/client/tpm.js';
+import { readEkCertificate } from '../../tpm/client/ek-cert.js';
 import { sextant } from '../helpers/cli.js';
 import { startSwtpm, useSwtpm } from '../helpers/swtpm.js';
 

@@ -2,7 +2,7 @@ import test from 'ava';
 import { hash, type HashAlg } from '../../lib/bytes.js';
 import { run } from '../../lib/exec.js';
 import { extend, type PcrBanks } from '../../measurements/pcr/extend.js';
-import { Tpm } from '../../tpm/engine/engine.js';
+import { Tpm } from '../../tpm/client/tpm.js';
 import { sextant } from '../helpers/cli.js';
 import { useSwtpm } from '../helpers/swtpm.js';
 

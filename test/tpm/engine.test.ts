@@ -2,10 +2,10 @@ import test from 'ava';
 import { isSextantError } from '../../lib/errors.js';
 import { resolveTcti, DEFAULT_TCTI } from '../../tpm/engine/tcti.js';
 import { tssRcName } from '../../tpm/engine/tss-rc.js';
-import { esysError } from '../../tpm/engine/errors.js';
+import { tssError } from '../../tpm/engine/errors.js';
 import { SerialQueue } from '../../tpm/engine/queue.js';
-import { ObjectSlots } from '../../tpm/engine/slots.js';
-import { derToPem, trimDer } from '../../tpm/engine/ek-cert.js';
+import { ObjectSlots } from '../../tpm/client/slots.js';
+import { derToPem, trimDer } from '../../tpm/client/ek-cert.js';
 
 test('the TCTI comes from the option, then $SEXTANT_TCTI, then the kernel resource manager', (t) => {
   t.is(resolveTcti('swtpm:host=127.0.0.1,port=2321', { SEXTANT_TCTI: 'device:/dev/tpm0' }), 'swtpm:host=127.0.0.1,port=2321');
@@ -23,14 +23,14 @@ test('tpm2-tss return codes get the names tpm2-tss documents', (t) => {
   t.is(tssRcName(0x90006), 'TSS2_MU_RC_INSUFFICIENT_BUFFER');
   t.is(tssRcName(0x8000b), 'TSS2_SYS_RC_BAD_VALUE');
   t.is(tssRcName(0x7ffff), 'TSS2_ESYS_RC_0xffff');
-  const e = esysError('Esys_Quote', 0x70007);
+  const e = tssError('Tss2_Tcti_Quote', 0x70007);
   t.is(e.code, 'TPM_TSS');
-  t.regex(e.message, /Esys_Quote: TSS2_ESYS_RC_BAD_SEQUENCE/);
-  t.is(esysError('Esys_GetRandom', 0xa000a).code, 'TPM_UNAVAILABLE');
-  const tpmError = esysError('Esys_CreatePrimary', 0x902);
+  t.regex(e.message, /Tss2_Tcti_Quote: TSS2_ESYS_RC_BAD_SEQUENCE/);
+  t.is(tssError('Tss2_Tcti_GetRandom', 0xa000a).code, 'TPM_UNAVAILABLE');
+  const tpmError = tssError('Tss2_Tcti_CreatePrimary', 0x902);
   t.is(tpmError.code, 'TPM_RC');
-  t.regex(tpmError.message, /Esys_CreatePrimary: TPM_RC_OBJECT_MEMORY/);
-  t.regex(esysError('Esys_NV_Read', 0xb0143).message, /TPM_RC_COMMAND_CODE/, 'the kernel resource manager answers in TPM format');
+  t.regex(tpmError.message, /Tss2_Tcti_CreatePrimary: TPM_RC_OBJECT_MEMORY/);
+  t.regex(tssError('Tss2_Tcti_NV_Read', 0xb0143).message, /TPM_RC_COMMAND_CODE/, 'the kernel resource manager answers in TPM format');
 });
 
 test('the queue runs jobs one at a time, in order, and survives failures', async (t) => {

@@ -38,8 +38,6 @@ export interface TpmCommand<In, Out> {
   encodeRequest(input: In, auth?: readonly Authorization[]): Uint8Array;
   /** Parses a complete response; a non-zero response code throws TpmResponseError. */
   decodeResponse(response: Uint8Array): Out;
-  /** Only the parameter area, for engines that pass parameters to a library (ESYS) themselves. */
-  encodeParameters(input: In): Uint8Array;
 }
 
 export type HandlesOf<H extends string> = { [K in H]: number };
@@ -75,7 +73,6 @@ export function defineCommand<H extends string, P, RH extends string, R>(
   return {
     name: spec.name,
     code: spec.code,
-    encodeParameters,
     encodeRequest(input, auth) {
       const handles = spec.handles.map((h) => marshal(u32, input[h] as number));
       const params = encodeParameters(input);

@@ -1,7 +1,7 @@
 /**
- * Typed errors for a failed ESYS call: the TPM's own response codes (layer 0) become
- * TpmResponseError (tpm/rc.ts: TPM_RC, with the decoded name such as TPM_RC_OBJECT_MEMORY), every other layer a TPM_TSS error named after the
- * tpm2-tss constant (TSS2_ESYS_RC_BAD_SEQUENCE, TSS2_TCTI_RC_IO_ERROR, ...).
+ * Typed errors for a failed TCTI call: TPM-format codes become TpmResponseError (tpm/rc.ts:
+ * TPM_RC, with the decoded name such as TPM_RC_OBJECT_MEMORY), every other layer a TPM_TSS
+ * error named after the tpm2-tss constant (TSS2_TCTI_RC_IO_ERROR, ...).
  */
 import { SextantError } from '../../lib/errors.js';
 import { TpmResponseError } from '../rc.js';
@@ -34,6 +34,6 @@ export class TssError extends SextantError {
 const TPM_FORMAT_LAYERS = new Set([0, 11]);
 
 /** The error for a non-zero TSS2_RC returned by `fn`. */
-export function esysError(fn: string, rc: number): SextantError {
+export function tssError(fn: string, rc: number): SextantError {
   return TPM_FORMAT_LAYERS.has(rcLayer(rc)) ? new TpmResponseError(fn, rc) : new TssError(fn, rc);
 }

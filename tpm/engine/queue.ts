@@ -1,6 +1,8 @@
 /**
- * One ESYS context is not thread-safe and keeps per-command state between its async halves,
- * so every use of it runs as one job of this queue, strictly one after another. A job that
+ * A TCTI carries one command at a time (a second transmit before the receive is a sequence
+ * error), and an operation of several commands (a policy session, then the command it
+ * authorizes) must not be split by another caller's commands: every use of a connection runs
+ * as one job of this queue, strictly one after another. A job that
  * enqueues another job on the same queue would wait for itself forever: that is refused.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';

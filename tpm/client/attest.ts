@@ -11,7 +11,7 @@ import { TPM_ALG, TPM_ST, hashAlgName } from '../constants.js';
 import type { PcrSelectionMap } from '../pcr-selection.js';
 import { quotePcrDigest } from '../quote/verify.js';
 import { TPMS_ATTEST, TPMT_SIGNATURE, type TpmtPublic } from '../structures.js';
-import type { EkKind, Tpm } from './engine.js';
+import type { EkKind, Tpm } from './tpm.js';
 
 export interface PcrQuote {
   /** TPMS_ATTEST bytes as signed. */

@@ -1,30 +1,46 @@
 /**
- * The TPM as the agent and the CLI use it: one ESYS context per TCTI per process, shared by
- * every caller, with every operation queued (queue.ts) so ESYS calls never overlap. Objects
- * the engine creates are flushed by the operation that created them, in `finally`
- * (`withPrimary`), and objects left by crashed processes are flushed when a context opens.
+ * The TPM as the agent, the key service and the CLI use it: one TCTI connection per TCTI per
+ * process (tpm/engine, a byte transport), shared by every caller, with every operation queued
+ * so commands never interleave. Every command is a typed command object (tpm/commands)
+ * encoded and decoded in TypeScript. Objects created here are flushed by the operation that
+ * created them, in `finally` (`withPrimary`), and objects left by crashed processes are
+ * flushed when a connection opens.
  */
 import { SextantError } from '../../lib/errors.js';
 import type { PcrBanks } from '../../measurements/pcr/extend.js';
-import { TPM_CAP, TPM_PT, hashAlgName } from '../constants.js';
+import { marshal } from '../codec.js';
+import { execute, type TpmTransport } from '../commands/command.js';
+import { getRandom as getRandomCommand } from '../commands/get-random.js';
+import { quote as quoteCommand } from '../commands/quote.js';
+import { TPM_ALG, TPM_CAP, TPM_PT, hashAlgName } from '../constants.js';
 import { akTemplate, ekTemplateEccP256, ekTemplateRsa2048 } from '../ek/templates.js';
-import type { PcrSelectionMap } from '../pcr-selection.js';
-import type { TpmtPublic } from '../structures.js';
-import { EsysContext, type EsysTr } from './esys.js';
+import { resolveTcti } from '../engine/tcti.js';
+import { TctiTransport } from '../engine/transport.js';
+import { pcrSelection, type PcrSelectionMap } from '../pcr-selection.js';
+import { TPMT_SIGNATURE, type TpmtPublic, type TpmtSigScheme } from '../structures.js';
+import { activateCredential, type ActivateCredentialInput } from './activate.js';
+import { flushLeftovers, getCapability, sessionHandles, transientHandles } from './capability.js';
+import { createPrimary, flushContext, readPublic, type Hierarchy, type LoadedKey } from './keys.js';
+import { nvRead, nvReadPublic, type NvPublic } from './nv.js';
+import { pcrEvent, pcrExtend, pcrRead, type DigestsByBank } from './pcrs.js';
 import { ObjectSlots } from './slots.js';
-import { resolveTcti } from './tcti.js';
-import { activateCredential, type ActivateCredentialInput } from './commands/activate-credential.js';
-import { createPrimary, readPublic, type Hierarchy, type LoadedKey } from './commands/create-primary.js';
-import { flushContext } from './commands/flush-context.js';
-import { flushLeftovers, sessionHandles, transientHandles } from './commands/flush-leftovers.js';
-import { getCapability } from './commands/get-capability.js';
-import { getRandom } from './commands/get-random.js';
-import { nvRead, nvReadPublic, withTpmHandle, type NvPublic } from './commands/nv-read.js';
-import { pcrEvent, pcrExtend, type DigestsByBank } from './commands/pcr-extend.js';
-import { pcrRead } from './commands/pcr-read.js';
-import { quote, type QuoteInput, type QuoteOutput } from './commands/quote.js';
 
-export type { LoadedKey, Hierarchy, QuoteInput, QuoteOutput, DigestsByBank, NvPublic };
+export type { LoadedKey, Hierarchy, DigestsByBank, NvPublic, ActivateCredentialInput };
+
+export interface QuoteInput {
+  qualifyingData: Uint8Array;
+  pcrs: PcrSelectionMap;
+  /** Default TPM_ALG_NULL: the key's own scheme (the AK's is ECDSA with SHA-256). */
+  scheme?: TpmtSigScheme;
+}
+
+export interface QuoteOutput {
+  /** TPMS_ATTEST bytes exactly as signed (`tpm2_quote -m`). */
+  attest: Uint8Array;
+  /** TPMT_SIGNATURE bytes (`tpm2_quote -s`). */
+  signature: Uint8Array;
+}
+
 export type EkKind = 'rsa' | 'ecc';
 
 export interface OpenOptions {
@@ -36,7 +52,7 @@ export interface OpenOptions {
 }
 
 interface Shared {
-  esys: EsysContext;
+  transport: TctiTransport;
   users: number;
   slots: ObjectSlots;
   nvBufferMax?: number;
@@ -66,7 +82,7 @@ export class Tpm {
       shared.users++;
       return new Tpm(shared);
     }
-    shared = { esys: EsysContext.open(tcti), users: 1, slots: new ObjectSlots(MIN_TRANSIENT_OBJECTS) };
+    shared = { transport: TctiTransport.open(tcti), users: 1, slots: new ObjectSlots(MIN_TRANSIENT_OBJECTS) };
     contexts.set(tcti, shared);
     const tpm = new Tpm(shared);
     try {
@@ -84,7 +100,7 @@ export class Tpm {
   }
 
   get tcti(): string {
-    return this.shared.esys.tcti;
+    return this.shared.transport.tcti;
   }
 
   /** Leaves the shared context; the last user finalizes it after every queued job is done. */
@@ -93,20 +109,23 @@ export class Tpm {
     this.released = true;
     const shared = this.shared;
     if (--shared.users > 0) return;
-    contexts.delete(shared.esys.tcti);
-    await shared.esys.queue.run(async () => shared.esys.close());
+    contexts.delete(shared.transport.tcti);
+    await shared.transport.queue.run(async () => shared.transport.close());
   }
 
-  /** Runs one queued job on the context: the building block of every method below. */
-  run<T>(job: (esys: EsysContext) => Promise<T>): Promise<T> {
+  /**
+   * Runs one queued job on the connection: the building block of every method below. The
+   * transport `job` gets sends only while the job runs.
+   */
+  run<T>(job: (t: TpmTransport) => Promise<T>): Promise<T> {
     if (this.released) return Promise.reject(new SextantError({ code: 'TPM_UNAVAILABLE', message: 'this TPM handle was closed' }));
-    const esys = this.shared.esys;
-    return esys.queue.run(() => job(esys));
+    const transport = this.shared.transport;
+    return transport.queue.run(() => job(transport));
   }
 
   // ---- capabilities -------------------------------------------------------------------
 
-  /** TPM handles (not ESYS handles) of the transient objects currently loaded. */
+  /** TPM handles of the transient objects currently loaded. */
   transientHandles(): Promise<number[]> {
     return this.run((e) => transientHandles(e));
   }
@@ -139,8 +158,19 @@ export class Tpm {
     return banks;
   }
 
+  /** Random bytes from the TPM, up to one digest's worth per command. */
   getRandom(count: number): Promise<Uint8Array> {
-    return this.run((e) => getRandom(e, count));
+    return this.run(async (t) => {
+      const result = new Uint8Array(count);
+      for (let filled = 0; filled < count; ) {
+        const { randomBytes } = await execute(t, getRandomCommand, { bytesRequested: Math.min(count - filled, 32) });
+        if (randomBytes.length === 0) throw new SextantError({ code: 'TPM_RC', message: 'TPM2_GetRandom returned no bytes' });
+        result.set(randomBytes.subarray(0, count - filled), filled);
+        filled += randomBytes.length;
+        randomBytes.fill(0);
+      }
+      return result;
+    });
   }
 
   // ---- PCRs ---------------------------------------------------------------------------
@@ -205,18 +235,30 @@ export class Tpm {
     return this.withPrimaries([ekSpec(kind), { hierarchy: 'owner', template: akTemplate() }], ([ek, ak]) => fn(ek, ak));
   }
 
-  readPublic(handle: EsysTr): ReturnType<typeof readPublic> {
+  readPublic(handle: number): ReturnType<typeof readPublic> {
     return this.run((e) => readPublic(e, handle));
   }
 
-  flush(handle: EsysTr): Promise<void> {
+  flush(handle: number): Promise<void> {
     return this.run((e) => flushContext(e, handle));
   }
 
   // ---- attestation --------------------------------------------------------------------
 
-  quote(key: EsysTr, input: QuoteInput): Promise<QuoteOutput> {
-    return this.run((e) => quote(e, key, input));
+  /**
+   * TPM2_Quote (Part 3 §18.4): the TPM signs a TPMS_ATTEST holding the qualifying data (the
+   * verifier's nonce) and the digest of the selected PCRs, with a restricted signing key.
+   */
+  quote(key: number, input: QuoteInput): Promise<QuoteOutput> {
+    return this.run(async (t) => {
+      const out = await execute(t, quoteCommand, {
+        signHandle: key,
+        qualifyingData: input.qualifyingData,
+        inScheme: input.scheme ?? { scheme: TPM_ALG.NULL },
+        PCRselect: pcrSelection(input.pcrs),
+      });
+      return { attest: out.quoted.raw!, signature: marshal(TPMT_SIGNATURE, out.signature) };
+    });
   }
 
   /**
@@ -231,18 +273,16 @@ export class Tpm {
 
   /** NV index metadata; TPM_RC_HANDLE when the index is not defined. */
   nvReadPublic(nvIndex: number): Promise<NvPublic> {
-    return this.run((e) => withTpmHandle(e, nvIndex, (tr) => nvReadPublic(e, tr)));
+    return this.run((t) => nvReadPublic(t, nvIndex));
   }
 
   /** The whole contents of an NV index, read in chunks of at most TPM_PT_NV_BUFFER_MAX. */
   async nvReadAll(nvIndex: number): Promise<{ public: NvPublic; data: Uint8Array }> {
     const chunk = await this.nvBufferMax();
-    return this.run((e) =>
-      withTpmHandle(e, nvIndex, async (tr) => {
-        const pub = await nvReadPublic(e, tr);
-        return { public: pub, data: await nvRead(e, tr, pub.dataSize, chunk) };
-      }),
-    );
+    return this.run(async (t) => {
+      const pub = await nvReadPublic(t, nvIndex);
+      return { public: pub, data: await nvRead(t, nvIndex, pub.dataSize, chunk) };
+    });
   }
 
   private async nvBufferMax(): Promise<number> {

@@ -4,7 +4,7 @@
  * the "high range" (0x01C00012 onward); swtpm 0.7 writes its ECC EK certificate (P-384) there.
  */
 import { SextantError, isSextantError } from '../../lib/errors.js';
-import type { Tpm } from './engine.js';
+import type { Tpm } from './tpm.js';
 
 export type EkType = 'rsa' | 'ecc';
 
