@@ -1,6 +1,6 @@
 import type { SextantErrorCode } from '../../lib/errors.js';
 import { describeSignature } from './blkid.js';
-import { MIN_DEVICE_BYTES, STATE_LABEL, TOKEN_TYPE } from './constants.js';
+import { MIN_DEVICE_BYTES, SECTOR_SIZE, STATE_LABEL, TOKEN_TYPE } from './constants.js';
 import { headerViolations } from './header-policy.js';
 import type { DiskFacts } from './inspect.js';
 import { findSextantToken, type Luks2Metadata } from './luks2-metadata.js';
@@ -18,6 +18,11 @@ export type DiskVerdict =
   | { kind: 'refuse'; code: SextantErrorCode; found: string };
 
 export function classifyDisk(f: DiskFacts): DiskVerdict {
+  // dm-crypt with 4096-byte sectors cannot map a tail shorter than a sector: luksFormat would
+  // fail after the checks, so say it here, before anything could be written.
+  if (f.size % SECTOR_SIZE !== 0) {
+    return { kind: 'refuse', code: 'DISK_UNALIGNED', found: `a device of ${f.size} bytes, not a multiple of the ${SECTOR_SIZE}-byte sector size (${f.size % SECTOR_SIZE} bytes over); resize the partition` };
+  }
   if (f.blkidError !== undefined || f.signature === undefined) {
     return { kind: 'refuse', code: 'DISK_FOREIGN_DATA', found: `signatures blkid cannot classify (${f.blkidError ?? 'no result'})` };
   }
@@ -34,7 +39,10 @@ export function classifyDisk(f: DiskFacts): DiskVerdict {
   if (sig.VERSION !== '2' || !f.luks2) {
     return { kind: 'refuse', code: 'DISK_FOREIGN_DATA', found: `a LUKS${sig.VERSION ?? '?'} header (${describeSignature(sig)}); sextant only uses LUKS2` };
   }
-  const { meta, rawJson, dumpError } = f.luks2;
+  const { meta, rawJson, dumpError, damage } = f.luks2;
+  if (damage !== undefined) {
+    return { kind: 'refuse', code: 'DISK_HEADER_DAMAGED', found: `a damaged LUKS2 header (${damage}); sextant repairs no header it has not proven its own: if this is the node's disk, back it up and run cryptsetup repair` };
+  }
   if (!meta || rawJson === undefined) {
     return { kind: 'refuse', code: 'DISK_HEADER_REJECTED', found: `a LUKS2 header cryptsetup cannot read: ${dumpError ?? 'unknown error'}` };
   }

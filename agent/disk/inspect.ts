@@ -2,12 +2,17 @@ import { isSextantError } from '../../lib/errors.js';
 import type { ExecLogger } from '../../lib/exec.js';
 import { probeSignature, type BlkidSignature } from './blkid.js';
 import { BLANK_HEAD_BYTES, BLANK_TAIL_BYTES, MIN_DEVICE_BYTES } from './constants.js';
-import { luksDumpJson } from './cryptsetup.js';
 import { deviceSize, isRangeZero } from './device-bytes.js';
+import { dumpHeaderReadOnly, readHeaderArea } from './header-copy.js';
+import { checkLuks2Headers, describeDamage } from './luks2-binary-header.js';
 import { parseLuks2Metadata, type Luks2Metadata } from './luks2-metadata.js';
 import type { Runner } from './runner.js';
 
-/** Everything the decision needs, gathered read-only. Nothing in here writes to the device. */
+/**
+ * Everything the decision needs, gathered read-only: the device is only ever opened O_RDONLY
+ * here (blkid -p, node reads), and cryptsetup reads a scratch copy of the header area
+ * (header-copy.ts), never the device.
+ */
 export interface DiskFacts {
   device: string;
   size: number;
@@ -21,8 +26,10 @@ export interface DiskFacts {
   luks2?: {
     rawJson?: string;
     meta?: Luks2Metadata;
-    /** cryptsetup could not read the header (ambiguous signatures, bad checksum...). */
+    /** cryptsetup could not read the header (ambiguous signatures, bad JSON...). */
     dumpError?: string;
+    /** A header copy is damaged (luks2-binary-header.ts): then cryptsetup is not run at all. */
+    damage?: string;
     /** The first MiB of the data segment is all zeros: nothing was ever written through dm-crypt there. */
     dataHeadZero?: boolean;
   };
@@ -46,12 +53,16 @@ export async function inspectDisk(device: string, runner: Runner, log?: ExecLogg
   if (facts.signature?.TYPE === 'crypto_LUKS' && facts.signature.VERSION === '2') {
     const l: NonNullable<DiskFacts['luks2']> = {};
     facts.luks2 = l;
-    try {
-      l.rawJson = await luksDumpJson({ runner, log }, device);
-      l.meta = parseLuks2Metadata(l.rawJson);
-    } catch (e) {
-      if (!isSextantError(e)) throw e;
-      l.dumpError = e.message;
+    const area = await readHeaderArea(device, size);
+    l.damage = describeDamage(checkLuks2Headers(area));
+    if (l.damage === undefined) {
+      try {
+        l.rawJson = await dumpHeaderReadOnly({ runner, log }, area, size);
+        l.meta = parseLuks2Metadata(l.rawJson);
+      } catch (e) {
+        if (!isSextantError(e)) throw e;
+        l.dumpError = e.message;
+      }
     }
     const off = Number(Object.values(l.meta?.segments ?? {})[0]?.offset);
     if (Number.isSafeInteger(off) && off > 0 && off + MiB <= size) l.dataHeadZero = await isRangeZero(device, off, MiB);

@@ -3,7 +3,8 @@ import type { ExecLogger } from '../../lib/exec.js';
 import { probeSignature } from './blkid.js';
 import { classifyDisk, type DiskVerdict } from './classify.js';
 import { BLANK_HEAD_BYTES, BLANK_TAIL_BYTES } from './constants.js';
-import { keyOpensHeader, luksFormat, openMapping, writeToken, type CryptsetupCtx } from './cryptsetup.js';
+import { luksFormat, openMapping, writeToken, type CryptsetupCtx } from './cryptsetup.js';
+import { keyOpensDisk } from './header-copy.js';
 import { headFingerprint } from './device-bytes.js';
 import { ensureFilesystem, ensureMounted } from './filesystem.js';
 import { inspectDisk, type DiskFacts } from './inspect.js';
@@ -53,7 +54,9 @@ export const DEFAULT_MOUNTPOINT = '/var/lib/sextant-state';
  * The state-disk step: format a blank disk, or verify sextant's own header and key; then
  * (unless `open` is false) open, create the filesystem once, and mount. Every branch is
  * decided from what is on the disk now, so a run after a crash at any point converges.
- * Refusals never write: DISK_FOREIGN_DATA, DISK_HEADER_REJECTED, DISK_WRONG_KEY.
+ * Refusals never write: DISK_FOREIGN_DATA, DISK_HEADER_REJECTED, DISK_HEADER_DAMAGED,
+ * DISK_UNALIGNED, DISK_WRONG_KEY. Until the key has opened the header (tested on a read-only
+ * copy), no tool gets the device writable: only blank disks are formatted before that.
  */
 export async function prepareStateDisk(opts: PrepareOptions): Promise<PrepareResult> {
   const runner = opts.runner ?? defaultRunner;
@@ -83,7 +86,7 @@ export async function prepareStateDisk(opts: PrepareOptions): Promise<PrepareRes
       if (result.found !== 'reset') result.found = 'sextant-unfinished';
       if (verdict.keyslots > 0) {
         // Header and keyslot were written; only the token is missing. Finish, don't redo.
-        if (!(await keyOpensHeader(cs, dev, opts.key))) {
+        if (!(await keyOpensDisk(cs, dev, facts.size, opts.key))) {
           fail('DISK_WRONG_KEY', `refusing ${dev}: a sextant-shaped LUKS2 header without token whose keyslot does not accept this key; nothing was written`);
         }
       } else {
@@ -106,7 +109,7 @@ export async function prepareStateDisk(opts: PrepareOptions): Promise<PrepareRes
   }
   // Every path proves the key against the header as written now (a wrong key never formats:
   // the only formats above happen on blank or keyslot-less disks).
-  if (!(await keyOpensHeader(cs, dev, opts.key))) {
+  if (!(await keyOpensDisk(cs, dev, facts.size, opts.key))) {
     fail('DISK_WRONG_KEY', `the key does not open ${dev}; the disk was left as it is`);
   }
   steps.push('key-verified');

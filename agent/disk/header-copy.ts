@@ -1,0 +1,61 @@
+import { mkdtemp, open, rm, truncate, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { fail } from '../../lib/errors.js';
+import { LUKS2_DATA_OFFSET } from './constants.js';
+import { keyOpensHeader, luksDumpJson, type CryptsetupCtx } from './cryptsetup.js';
+
+/**
+ * Read-only inspection of a device the agent has not proven to be its own. cryptsetup writes
+ * whenever it can open a device read-write and finds something to "repair" (a damaged or stale
+ * header copy: `luksDump` alone changed 160 bytes of a disk sextant then refused), and as root
+ * no file mode stops it. So cryptsetup never gets the device before the key has opened it:
+ * the header area is read here with O_RDONLY, and cryptsetup dumps and tests keys on a private
+ * scratch copy of those bytes. Whatever it writes lands in the copy, which is deleted.
+ */
+
+/** Bytes [0, min(size, 16 MiB)): both header copies and every keyslot sextant's layout has. */
+export async function readHeaderArea(device: string, size: number): Promise<Buffer> {
+  const length = Math.min(size, LUKS2_DATA_OFFSET);
+  const buf = Buffer.alloc(length);
+  const fh = await open(device, 'r');
+  try {
+    let done = 0;
+    while (done < length) {
+      const { bytesRead } = await fh.read(buf, done, length - done, done);
+      if (bytesRead === 0) fail('DISK_STEP_FAILED', `${device} ended after ${done} bytes while its header area was read`);
+      done += bytesRead;
+    }
+  } finally {
+    await fh.close();
+  }
+  return buf;
+}
+
+// A sparse copy as long as the device (cryptsetup refuses a header file shorter than its data
+// offset), capped so the sparse length fits any scratch file system.
+const MAX_SCRATCH_BYTES = 2 ** 40;
+
+/** Runs `fn` on a private sparse file holding `area` (mode 0600 in a fresh 0700 directory), then deletes it. */
+export async function withScratchCopy<T>(area: Buffer, size: number, fn: (file: string) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-header-'));
+  try {
+    const file = path.join(dir, 'header.img');
+    await writeFile(file, area, { mode: 0o600 });
+    await truncate(file, Math.max(area.length, Math.min(size, MAX_SCRATCH_BYTES)));
+    return await fn(file);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** `cryptsetup luksDump --dump-json-metadata` of the header as read now, without cryptsetup touching the device. */
+export async function dumpHeaderReadOnly(ctx: CryptsetupCtx, area: Buffer, size: number): Promise<string> {
+  return withScratchCopy(area, size, (copy) => luksDumpJson(ctx, copy));
+}
+
+/** Whether `key` opens a keyslot of the device's header, proven on a read-only copy of it. */
+export async function keyOpensDisk(ctx: CryptsetupCtx, device: string, size: number, key: Uint8Array): Promise<boolean> {
+  const area = await readHeaderArea(device, size);
+  return withScratchCopy(area, size, (copy) => keyOpensHeader(ctx, copy, key));
+}
