@@ -1,5 +1,6 @@
 import type { CommandSpec } from './command.js';
 import { agentCommands } from './commands/agent.js';
+import { attestationCommands } from './commands/attestation.js';
 import { eventlogCommands } from './commands/eventlog.js';
 import { imageCommands } from './commands/image.js';
 import { keyserviceCommands } from './commands/keyservice.js';
@@ -15,6 +16,7 @@ export function registry(): CommandSpec<any>[] {
     ...eventlogCommands,
     ...measurementsCommands,
     ...tpmCommands,
+    ...attestationCommands,
     ...keyserviceCommands,
     ...agentCommands,
     ...recoverCommands,
