@@ -3,36 +3,14 @@
  * mismatch. Never throws: data a decoder does not understand is shown as hex.
  */
 import type { LogEvent } from './parse.js';
-import { parseSpecIdEvent } from './parse.js';
+import { describeAuthority } from './authority.js';
+import { describeNoAction } from './noaction.js';
+import { describeSpdmEvent } from './spdm.js';
+import { describeTaggedEvent } from './tags.js';
 import { EV } from './types.js';
-import { DecodeError, decodeReader, devicePathText, eventText, guidLabel, guidString, printable, utf16 } from './uefi.js';
+import { DecodeError, decodeReader, devicePathText, eventText, guidLabel, guidString, hexPreview, printable, textOrHex, utf16 } from './uefi.js';
 
-const HEX_PREVIEW = 32;
-
-export function hexPreview(b: Buffer): string {
-  if (b.length === 0) return '(empty)';
-  const h = b.subarray(0, HEX_PREVIEW).toString('hex');
-  return b.length > HEX_PREVIEW ? `${h}… (${b.length} bytes)` : h;
-}
-
-function textOrHex(b: Buffer): string {
-  const t = eventText(b);
-  return t !== undefined ? JSON.stringify(printable(t)) : hexPreview(b);
-}
-
-function noAction(e: LogEvent): string {
-  const sig = e.data.subarray(0, 16).toString('latin1');
-  if (sig === 'Spec ID Event03\0') {
-    const s = parseSpecIdEvent(e.data, e.offset);
-    const banks = s.algorithms.map((a) => `${a.alg}(${a.digestSize})`).join(' ');
-    const v = s.specVersion;
-    return `Spec ID Event03: spec ${v.major}.${v.minor} errata ${v.errata}, platform class ${s.platformClass}, UINTN ${s.uintnSize} bytes, banks ${banks}`;
-  }
-  if (sig === 'StartupLocality\0' && e.data.length >= 17) return `StartupLocality: ${e.data[16]}`;
-  if (sig === 'SP800-155 Event\0') return `SP800-155 reference manifest event (${e.data.length} bytes)`;
-  if (sig === 'NvIndexInstance\0' || sig === 'NvIndexDynamic\0\0') return `${sig.replace(/\0+$/, '')} (${e.data.length} bytes)`;
-  return textOrHex(e.data);
-}
+export { hexPreview } from './uefi.js';
 
 const CERT_TYPES: Record<string, string> = {
   'c1c41626-504c-4092-aca9-41f936934328': 'SHA256',
@@ -99,11 +77,9 @@ function variable(e: LogEvent): string {
   const data = r.bytes(dataLength, 'VariableData');
   const scope = guidLabel(guid);
   const label = `${scope === 'EFI_GLOBAL_VARIABLE' || scope === 'EFI_IMAGE_SECURITY_DATABASE' ? '' : scope + ':'}${printable(name)}`;
-  if (e.type === EV.EV_EFI_VARIABLE_AUTHORITY) {
-    // EFI_SIGNATURE_DATA: the owner GUID, then the certificate or hash that authorized the load.
-    const owner = data.length >= 16 ? ` owner ${guidLabel(data.subarray(0, 16))},` : '';
-    return `${label}:${owner} ${data.length} bytes`;
-  }
+  if (e.type === EV.EV_EFI_VARIABLE_AUTHORITY || e.type === EV.EV_EFI_SPDM_DEVICE_AUTHORITY) return `${label}: ${describeAuthority(data)}`;
+  // The SPDM device database (devdb) is a list of EFI_SIGNATURE_LISTs, like db.
+  if (e.type === EV.EV_EFI_SPDM_DEVICE_POLICY) return `${label} = ${signatureLists(data)}`;
   return `${label} = ${variableValue(name, data)}`;
 }
 
@@ -135,14 +111,6 @@ function gpt(e: LogEvent): string {
   return `GPT disk ${disk}, ${count} partition${count === 1n ? '' : 's'}${parts.length ? ': ' + parts.join(', ') : ''}`;
 }
 
-function taggedEvent(e: LogEvent): string {
-  const r = decodeReader(e.data);
-  const id = r.u32('taggedEventID');
-  const size = r.u32('taggedEventDataSize');
-  const data = r.bytes(size, 'taggedEventData');
-  return `tag 0x${id.toString(16).padStart(8, '0')} ${textOrHex(data)}`;
-}
-
 function blob(r: ReturnType<typeof decodeReader>, label: string): string {
   const base = r.u64('BlobBase');
   const length = r.u64('BlobLength');
@@ -167,21 +135,42 @@ function handoffTables(r: ReturnType<typeof decodeReader>, label: string): strin
 }
 
 function separator(e: LogEvent): string {
-  if (e.data.length !== 4) return `separator ${hexPreview(e.data)}`;
+  if (e.data.length !== 4) return `separator ${textOrHex(e.data)}`;
   const v = e.data.readUInt32LE(0);
-  return v === 0 ? 'separator' : v === 0xffffffff ? 'separator (error)' : `separator 0x${v.toString(16)}`;
+  // Windows' boot manager writes "WBCL" as the separator of PCRs 12-14.
+  return v === 0 ? 'separator' : v === 0xffffffff ? 'separator (error)' : `separator ${eventText(e.data) !== undefined ? textOrHex(e.data) : '0x' + v.toString(16)}`;
+}
+
+/** A string, or a UEFI_PLATFORM_FIRMWARE_BLOB (base + length) where the spec allows either. */
+function textOrBlob(e: LogEvent, label: string): string {
+  if (eventText(e.data) === undefined && e.data.length === 16) return blob(decodeReader(e.data), label);
+  return textOrHex(e.data);
+}
+
+const GCE_TECHNOLOGIES = ['none', 'AMD SEV', 'AMD SEV-ES', 'Intel TDX', 'AMD SEV-SNP'];
+
+/** EV_NONHOST_CODE/CONFIG/INFO: vendor-defined data about code outside the host CPU's control. */
+function nonHost(e: LogEvent, what: string): string {
+  // Google Compute Engine's firmware: "GCE NonHostInfo\0", then the confidential-computing technology.
+  if (e.data.length >= 17 && e.data.subarray(0, 16).toString('latin1') === 'GCE NonHostInfo\0') {
+    const t = e.data[16];
+    return `GCE non-host info: confidential computing ${GCE_TECHNOLOGIES[t] ?? `technology ${t}`}`;
+  }
+  return `non-host ${what} (${e.data.length} bytes) ${textOrHex(e.data)}`;
 }
 
 function describeUnsafe(e: LogEvent): string {
   switch (e.type) {
     case EV.EV_NO_ACTION:
-      return noAction(e);
+      return describeNoAction(e);
     case EV.EV_SEPARATOR:
       return separator(e);
     case EV.EV_EFI_VARIABLE_DRIVER_CONFIG:
     case EV.EV_EFI_VARIABLE_BOOT:
     case EV.EV_EFI_VARIABLE_BOOT2:
     case EV.EV_EFI_VARIABLE_AUTHORITY:
+    case EV.EV_EFI_SPDM_DEVICE_POLICY:
+    case EV.EV_EFI_SPDM_DEVICE_AUTHORITY:
       return variable(e);
     case EV.EV_EFI_BOOT_SERVICES_APPLICATION:
     case EV.EV_EFI_BOOT_SERVICES_DRIVER:
@@ -191,10 +180,13 @@ function describeUnsafe(e: LogEvent): string {
     case EV.EV_EFI_GPT_EVENT2:
       return gpt(e);
     case EV.EV_EVENT_TAG:
-      return taggedEvent(e);
+      return describeTaggedEvent(e.data);
     case EV.EV_EFI_PLATFORM_FIRMWARE_BLOB:
       return blob(decodeReader(e.data), 'firmware blob ');
-    case EV.EV_EFI_PLATFORM_FIRMWARE_BLOB2: {
+    case EV.EV_EFI_PLATFORM_FIRMWARE_BLOB2:
+    case EV.EV_POST_CODE2: {
+      // UEFI_PLATFORM_FIRMWARE_BLOB2; EV_POST_CODE2 may carry a string instead.
+      if (e.type === EV.EV_POST_CODE2 && eventText(e.data) !== undefined) return textOrHex(e.data);
       const r = decodeReader(e.data);
       return blob(r, sizedDescription(r));
     }
@@ -204,18 +196,42 @@ function describeUnsafe(e: LogEvent): string {
       const r = decodeReader(e.data);
       return handoffTables(r, sizedDescription(r));
     }
+    case EV.EV_EFI_SPDM_FIRMWARE_BLOB:
+    case EV.EV_EFI_SPDM_FIRMWARE_CONFIG:
+      return describeSpdmEvent(e);
     case EV.EV_POST_CODE:
-      // Either a string or a UEFI_PLATFORM_FIRMWARE_BLOB (base + length).
-      if (eventText(e.data) === undefined && e.data.length === 16) return blob(decodeReader(e.data), 'POST code ');
-      return textOrHex(e.data);
+      return textOrBlob(e, 'POST code ');
+    case EV.EV_S_CRTM_CONTENTS:
+      return textOrBlob(e, 'S-CRTM ');
+    case EV.EV_CPU_MICROCODE:
+      return textOrBlob(e, 'microcode ');
     case EV.EV_S_CRTM_VERSION:
       if (e.data.length > 0 && e.data.every((x) => x === 0)) return '(empty version string)';
       if (eventText(e.data) === undefined && e.data.length === 16) return `version GUID ${guidString(e.data)}`;
       return textOrHex(e.data);
-    default:
-      // EV_EFI_ACTION, EV_ACTION, EV_IPL, EV_OMIT_BOOT_DEVICE_EVENTS, EV_EFI_HCRTM_EVENT,
-      // EV_PLATFORM_CONFIG_FLAGS, EV_COMPACT_HASH and unknown types: text when it is text.
+    case EV.EV_NONHOST_CODE:
+      return nonHost(e, 'code');
+    case EV.EV_NONHOST_CONFIG:
+      return nonHost(e, 'configuration');
+    case EV.EV_NONHOST_INFO:
+      return nonHost(e, 'info');
+    case EV.EV_UNUSED:
+      return `(EV_UNUSED, ${e.data.length} bytes) ${hexPreview(e.data)}`;
+    case EV.EV_PREBOOT_CERT:
+    case EV.EV_ACTION:
+    case EV.EV_PLATFORM_CONFIG_FLAGS:
+    case EV.EV_TABLE_OF_DEVICES:
+    case EV.EV_COMPACT_HASH:
+    case EV.EV_IPL:
+    case EV.EV_IPL_PARTITION_DATA:
+    case EV.EV_OMIT_BOOT_DEVICE_EVENTS:
+    case EV.EV_EFI_ACTION:
+    case EV.EV_EFI_HCRTM_EVENT:
+      // Strings (EV_IPL: ASCII from GRUB, UTF-16LE from systemd-boot/-stub), or vendor data.
       return textOrHex(e.data);
+    default:
+      // A type the spec does not define (or EV_EFI_EVENT_BASE itself): its code and size, no guessed meaning.
+      return `(event type 0x${e.type.toString(16).padStart(8, '0')}, ${e.data.length} bytes) ${hexPreview(e.data)}`;
   }
 }
 

@@ -30,6 +30,11 @@ const KNOWN_GUIDS: Record<string, string> = {
   '0fc63daf-8483-4772-8e79-3d69d8477de4': 'Linux filesystem',
   '4f68bce3-e8cd-4db1-96e7-fbcaf984b709': 'Linux root (x86-64)',
   '5568e427-68fc-4f3d-ac74-ca555231cc68': 'LINUX_EFI_INITRD_MEDIA',
+  '77fa9abd-0359-4d32-bd60-28f4e78f784b': 'Microsoft',
+  '4aafd29d-68df-49ee-8aa9-347d375665a7': 'EFI_CERT_TYPE_PKCS7',
+  'dcfa911d-26eb-469f-a220-38b7dc461220': 'EFI_MEMORY_ATTRIBUTES_TABLE',
+  '7739f24c-93d7-11d4-9a3a-0090273fc14d': 'EFI_HOB_LIST',
+  'ee4e5898-3914-4259-9d6e-dc7bd79403cf': 'LZMA_CUSTOM_DECOMPRESS',
 };
 
 export function guidLabel(b: Buffer): string {
@@ -56,6 +61,26 @@ export function printable(s: string, max = 120): string {
   return esc.length > max ? esc.slice(0, max) + '…' : esc;
 }
 
+const HEX_PREVIEW = 32;
+
+/** The first bytes in hex, with the length when cut. */
+export function hexPreview(b: Buffer): string {
+  if (b.length === 0) return '(empty)';
+  const h = b.subarray(0, HEX_PREVIEW).toString('hex');
+  return b.length > HEX_PREVIEW ? `${h}… (${b.length} bytes)` : h;
+}
+
+/** Text as a JSON string literal (control characters escaped once, by JSON), cut to `max` characters. */
+export function quoted(s: string, max = 120): string {
+  return JSON.stringify(s.length > max ? s.slice(0, max) + '…' : s).replace(/\x7f/g, '\\u007f');
+}
+
+/** Quoted text when the bytes are ASCII or UTF-16LE text, else a hex preview. */
+export function textOrHex(b: Buffer): string {
+  const t = eventText(b);
+  return t !== undefined ? quoted(t) : hexPreview(b);
+}
+
 /** True when the bytes read as ASCII text (a trailing NUL allowed). */
 export function isAsciiText(b: Buffer): boolean {
   if (b.length === 0) return false;
@@ -65,10 +90,14 @@ export function isAsciiText(b: Buffer): boolean {
   return true;
 }
 
-/** True when the bytes read as UTF-16LE text of the ASCII range (a trailing NUL allowed). */
+/**
+ * True when the bytes read as UTF-16LE text of the ASCII range (a trailing NUL allowed; a lone
+ * trailing zero byte too: older systemd-boot measured its UTF-16 command line with an odd size).
+ */
 export function isUtf16Text(b: Buffer): boolean {
-  if (b.length < 2 || b.length % 2 !== 0) return false;
-  const body = b[b.length - 1] === 0 && b[b.length - 2] === 0 ? b.subarray(0, -2) : b;
+  const even = b.length % 2 === 1 && b[b.length - 1] === 0 ? b.subarray(0, -1) : b;
+  if (even.length < 2 || even.length % 2 !== 0) return false;
+  const body = even[even.length - 1] === 0 && even[even.length - 2] === 0 ? even.subarray(0, -2) : even;
   if (body.length === 0) return false;
   for (let i = 0; i < body.length; i += 2) {
     if (body[i + 1] !== 0 || body[i] < 0x20 || body[i] > 0x7e) return false;
@@ -126,7 +155,11 @@ function nodeText(type: number, sub: number, d: Buffer): string {
     if (type === 0x04 && sub === 0x04) return utf16(d);
     if (type === 0x04 && sub === 0x06) return `FvFile(${guidString(r.bytes(16, 'GUID'))})`;
     if (type === 0x04 && sub === 0x07) return `Fv(${guidString(r.bytes(16, 'GUID'))})`;
-    if (type === 0x04 && sub === 0x08) return `Offset(${hex(r.u64('start'))},${hex(r.u64('end'))})`;
+    if (type === 0x04 && sub === 0x08) {
+      // MEDIA_RELATIVE_OFFSET_RANGE_DEVICE_PATH: a reserved UINT32 precedes the two offsets.
+      r.u32('reserved');
+      return `Offset(${hex(r.u64('start'))},${hex(r.u64('end'))})`;
+    }
     if (type === 0x01 && sub === 0x04) return `VenHw(${guidLabel(r.bytes(16, 'GUID'))})`;
   } catch (e) {
     if (!(e instanceof DecodeError)) throw e;

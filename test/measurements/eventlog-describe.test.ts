@@ -62,10 +62,74 @@ test('image loads, tagged events, GPT, blobs, handoff tables, separators and str
   t.is(describe(EV.EV_EFI_ACTION, Buffer.from('Exit Boot Services Invocation'), 5), '"Exit Boot Services Invocation"');
   t.is(describe(EV.EV_POST_CODE, Buffer.concat([u64(0xffc00000n), u64(0x400000n)]), 0), 'POST code 4194304 bytes at 0xffc00000');
   t.is(describe(EV.EV_S_CRTM_VERSION, Buffer.alloc(2), 0), '(empty version string)');
-  t.is(describe(0x00abcdef, Buffer.from([0xde, 0xad, 0x00, 0x01])), 'dead0001');
+  t.is(describe(0x00abcdef, Buffer.from([0xde, 0xad, 0x00, 0x01])), '(event type 0x00abcdef, 4 bytes) dead0001');
 });
 
 test('data a decoder does not understand is shown as hex, never thrown', (t) => {
   t.regex(describe(EV.EV_EFI_VARIABLE_BOOT, Buffer.from([1, 2, 3])), /^\(undecodable EV_EFI_VARIABLE_BOOT data\) 010203$/);
   t.regex(describe(EV.EV_EFI_GPT_EVENT, Buffer.alloc(100), 5), /^\(undecodable EV_EFI_GPT_EVENT data\)/);
+});
+
+const str8 = (v: string) => Buffer.concat([Buffer.from([v.length]), Buffer.from(v, 'latin1')]);
+const GUID = Buffer.from('0f0e0d0c0b0a09080706050403020100', 'hex'); // 0c0d0e0f-0a0b-0809-0706-050403020100
+
+test('SP800-155 Event2 and Event3 (platform identity, RIM and platform-certificate locators) are decoded', (t) => {
+  const body = Buffer.concat([u32(343), GUID, str8('ACME'), str8('Rocket 9'), str8('1.2'), str8('FwCo'), u32(11129), str8('2.4.1')]);
+  const event2 = Buffer.concat([Buffer.from('SP800-155 Event2', 'latin1'), body]);
+  t.is(
+    describe(EV.EV_NO_ACTION, event2, 0),
+    'SP800-155 Event2: vendor IANA 343, reference manifest 0c0d0e0f-0a0b-0809-0706-050403020100, platform "ACME" model "Rocket 9" version "1.2", firmware "FwCo" (IANA 11129) version "2.4.1"',
+  );
+  const uri = Buffer.from('https://rim.example/rocket9.swidtag');
+  const event3 = Buffer.concat([Buffer.from('SP800-155 Event3', 'latin1'), body, u32(1), u32(uri.length), uri, u32(0), u32(0)]);
+  t.is(
+    describe(EV.EV_NO_ACTION, event3, 0),
+    'SP800-155 Event3: vendor IANA 343, reference manifest 0c0d0e0f-0a0b-0809-0706-050403020100, platform "ACME" model "Rocket 9" version "1.2", firmware "FwCo" (IANA 11129) version "2.4.1", RIM URI "https://rim.example/rocket9.swidtag", platform certificate none',
+  );
+});
+
+test('EV_EFI_HANDOFF_TABLES2, EV_EFI_PLATFORM_FIRMWARE_BLOB2 and EV_POST_CODE2 carry their descriptions', (t) => {
+  const smbios3 = Buffer.from('4415fdf29497 2c4a992ee5bbcf20e394'.replace(' ', ''), 'hex');
+  t.is(describe(EV.EV_EFI_HANDOFF_TABLES2, Buffer.concat([str8('SMBIOS3'), u64(1n), smbios3, u64(0x7f000000n)])), '"SMBIOS3" SMBIOS3_TABLE@0x7f000000');
+  t.is(describe(EV.EV_EFI_PLATFORM_FIRMWARE_BLOB2, Buffer.concat([str8('Fv(PEIFV)'), u64(0xffe00000n), u64(0x20000n)]), 0), '"Fv(PEIFV)" 131072 bytes at 0xffe00000');
+  t.is(describe(EV.EV_POST_CODE2, Buffer.concat([str8('SEC'), u64(0xfff00000n), u64(0x1000n)]), 0), '"SEC" 4096 bytes at 0xfff00000');
+  t.is(describe(EV.EV_POST_CODE2, Buffer.from('Embedded UEFI driver'), 0), '"Embedded UEFI driver"');
+});
+
+test('EV_NONHOST_INFO, systemd tags, UTF-16 command lines (odd size too) and Offset() device path nodes', (t) => {
+  t.is(describe(EV.EV_NONHOST_INFO, Buffer.concat([Buffer.from('GCE NonHostInfo\0', 'latin1'), Buffer.from([4]), Buffer.alloc(15)]), 0), 'GCE non-host info: confidential computing AMD SEV-SNP');
+  t.is(describe(EV.EV_NONHOST_CONFIG, Buffer.from([1, 2]), 0), 'non-host configuration (2 bytes) 0102');
+  t.is(describe(EV.EV_EVENT_TAG, taggedEventData(0xf5bc582a, Buffer.from('loader.conf\0', 'utf16le')), 5), 'tag 0xf5bc582a (systemd-boot: loader.conf) "loader.conf"');
+  t.is(describe(EV.EV_EVENT_TAG, taggedEventData(0x49dffe0f, Buffer.from('extra.addon.efi')), 12), 'tag 0x49dffe0f (systemd-stub: initrd addon) "extra.addon.efi"');
+  const cmdline = Buffer.from('console=ttyS0 root=/dev/vda2\0', 'utf16le');
+  t.is(describe(EV.EV_IPL, cmdline, 12), '"console=ttyS0 root=/dev/vda2"');
+  t.is(describe(EV.EV_IPL, Buffer.concat([cmdline, Buffer.from([0])]), 8), '"console=ttyS0 root=/dev/vda2"');
+  // MEDIA_RELATIVE_OFFSET_RANGE: reserved UINT32, then start and end (an option ROM in a PCI BAR).
+  const offset = node(4, 8, Buffer.concat([u32(0), u64(0xf050n), u64(0x1f9ffn)]));
+  const rom = Buffer.concat([u64(0x5fad1018n), u64(130544n), u64(0n), u64(BigInt(offset.length + END.length)), offset, END]);
+  t.is(describe(EV.EV_EFI_BOOT_SERVICES_DRIVER, rom, 2), 'Offset(0xf050,0x1f9ff) (130544 bytes at 0x5fad1018)');
+});
+
+test('EV_EFI_SPDM_* events: device security data v1 and v2, device policy and authority', (t) => {
+  const v1 = Buffer.concat([Buffer.from('SPDM Device Sec\0', 'latin1'), u16(1), u16(40), u32(1), u32(1), Buffer.alloc(12)]);
+  t.is(describe(EV.EV_EFI_SPDM_FIRMWARE_BLOB, v1, 2), 'SPDM device security event v1: PCI device, SPDM hash 0x1, 12 bytes of measurement block and device context');
+  const path = Buffer.concat([node(1, 1, Buffer.from([0, 3])), END]);
+  const v2 = Buffer.concat([
+    Buffer.from('SPDM Device Sec2', 'latin1'), u16(2), Buffer.from([0, 0]), u32(0), u32(1), u32(0), u32(8), u64(7n), u64(BigInt(path.length)), path, Buffer.alloc(8),
+  ]);
+  t.is(describe(EV.EV_EFI_SPDM_FIRMWARE_CONFIG, v2, 3), 'SPDM device security event v2: PCI device Pci(0x3,0x0), authenticated, SPDM measurement block (uid 0x7, 8 bytes)');
+  const sha256Type = Buffer.from('2616c4c14c509240aca941f936934328', 'hex');
+  const list = Buffer.concat([sha256Type, u32(28 + 48), u32(0), u32(48), Buffer.alloc(48)]);
+  t.is(describe(EV.EV_EFI_SPDM_DEVICE_POLICY, uefiVariableData('devdb', list), 7), 'devdb = 1 SHA256');
+  t.is(describe(EV.EV_EFI_SPDM_DEVICE_AUTHORITY, uefiVariableData('devdb', Buffer.concat([GUID, Buffer.alloc(32, 0x11)])), 7), `devdb: owner 0c0d0e0f-0a0b-0809-0706-050403020100, hash ${'11'.repeat(32)}`);
+});
+
+test('EV_EFI_VARIABLE_AUTHORITY: an owner GUID is shown only where the data has one (shim writes bare data)', (t) => {
+  const shimLock = Buffer.from('50ab5d6046e00043abb63dd810dd8b23', 'hex'); // 605dab50-e046-4300-abb6-3dd810dd8b23
+  const shimVar = (name: string, data: Buffer) => {
+    const n = Buffer.from(name, 'utf16le');
+    return Buffer.concat([shimLock, u64(BigInt(name.length)), u64(BigInt(data.length)), n, data]);
+  };
+  t.is(describe(EV.EV_EFI_VARIABLE_AUTHORITY, shimVar('SbatLevel', Buffer.from('sbat,1,2021030218\n')), 7), 'SHIM_LOCK:SbatLevel: "sbat,1,2021030218\\n"');
+  t.is(describe(EV.EV_EFI_VARIABLE_AUTHORITY, shimVar('MokListTrusted', Buffer.from([1])), 7), 'SHIM_LOCK:MokListTrusted: 01');
 });

@@ -163,3 +163,22 @@ test("a real CEL-TLV log (go-tpm-tools' launcher) is refused as EVENTLOG_FORMAT_
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('real logs decode the classes that were shown wrong: Offset() nodes, shim authorities, non-host info, UTF-16 command lines', async (t) => {
+  const ms = await machines;
+  const lines = (name: string): string[] =>
+    parseEventLog(ms.find((m) => m.name === name)!.log).events.map((e) => `${e.pcr} ${e.typeName} ${describeEvent(e)}`);
+  // An option ROM in a PCI BAR (MEDIA_RELATIVE_OFFSET_RANGE: reserved UINT32, start, end).
+  t.true(lines('glinux-alex').some((l) => l.startsWith('2 EV_EFI_BOOT_SERVICES_DRIVER PciRoot(0x2)/Pci(0x0,0x0)/Pci(0x0,0x0)/Offset(0xf050,0x1f9ff) ')));
+  // shim's authorities carry bare data; firmware's carry an owner GUID; some firmware logs a bare db certificate.
+  t.true(lines('rhel8-uefi').includes('7 EV_EFI_VARIABLE_AUTHORITY SHIM_LOCK:Shim: certificate "Red Hat Secure Boot CA 5" issued by "Red Hat Secure Boot CA 5"'));
+  t.true(lines('ubuntu-2104-no-dbx').includes('7 EV_EFI_VARIABLE_AUTHORITY SHIM_LOCK:SbatLevel: "sbat,1,2021030218\\n"'));
+  t.true(lines('option-rom').includes('7 EV_EFI_VARIABLE_AUTHORITY db: owner Microsoft, certificate "Microsoft Corporation UEFI CA 2011" issued by "Microsoft Corporation Third Party Marketplace Root"'));
+  t.true(lines('cos-85-amd-sev').includes('7 EV_EFI_VARIABLE_AUTHORITY db: certificate "UEFI DB Key v10" issued by "UEFI DB Key v10"'));
+  t.true(lines('ubuntu-2404-amd-sevsnp').includes('0 EV_NONHOST_INFO GCE non-host info: confidential computing AMD SEV-SNP'));
+  t.true(lines('ubuntu-1804-amd-sev').includes('0 EV_NONHOST_INFO GCE non-host info: confidential computing AMD SEV'));
+  // systemd-boot's UTF-16LE command line in PCR 8 (odd size: a stray zero byte after the NUL).
+  t.true(lines('arch-linux-workstation').some((l) => l.startsWith('8 EV_IPL "initrd=\\\\intel-ucode.img initrd=\\\\initramfs-linux-lts.img cryptdevice=UUID=')));
+  t.true(lines('windows-gcp-shielded-vm').includes('12 EV_SEPARATOR separator "WBCL"'));
+  t.true(lines('glinux-alex').includes('0 EV_NO_ACTION StartupLocality: 3'));
+});
