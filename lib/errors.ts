@@ -10,6 +10,7 @@ export const INPUT_ERROR_CODES = [
   'FILE_NOT_FOUND',
   'PE_MALFORMED',
   'UKI_MALFORMED',
+  'STUB_NOT_MODELLED',
   'EVENTLOG_TRUNCATED',
   'EVENTLOG_MALFORMED',
   // a well-formed log in a format sextant does not replay (CEL-TLV, IMA's log, ...): never "malformed"

@@ -8,6 +8,7 @@ import { parsePe, type PeSection } from '../../measurements/pe/parse.js';
 import { buildUki } from '../../measurements/uki/build.js';
 import { cpioLiteral } from '../../measurements/uki/cpio.js';
 import { precomputeUkiFile, type UkiPrediction } from '../../measurements/uki/precompute.js';
+import { modelledStubs } from '../../measurements/uki/stub-model.js';
 import { bool, str, type CommandContext, type CommandSpec, type OptionSpec } from '../command.js';
 
 const BANKS: HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
@@ -31,8 +32,13 @@ async function readInput(file: string): Promise<Buffer> {
 const PREDICT_OPTIONS: Record<string, OptionSpec> = {
   bank: { type: 'string', valueName: 'ALG', description: 'PCR bank: sha1, sha256, sha384, sha512', default: 'sha256' },
   phases: { type: 'string', valueName: 'LIST', description: 'systemd-pcrphase phases extended into PCR 11, e.g. enter-initrd,leave-initrd,sysinit,ready' },
-  stub: { type: 'string', valueName: 'VERSION', description: 'treat the stub as systemd 252 or 257 instead of reading .sdmagic' },
+  stub: { type: 'string', valueName: 'VERSION', description: `treat the stub as this systemd major instead of reading .sdmagic (modelled: ${modelledStubs()})` },
   'secure-boot': { type: 'boolean', description: 'Secure Boot on: the kernel is not measured again into PCR 4' },
+  'stub-console': {
+    type: 'string',
+    valueName: 'ARGS',
+    description: 'console= arguments a >= 261 stub appends to a .cmdline without one on the target, e.g. "console=uart,io,0x3f8 console=tty0" (QEMU q35)',
+  },
 };
 
 function predictOptions(v: CommandContext['values']) {
@@ -44,6 +50,7 @@ function predictOptions(v: CommandContext['values']) {
     phases: phases ? phases.split(',').map((p) => p.trim()).filter((p) => p !== '') : [],
     stubMajor: stub === undefined ? undefined : Number(stub),
     secureBoot: bool(v, 'secure-boot'),
+    stubConsole: str(v, 'stub-console'),
   };
 }
 
@@ -53,11 +60,12 @@ function predictionJson(p: UkiPrediction) {
 }
 
 function renderPrediction(p: UkiPrediction): string {
-  const lines = [`systemd-stub ${p.stub.version} (from ${p.stub.source}; modelled as ${p.stub.modelled}), bank ${p.bank}`, ''];
+  const lines = [`systemd-stub ${p.stub.version} (from ${p.stub.source}; modelled as ${p.stub.modelled}, from ${p.stub.provenance === 'boot' ? 'a real boot' : "systemd's sources"}), bank ${p.bank}`, ''];
   lines.push('PCR  value');
   for (const [pcr, v] of Object.entries(p.pcrs)) lines.push(`${pcr.padStart(3)}  ${v}`);
   lines.push('', 'PCR  type                              digest            description');
   for (const e of p.events) lines.push(`${String(e.pcr).padStart(3)}  ${e.type.padEnd(32)}  ${e.digest.slice(0, 16)}  ${e.description}`);
+  if (p.stub.caveats.length > 0) lines.push('', 'Not predicted (depends on the platform or the ESP):', ...p.stub.caveats.map((c) => `  - ${c}`));
   return lines.join('\n');
 }
 
@@ -68,8 +76,11 @@ const measureUki: CommandSpec<ReturnType<typeof predictionJson>> = {
   description: `
 Reads the UKI's systemd-stub version from .sdmagic and predicts what a boot of it as
 EFI/BOOT/BOOTX64.EFI measures: PCR 4 (boot option action, separator, Authenticode of the UKI
-and of the kernel the stub loads), PCR 9 (the kernel's command line and initrd, including the
-cpio a 257 stub generates), PCR 11 (the stub's sections, then --phases). PCR 12 and 13 stay zero.`,
+and, for stubs up to 257, of the kernel the stub starts with LoadImage), PCR 9 (the kernel's
+command line and initrd, including the cpios a >= 254 stub generates), PCR 11 (the stub's
+sections, then --phases). PCR 12 and 13 stay zero. A stub newer than the newest modelled one
+is refused (STUB_NOT_MODELLED); what the stub measures from the platform (SMBIOS into PCR 1,
+files on the ESP) is listed as caveats, not predicted.`,
   positionals: { min: 1, max: 1 },
   options: PREDICT_OPTIONS,
   async run(ctx) {

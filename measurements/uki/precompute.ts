@@ -23,7 +23,14 @@ export interface UkiPrediction {
   /** Final PCR values, lowercase hex, for PCRs 4, 9, 11, 12, 13. */
   pcrs: Record<string, string>;
   events: PcrEvent[];
-  stub: StubInfo & { modelled: number };
+  stub: StubInfo & {
+    /** The major whose model made the prediction (the detected one unless overridden). */
+    modelled: number;
+    /** Whether that model was checked against a real boot or read from systemd's sources. */
+    provenance: StubModel['provenance'];
+    /** What this stub may measure beyond the prediction, on some platforms or ESPs. */
+    caveats: string[];
+  };
 }
 
 export const SYSTEMD_PHASES = ['enter-initrd', 'leave-initrd', 'sysinit', 'ready', 'shutdown', 'final'] as const;
@@ -39,17 +46,25 @@ export interface PrecomputeOptions {
    * (seen with the 252 stub); off (the default) it is.
    */
   secureBoot?: boolean;
+  /**
+   * What a >= 261 stub appends to a command line without console= on the target platform, e.g.
+   * `console=uart,io,0x3f8 console=tty0` (seen with 262 on QEMU q35 with a serial port and VGA).
+   */
+  stubConsole?: string;
 }
 
 export const PREDICTED_PCRS = [4, 9, 11, 12, 13] as const;
 
 const EFI_ACTION_BOOT_OPTION = 'Calling EFI Application from Boot Option';
 
+const HAS_CONSOLE = /(^|\s)console=/;
+
 /** The command line the stub hands the kernel as LoadOptions: UTF-16LE with its NUL. */
-export function stubLoadOptions(cmdline: Uint8Array, model: StubModel): Buffer | undefined {
+export function stubLoadOptions(cmdline: Uint8Array, model: StubModel, stubConsole?: string): Buffer | undefined {
   const nul = cmdline.indexOf(0);
   let text = Buffer.from(cmdline.subarray(0, nul < 0 ? cmdline.length : nul)).toString('utf8');
   if (model.mangleCmdline) text = mangleStubCmdline(text);
+  if (model.appendsConsole && stubConsole && !HAS_CONSOLE.test(text)) text = text === '' ? stubConsole : `${text} ${stubConsole}`;
   // 257 passes no LoadOptions for an empty command line; 252 only when the section is absent.
   if (model.mangleCmdline && text === '') return undefined;
   return Buffer.from(text + '\0', 'utf16le');
@@ -96,7 +111,8 @@ interface Plan {
  */
 function planUki(bytes: Uint8Array, alg: HashAlg, opts: PrecomputeOptions): Plan {
   const uki = parseUki(bytes);
-  const model = stubModel(opts.stubMajor ?? uki.stub.major);
+  const modelledMajor = opts.stubMajor ?? uki.stub.major;
+  const model = stubModel(modelledMajor);
   const events: PlannedEvent[] = [];
   const jobs: DigestJob[] = [];
   const job = (pieces: Uint8Array[], checkpoints = [pieces.length]): number => jobs.push({ pieces, checkpoints }) - 1;
@@ -110,7 +126,7 @@ function planUki(bytes: Uint8Array, alg: HashAlg, opts: PrecomputeOptions): Plan
   ev(4, 'EV_SEPARATOR', hash(alg, new Uint8Array(4)), 'separator');
   ev(4, 'EV_EFI_BOOT_SERVICES_APPLICATION', { job: job(ranges(bytes, authenticodeRanges(uki.pe))), at: 0 }, 'UKI (Authenticode)');
   const linux = sectionMemory(bytes, uki.sections.get('.linux')!);
-  if (!opts.secureBoot) {
+  if (model.kernelViaLoadImage && !opts.secureBoot) {
     let kernelPe;
     try {
       kernelPe = parsePe(linux);
@@ -141,12 +157,24 @@ function planUki(bytes: Uint8Array, alg: HashAlg, opts: PrecomputeOptions): Plan
 
   // PCR 9: the kernel's EFI stub measures its command line and the initrd it receives.
   const cmdline = uki.sections.get('.cmdline');
-  const loadOptions = cmdline ? stubLoadOptions(sectionMemory(bytes, cmdline), model) : undefined;
+  const loadOptions = cmdline ? stubLoadOptions(sectionMemory(bytes, cmdline), model, opts.stubConsole) : undefined;
   if (loadOptions) ev(9, 'EV_EVENT_TAG', hash(alg, loadOptions), 'LOADED_IMAGE::LoadOptions');
   if (pieces.length > 0) {
     ev(9, 'EV_EVENT_TAG', initrdJob !== undefined ? { job: initrdJob, at: 1 } : { job: job(pieces), at: 0 }, 'Linux initrd');
   }
-  return { events, jobs, stub: { ...uki.stub, modelled: model.major } };
+  return { events, jobs, stub: { ...uki.stub, modelled: modelledMajor, provenance: model.provenance, caveats: stubCaveats(model, loadOptions) } };
+}
+
+/** What the prediction assumes about the platform, for this stub and this command line. */
+function stubCaveats(model: StubModel, loadOptions: Buffer | undefined): string[] {
+  const caveats = [...model.platformMeasurements];
+  const cmdline = loadOptions?.toString('utf16le') ?? '';
+  if (model.appendsConsole && !HAS_CONSOLE.test(cmdline)) {
+    caveats.unshift(
+      'PCR 9: .cmdline has no console=, and this stub appends one for the console it detects (serial, VirtIO or graphics): the predicted PCR 9 holds for a platform where it appends none; put console= into .cmdline to make PCR 9 platform-independent',
+    );
+  }
+  return caveats;
 }
 
 function finish(plan: Plan, results: Buffer[][], alg: HashAlg): UkiPrediction {

@@ -17,6 +17,7 @@ export const UKI_SECTION_ORDER = [
   '.profile',
   '.dtbauto',
   '.hwids',
+  '.efifw',
 ] as const;
 export type UkiSectionName = (typeof UKI_SECTION_ORDER)[number];
 

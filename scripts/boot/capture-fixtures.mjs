@@ -5,14 +5,15 @@
 //
 //   node scripts/boot/capture-fixtures.mjs [recipe-name...]     (default: all recipes)
 //
-// The trixie (systemd 257) stub is fetched by scripts/fetch-trixie-stub.sh into .cache/.
+// The trixie (systemd 257) and sid (262) stubs and sid's ukify are fetched into .cache/ with a
+// private apt state (scripts/fetch-trixie-stub.sh, scripts/fetch-debian-package.sh).
 import { $, fs, path } from 'zx';
 
 const root = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
 $.cwd = root;
 $.verbose = false;
 await $`npx tsc -p tsconfig.json`;
-const { CAPTURE_RECIPES, TRIXIE_STUB, buildCaptureUki } = await import(`${root}/dist/test/helpers/boot/capture-uki.js`);
+const { CAPTURE_RECIPES, buildCaptureUki } = await import(`${root}/dist/test/helpers/boot/capture-uki.js`);
 const { bootAndCapture, tail } = await import(`${root}/dist/test/helpers/qemu.js`);
 const { readTcgLog, describeEventData } = await import(`${root}/dist/test/helpers/boot/tcg-log-oracle.js`);
 
@@ -28,7 +29,6 @@ const tools = {
 };
 
 for (const recipe of recipes) {
-  if (recipe.stub === TRIXIE_STUB && !(await fs.pathExists(TRIXIE_STUB))) await $`sh scripts/fetch-trixie-stub.sh`;
   const ukiPath = path.join(root, '.cache/boots', `${recipe.name}.efi`);
   await fs.mkdirp(path.dirname(ukiPath));
   const uki = await buildCaptureUki(recipe, ukiPath);

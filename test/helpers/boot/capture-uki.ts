@@ -1,7 +1,9 @@
-import { readdir, readFile, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { hash, toHex } from '../../../lib/bytes.js';
 import { buildUki } from '../../../measurements/uki/build.js';
-import { HOST_STUB, TRIXIE_STUB } from '../uki.js';
+import { buildWithUkify, HOST_STUB, sidStub, trixieStub, TRIXIE_STUB } from '../uki.js';
 import { buildCaptureInitrd } from './capture-initrd.js';
 
 export { TRIXIE_STUB };
@@ -13,18 +15,32 @@ export { TRIXIE_STUB };
 export const CAPTURE_CMDLINE = 'console=ttyS0 panic=-1 no_timer_check';
 export const CAPTURE_OSREL = 'ID=sextant-capture\nNAME="sextant boot capture"\nVERSION_ID=1\n';
 
+/** Where a recipe's systemd-stub comes from: the host's Debian 12 package, or Debian 13 / sid's, fetched privately. */
+export type StubSource = 'host' | 'trixie' | 'sid';
+
 /** One UKI a fixture is captured from; the name is the fixture folder under test/fixtures/boots. */
 export interface CaptureRecipe {
   name: string;
-  stub: string;
+  stub: StubSource;
   /** Add a .uname section as ukify does (only meaningful for stubs >= 254). */
   withUname: boolean;
+  /** objcopy (measurements/uki/build.ts, as sextant's image builder does) or sid's ukify. */
+  builder: 'objcopy' | 'ukify';
 }
 
 export const CAPTURE_RECIPES: readonly CaptureRecipe[] = [
-  { name: 'bookworm-stub252', stub: HOST_STUB, withUname: false },
-  { name: 'trixie-stub257', stub: TRIXIE_STUB, withUname: true },
+  { name: 'bookworm-stub252', stub: 'host', withUname: false, builder: 'objcopy' },
+  { name: 'trixie-stub257', stub: 'trixie', withUname: true, builder: 'objcopy' },
+  { name: 'sid-stub262', stub: 'sid', withUname: true, builder: 'objcopy' },
+  { name: 'sid-stub262-ukify', stub: 'sid', withUname: true, builder: 'ukify' },
 ];
+
+/** The stub file of a source, fetched first if needed (private apt state, nothing installed). */
+export async function stubFile(source: StubSource): Promise<string> {
+  if (source === 'host') return HOST_STUB;
+  if (source === 'trixie') return trixieStub();
+  return sidStub();
+}
 
 export interface BuiltCaptureUki {
   path: string;
@@ -63,26 +79,34 @@ export async function buildCaptureUki(recipe: CaptureRecipe, out: string): Promi
   const release = await hostKernelRelease();
   const kernel = `/boot/vmlinuz-${release}`;
   const initrd = await buildCaptureInitrd({ kernelRelease: release });
-  const stubBytes = await readFile(recipe.stub);
+  const stub = await stubFile(recipe.stub);
+  const stubBytes = await readFile(stub);
   const uname = recipe.withUname ? release : undefined;
-  await buildUki(
-    {
-      stub: recipe.stub,
-      linux: { file: kernel },
-      initrd,
-      cmdline: Buffer.from(CAPTURE_CMDLINE),
-      osrel: Buffer.from(CAPTURE_OSREL),
-      uname: uname === undefined ? undefined : Buffer.from(uname),
-    },
-    out,
-  );
-  await zeroPeCheckSum(out);
+  let builder: string;
+  if (recipe.builder === 'ukify') {
+    if (uname === undefined) throw new Error(`recipe ${recipe.name}: ukify always writes .uname`);
+    builder = `${await ukifyBuild(stub, kernel, initrd, uname, out)}, SOURCE_DATE_EPOCH=0`;
+  } else {
+    await buildUki(
+      {
+        stub,
+        linux: { file: kernel },
+        initrd,
+        cmdline: Buffer.from(CAPTURE_CMDLINE),
+        osrel: Buffer.from(CAPTURE_OSREL),
+        uname: uname === undefined ? undefined : Buffer.from(uname),
+      },
+      out,
+    );
+    await zeroPeCheckSum(out);
+    builder = 'measurements/uki/build.ts (objcopy, COFF TimeDateStamp zeroed) + PE CheckSum zeroed';
+  }
   const uki = await readFile(out);
   return {
     path: out,
     recipe: {
-      builder: 'measurements/uki/build.ts (objcopy, COFF TimeDateStamp zeroed) + PE CheckSum zeroed',
-      stub: { path: recipe.stub, version: stubVersion(stubBytes), sha256: toHex(hash('sha256', stubBytes)) },
+      builder,
+      stub: { path: stub, version: stubVersion(stubBytes), sha256: toHex(hash('sha256', stubBytes)) },
       kernel: { path: kernel, release, sha256: toHex(hash('sha256', await readFile(kernel))) },
       initrd: {
         sha256: toHex(hash('sha256', initrd)),
@@ -95,6 +119,24 @@ export async function buildCaptureUki(recipe: CaptureRecipe, out: string): Promi
       uki: { sha256: toHex(hash('sha256', uki)), bytes: uki.length },
     },
   };
+}
+
+/** ukify build with the capture inputs; returns ukify's version line. */
+async function ukifyBuild(stub: string, kernel: string, initrd: Buffer, uname: string, out: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-ukify-'));
+  try {
+    const f = (n: string): string => path.join(dir, n);
+    await writeFile(f('initrd'), initrd);
+    await writeFile(f('cmdline'), CAPTURE_CMDLINE);
+    await writeFile(f('osrel'), CAPTURE_OSREL);
+    const { version } = await buildWithUkify(
+      { stub, linux: kernel, initrd: f('initrd'), cmdline: `@${f('cmdline')}`, osrel: `@${f('osrel')}`, uname },
+      out,
+    );
+    return version;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 }
 
 /** Writes the capture initrd next to the UKI (for independent checks such as PCR 9's initrd digest). */

@@ -17,6 +17,8 @@ export const EFI_ACTION_BOOT_OPTION = 'Calling EFI Application from Boot Option'
 /** Sections a systemd-stub measures into PCR 11, in its fixed order (only those present). */
 const STUB252_SECTIONS = ['.linux', '.osrel', '.cmdline', '.initrd'];
 const STUB257_SECTIONS = ['.linux', '.osrel', '.cmdline', '.initrd', '.ucode', '.splash', '.dtb', '.uname', '.sbat', '.pcrpkey', '.profile', '.hwids'];
+/** systemd 258 added .efifw to the measured sections (src/fundamental/uki.c, unified_sections[]). */
+const STUB258_SECTIONS = [...STUB257_SECTIONS, '.efifw'];
 
 export async function pesignHash(file: string): Promise<string> {
   const r = await run('pesign', ['-h', '-i', file]);
@@ -58,8 +60,9 @@ export interface IndependentPrediction {
 }
 
 /**
- * The SHA-256 PCRs 4, 9 and 11 of a direct boot of `uki` with systemd-stub `stubMajor`
- * (252 or 257; both LoadImage the kernel, so PCR 4 has the kernel's Authenticode hash too).
+ * The SHA-256 PCRs 4, 9 and 11 of a direct boot of `uki` with systemd-stub `stubMajor`.
+ * Up to 257 the stub starts the kernel with LoadImage, so PCR 4 has the kernel's Authenticode
+ * hash too; from 258 it maps the kernel itself (systemd PR #37372) and PCR 4 has the UKI only.
  * PCR 9 is null for stubs >= 254: they append a generated cpio to the initrd the kernel
  * measures, which no tool here reproduces independently.
  */
@@ -74,8 +77,9 @@ export async function predictIndependently(uki: string, stubMajor: number): Prom
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
-  const pcr4 = [sha256Hex(Buffer.from(EFI_ACTION_BOOT_OPTION)), sha256Hex(Buffer.alloc(4)), await pesignHash(uki), kernelAuth];
-  const order = stubMajor >= 254 ? STUB257_SECTIONS : STUB252_SECTIONS;
+  const pcr4 = [sha256Hex(Buffer.from(EFI_ACTION_BOOT_OPTION)), sha256Hex(Buffer.alloc(4)), await pesignHash(uki)];
+  if (stubMajor < 258) pcr4.push(kernelAuth);
+  const order = stubMajor >= 258 ? STUB258_SECTIONS : stubMajor >= 254 ? STUB257_SECTIONS : STUB252_SECTIONS;
   const pcr11: string[] = [];
   for (const name of order) {
     const data = sections.get(name);
