@@ -16,6 +16,8 @@ import { nameChangedComponents } from './policy/name-components.js';
 import { PcrMismatchError } from './policy/pcr-mismatch.js';
 import type { ReferenceSet } from './policy/reference.js';
 import { asInputError, auditRefusal, stage, StageError } from './stage.js';
+import { checkDiskBinding } from './binding/check.js';
+import type { DiskBindingStore } from './binding/store.js';
 import { verifyEkCert } from './verify/ek-cert.js';
 import { checkEventLog, type EventLogReplayer } from './verify/event-log.js';
 import { checkPcrDigest } from './verify/pcr-digest.js';
@@ -26,7 +28,7 @@ import type { AkIdentity, TpmChecks } from './verify/tpm-checks.js';
  *
  *   round 1  parseEvidence -> verifyEkCert -> makeCredential (challenge out)
  *   round 2  credentialProof -> verifyQuote -> checkNonce -> checkPcrDigest -> replayEventLog
- *            -> applyPolicy -> checkNodeName -> release (sealed secrets out, with a confirm session)
+ *            -> applyPolicy -> checkNodeName -> checkDiskBinding -> release (sealed secrets out, with a confirm session)
  *
  * then, after the node locked PCR 15, the confirm round (keyservice/lock-confirm.ts).
  * The first failing stage refuses with its own error code; every decision is audited.
@@ -54,6 +56,8 @@ export interface AttestorOptions {
   join?: JoinConfig;
   /** EK certificate SHA-256 -> the only node name that TPM may ask for (policy/node-name.ts). */
   nodeInventory?: NodeInventory;
+  /** Disk UUID -> the EK it was first released to (binding/); without one, any attested TPM gets any UUID's key. */
+  diskBindings?: DiskBindingStore;
   sessionTtlMs?: number;
   /** How long a release can be confirmed after the lock (default 15 min: disk setup and kubeadm join come first). */
   confirmTtlMs?: number;
@@ -174,6 +178,7 @@ export class KeyServiceAttestor implements Attestor {
       stage('checkNodeName', () => checkNodeName(this.o.nodeInventory, toHex(hash('sha256', session.ekCert.raw)), req.nodeName));
       facts.measurements = verdict.matched.label;
       facts.warnings = verdict.warnings;
+      if (this.o.diskBindings) await checkDiskBinding(this.o.diskBindings, req.diskUuid, session.ekCert, req.nodeName, facts);
 
       const diskKey = deriveDiskKey(this.o.masterSecret, this.o.salt, req.diskUuid);
       secrets.push(diskKey);

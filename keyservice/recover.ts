@@ -5,6 +5,7 @@ import { RECOVERY_ROUTES, type RecoveryQuoteRequest, type RecoveryReleaseRequest
 import { assertRecoveryEvidenceResponse, assertRecoveryQuoteResponse, assertRecoveryReleaseResponse } from '../protocol/validate.js';
 import type { AuditDecision, AuditLog } from './audit/log.js';
 import { KeyServiceAttestor } from './attestor.js';
+import type { DiskBindingStore } from './binding/store.js';
 import { deriveDiskKey } from './derive.js';
 import { NonceStore } from './nonce-store.js';
 import type { ReferenceSet } from './policy/reference.js';
@@ -35,6 +36,8 @@ export interface RecoverNodeOptions {
   audit?: Pick<AuditLog, 'append'>;
   tpm?: TpmChecks;
   now?: () => Date;
+  /** The key service's disk bindings: recovery respects them like a release (DISK_BOUND_ELSEWHERE). */
+  diskBindings?: DiskBindingStore;
 }
 
 export interface RecoverNodeResult {
@@ -48,6 +51,8 @@ export interface RecoverNodeResult {
   clusterLock: 'unlocked' | 'locked-to-this-cluster';
   /** The measurement set the node matched. */
   measurements: string;
+  /** The binding checked (absent when no binding store was given): made now, or already this node's. */
+  diskBinding?: { state: 'bound-now' | 'bound-to-this-node'; revision: number; ekPublicSha256: string };
   warnings: string[];
 }
 
@@ -71,6 +76,7 @@ export async function recoverNode(o: RecoverNodeOptions): Promise<RecoverNodeRes
     },
     replayEventLog: replaySha256,
     requireEventLog: o.requireEventLog,
+    diskBindings: o.diskBindings,
     now: o.now,
   });
 
@@ -108,6 +114,8 @@ export async function recoverNode(o: RecoverNodeOptions): Promise<RecoverNodeRes
   assertRecoveryReleaseResponse(await o.post(RECOVERY_ROUTES.release, release));
 
   const key = deriveDiskKey(o.masterSecret, o.salt, quoted.diskUuid);
+  const releasedRecord = decisions.find((d) => d.decision === 'release');
+  const binding = releasedRecord?.diskBinding as { state: 'bound-now' | 'bound-to-this-node'; revision: number } | undefined;
   try {
     return {
       node: o.node,
@@ -116,7 +124,8 @@ export async function recoverNode(o: RecoverNodeOptions): Promise<RecoverNodeRes
       diskKeySha256: toHex(hash('sha256', key)),
       clusterId: attestor.clusterIdHex,
       clusterLock: quoted.pcrs['15'] === ZERO_PCR ? 'unlocked' : 'locked-to-this-cluster',
-      measurements: String(decisions.find((d) => d.decision === 'release')?.measurements ?? ''),
+      measurements: String(releasedRecord?.measurements ?? ''),
+      ...(binding && { diskBinding: { ...binding, ekPublicSha256: String(releasedRecord?.ekPublicSha256) } }),
       warnings: released.warnings,
     };
   } finally {

@@ -3,6 +3,8 @@ import path from 'node:path';
 import { SextantError, isSextantError } from '../lib/errors.js';
 import { parseEventLog, replayEventLog } from '../measurements/eventlog/index.js';
 import { AuditLog } from './audit/log.js';
+import { lockAuditLog } from './audit-writer-lock.js';
+import { LocalBindingStore } from './binding/local-store.js';
 import { KeyServiceAttestor } from './attestor.js';
 import { parseListen, type KeyServiceConfig } from './config.js';
 import { loadReferenceSet } from './measurements.js';
@@ -89,7 +91,12 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   if (ekCas.length === 0) throw new SextantError({ code: 'CONFIG_INVALID', message: 'no certificate found in the --ek-ca files' });
 
   const state = await openStateDir(cfg.stateDir, { log: o.log, tls: cfg.tlsCert && cfg.tlsKey ? { certFile: cfg.tlsCert, keyFile: cfg.tlsKey } : undefined });
-  audit = await AuditLog.open(auditPath);
+  // One appender per audit log (audit-writer-lock.ts): a second writer would fork the chain.
+  const auditLock = await lockAuditLog(auditPath, 'sextant keyservice');
+  audit = await AuditLog.open(auditPath).catch(async (e: unknown) => {
+    await auditLock.release();
+    throw e;
+  });
   const join = cfg.join
     ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: { certPem: await readText(cfg.join.caCert, 'cluster CA'), keyFile: cfg.join.caKey } }
     : undefined;
@@ -106,6 +113,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     requireEventLog: cfg.requireEventLog,
     confirmTtlMs: cfg.confirmTtlSeconds * 1000,
     nodeInventory: cfg.nodeInventory ? parseNodeInventory(await readText(cfg.nodeInventory, 'node inventory'), cfg.nodeInventory) : undefined,
+    diskBindings: LocalBindingStore.inStateDir(cfg.stateDir),
     join,
     now: () => new Date(clock()),
     log: o.log,
@@ -148,6 +156,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
       await server.close();
       await selfAttestation?.dispose();
       await audit?.close();
+      await auditLock.release();
       state.masterSecret.fill(0);
       state.salt.fill(0);
     },

@@ -4,6 +4,7 @@ import { fail } from '../../lib/errors.js';
 import { verifyAuditLog } from '../../keyservice/audit/log.js';
 import { readConfigFile, resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
 import { startKeyService } from '../../keyservice/service.js';
+import { keyserviceDiskCommands } from './keyservice-disk.js';
 
 // ---- sextant keyservice (the server) ----
 
@@ -114,4 +115,4 @@ const auditVerify: CommandSpec<{ ok: true; file: string; records: number; lastRe
   render: (r) => `${r.file}: ${r.records} records, chain intact${r.headChecked ? ', head matches' : ' (no head file: the last record is not covered)'}`,
 };
 
-export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify];
+export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify, ...keyserviceDiskCommands];

@@ -5,6 +5,8 @@ import { fail } from '../../lib/errors.js';
 import { zeroize } from '../../lib/bytes.js';
 import { postJson, normalizeFingerprint } from '../../agent/attest/transport.js';
 import { AuditLog } from '../../keyservice/audit/log.js';
+import { lockAuditLog } from '../../keyservice/audit-writer-lock.js';
+import { LocalBindingStore } from '../../keyservice/binding/local-store.js';
 import { loadReferenceSet } from '../../keyservice/measurements.js';
 import { recoverNode, type RecoverNodeResult } from '../../keyservice/recover.js';
 import { readSecretFile } from '../../keyservice/state-dir.js';
@@ -33,7 +35,11 @@ our nonce and the node's one-time key in the quote, PCR digest, event log replay
 the signed measurements (FILE.sig by --measurements-key), and PCR 15 (zero, or this
 cluster's lock). A refusal exits 1 with the stage's code and sends nothing. Then the disk
 key HKDF(master secret, salt, "key-"+disk UUID) and the cluster ID go to the node, sealed
-to its one-time key. Prints the SHA-256 of the disk key, never the key.`,
+to its one-time key. Prints the SHA-256 of the disk key, never the key.
+The disk's binding (docs/disk-binding.md) is respected as the key service does: a disk bound
+to another node's EK is DISK_BOUND_ELSEWHERE (rebind it first, deliberately), an unbound one
+is bound to this node. The bindings are read from --state-dir (default: the folder of
+--master-secret); point it at the key service's state directory.`,
   options: {
     node: { type: 'string', valueName: 'https://HOST:PORT', description: "the node's recovery endpoint" },
     'node-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: "the node's certificate fingerprint (from its log)" },
@@ -45,6 +51,7 @@ to its one-time key. Prints the SHA-256 of the disk key, never the key.`,
     'ek-ca': { type: 'string', multiple: true, valueName: 'CA.pem', description: 'trusted EK certificate CA' },
     'require-event-log': { type: 'boolean', description: 'refuse a node that sends no firmware event log' },
     'audit-log': { type: 'string', valueName: 'FILE', description: 'append the decisions to this hash-chained audit log' },
+    'state-dir': { type: 'string', valueName: 'DIR', description: "the key service's state directory, for its disk bindings (default: the folder of --master-secret)" },
   },
   async run(ctx) {
     const v = ctx.values;
@@ -62,7 +69,12 @@ to its one-time key. Prints the SHA-256 of the disk key, never the key.`,
     const ekCas = loadCaCertificates(await Promise.all(ekCaFiles.map((f) => readText(f, 'EK CA'))));
     if (ekCas.length === 0) fail('CONFIG_INVALID', 'no certificate found in the --ek-ca files');
     const auditFile = str(v, 'audit-log');
-    const audit = auditFile ? await AuditLog.open(auditFile) : undefined;
+    // The service's log has one writer: a running service holding it is AUDIT_LOG_IN_USE.
+    const auditLock = auditFile ? await lockAuditLog(auditFile, 'sextant recover') : undefined;
+    const audit = auditFile ? await AuditLog.open(auditFile).catch(async (e: unknown) => {
+      await auditLock?.release();
+      throw e;
+    }) : undefined;
     const masterSecret = await readSecretFile(masterFile);
     try {
       const salt = await readSecretFile(str(v, 'salt') ?? path.join(path.dirname(masterFile), 'salt'));
@@ -78,6 +90,7 @@ to its one-time key. Prints the SHA-256 of the disk key, never the key.`,
           ekCas,
           requireEventLog: bool(v, 'require-event-log'),
           audit,
+          diskBindings: LocalBindingStore.inStateDir(str(v, 'state-dir') ?? path.dirname(masterFile)),
         });
         return { ok: true, ...r };
       } finally {
@@ -86,12 +99,14 @@ to its one-time key. Prints the SHA-256 of the disk key, never the key.`,
     } finally {
       zeroize(masterSecret);
       await audit?.close();
+      await auditLock?.release();
     }
   },
   render: (r) =>
     [
       `node ${r.node} verified (PCR 15 ${r.clusterLock}, measurements ${r.measurements}) and recovered`,
-      `disk ${r.diskUuid}: key sent, sha256 ${r.diskKeySha256}`,
+      `disk ${r.diskUuid}: key sent, sha256 ${r.diskKeySha256}` +
+        (r.diskBinding ? ` (${r.diskBinding.state === 'bound-now' ? 'now bound' : 'bound'} to this node, ek-sha256 ${r.diskBinding.ekPublicSha256}, revision ${r.diskBinding.revision})` : ''),
       `cluster ${r.clusterId}`,
       ...r.warnings.map((w) => `warning: ${w}`),
     ].join('\n'),

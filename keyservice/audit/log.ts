@@ -14,7 +14,7 @@ export const GENESIS = '0'.repeat(64);
 
 export interface AuditDecision {
   /** `release` (secrets sent), `refuse` (a stage failed), `challenge` (round 1 answered), `lock-confirmed` (PCR 15 lock proven). */
-  decision: 'release' | 'refuse' | 'challenge' | 'start' | 'measurements-reload' | 'lock-confirmed';
+  decision: 'release' | 'refuse' | 'challenge' | 'start' | 'measurements-reload' | 'lock-confirmed' | 'disk-rebind';
   [field: string]: unknown;
 }
 

@@ -1,0 +1,218 @@
+import { randomBytes } from 'node:crypto';
+import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { SextantError } from '../../lib/errors.js';
+import { UUID_RE } from '../../protocol/validate.js';
+import { EK_SHA256_RE, type BindingMeta, type DiskBinding, type DiskBindingStore } from './store.js';
+
+/**
+ * The disk-binding store in the key service's state directory:
+ *
+ *   STATE/disk-bindings/<uuid>/0000000001.json   revision 1 (first release)
+ *   STATE/disk-bindings/<uuid>/0000000002.json   revision 2 (an admin's rebind) ...
+ *
+ * The current binding is the highest revision. A revision file is never rewritten: it is
+ * written to a temporary file, fsynced, then hard-linked to its final name and the folder
+ * fsynced. link(2) fails with EEXIST when the name exists, which makes "create revision N+1"
+ * an atomic compare-and-set across threads and processes (the running service, `sextant
+ * recover`, the admin's rebind): of two nodes first asking for one UUID exactly one link
+ * succeeds. rename(2) would overwrite, so it cannot be the compare. A crash at any step
+ * leaves either no revision N+1 (nothing was acknowledged) or a complete, fsynced one; the
+ * only debris is a temporary file, which is never read.
+ */
+
+const REVISION_RE = /^(\d{10})\.json$/;
+const TMP_PREFIX = '.tmp-';
+const MAX_CAS_TRIES = 16;
+
+export interface LocalBindingStoreOptions {
+  now?: () => Date;
+  /** Test hook: called before each durable step; a throw there stands for a crash at that point. */
+  step?: (name: 'mkdir' | 'write-tmp' | 'fsync-tmp' | 'link' | 'fsync-dir') => void;
+}
+
+export class LocalBindingStore implements DiskBindingStore {
+  private readonly now: () => Date;
+
+  constructor(
+    readonly dir: string,
+    private readonly o: LocalBindingStoreOptions = {},
+  ) {
+    this.now = o.now ?? (() => new Date());
+  }
+
+  /** `STATE/disk-bindings`, the layout `sextant keyservice` and `sextant recover` share. */
+  static inStateDir(stateDir: string, o?: LocalBindingStoreOptions): LocalBindingStore {
+    return new LocalBindingStore(path.join(stateDir, 'disk-bindings'), o);
+  }
+
+  async get(diskUuid: string): Promise<DiskBinding | undefined> {
+    const d = this.uuidDir(diskUuid);
+    let names: string[];
+    try {
+      names = await readdir(d);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
+      throw ioFailed(`cannot read ${d}`, e);
+    }
+    const revisions = names.map((n) => REVISION_RE.exec(n)?.[1]).filter((r): r is string => r !== undefined).sort();
+    const last = revisions.at(-1);
+    return last === undefined ? undefined : this.readRevision(diskUuid, Number(last));
+  }
+
+  async bindIfAbsent(diskUuid: string, ek: string, meta: Omit<BindingMeta, 'cause'>): Promise<{ binding: DiskBinding; created: boolean }> {
+    checkEk(ek);
+    for (let i = 0; i < MAX_CAS_TRIES; i++) {
+      const cur = await this.get(diskUuid);
+      if (cur && cur.ekPublicSha256 !== null) return { binding: cur, created: false };
+      const made = await this.create(diskUuid, (cur?.revision ?? 0) + 1, ek, { ...meta, cause: 'first-release' });
+      if (made) return { binding: made, created: true };
+    }
+    throw conflict(diskUuid);
+  }
+
+  async rebind(diskUuid: string, expectedRevision: number, to: string | null, meta: BindingMeta): Promise<DiskBinding> {
+    if (to !== null) checkEk(to);
+    const cur = await this.get(diskUuid);
+    if ((cur?.revision ?? 0) !== expectedRevision) throw conflict(diskUuid, expectedRevision, cur?.revision ?? 0);
+    const made = await this.create(diskUuid, expectedRevision + 1, to, meta);
+    if (!made) throw conflict(diskUuid);
+    return made;
+  }
+
+  async list(): Promise<DiskBinding[]> {
+    let names: string[];
+    try {
+      names = await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw ioFailed(`cannot read ${this.dir}`, e);
+    }
+    const out: DiskBinding[] = [];
+    for (const n of names.filter((x) => UUID_RE.test(x)).sort()) {
+      const b = await this.get(n);
+      if (b) out.push(b);
+    }
+    return out;
+  }
+
+  /** Creates revision `revision`; undefined when it exists already (the compare failed). */
+  private async create(diskUuid: string, revision: number, ek: string | null, meta: BindingMeta): Promise<DiskBinding | undefined> {
+    const d = this.uuidDir(diskUuid);
+    const binding: DiskBinding = {
+      diskUuid,
+      revision,
+      ekPublicSha256: ek,
+      ...(meta.nodeName !== undefined && { nodeName: meta.nodeName }),
+      cause: meta.cause,
+      ...(meta.reason !== undefined && { reason: meta.reason }),
+      time: this.now().toISOString(),
+    };
+    let crashed = false;
+    const step: NonNullable<LocalBindingStoreOptions['step']> = (name) => {
+      try {
+        this.o.step?.(name);
+      } catch (e) {
+        crashed = true;
+        throw e;
+      }
+    };
+    step('mkdir');
+    await this.ensureDir(d);
+    const tmp = path.join(d, `${TMP_PREFIX}${process.pid}-${randomBytes(6).toString('hex')}`);
+    try {
+      const fh = await open(tmp, 'wx', 0o600);
+      try {
+        step('write-tmp');
+        await fh.writeFile(JSON.stringify(binding) + '\n');
+        step('fsync-tmp');
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+      step('link');
+      try {
+        await link(tmp, path.join(d, revisionName(revision)));
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+        throw e;
+      }
+      step('fsync-dir');
+      await fsyncDir(d);
+    } catch (e) {
+      if (e instanceof SextantError) throw e;
+      throw ioFailed(`cannot write the binding of disk ${diskUuid} in ${d}`, e);
+    } finally {
+      // Not needed for correctness (temporary names are never read): keeps the folder tidy.
+      // After a (simulated) crash nothing more runs, so the temporary file stays as it would.
+      if (!crashed) await unlink(tmp).catch(() => undefined);
+    }
+    return binding;
+  }
+
+  private async readRevision(diskUuid: string, revision: number): Promise<DiskBinding> {
+    const f = path.join(this.uuidDir(diskUuid), revisionName(revision));
+    let text: string;
+    try {
+      text = await readFile(f, 'utf8');
+    } catch (e) {
+      throw ioFailed(`cannot read ${f}`, e);
+    }
+    let b: Partial<DiskBinding>;
+    try {
+      b = JSON.parse(text) as Partial<DiskBinding>;
+    } catch {
+      throw broken(f, 'not JSON');
+    }
+    if (b.diskUuid !== diskUuid || b.revision !== revision) throw broken(f, 'names another disk or revision than its path');
+    if (b.ekPublicSha256 !== null && !(typeof b.ekPublicSha256 === 'string' && EK_SHA256_RE.test(b.ekPublicSha256))) throw broken(f, 'no EK hash');
+    return b as DiskBinding;
+  }
+
+  private uuidDir(diskUuid: string): string {
+    // The UUID becomes a path: only the canonical lowercase form the protocol accepts.
+    if (!UUID_RE.test(diskUuid)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: `not a lowercase disk UUID: "${diskUuid.slice(0, 80)}"` });
+    return path.join(this.dir, diskUuid);
+  }
+
+  /** mkdir -p with the new entries made durable (fsync of each parent that gained one). */
+  private async ensureDir(d: string): Promise<void> {
+    try {
+      const first = await mkdir(d, { recursive: true, mode: 0o700 });
+      if (first === undefined) return;
+      for (let p = d; p.length >= first.length; p = path.dirname(p)) await fsyncDir(path.dirname(p));
+    } catch (e) {
+      throw ioFailed(`cannot create ${d}`, e);
+    }
+  }
+}
+
+function revisionName(revision: number): string {
+  return String(revision).padStart(10, '0') + '.json';
+}
+
+async function fsyncDir(d: string): Promise<void> {
+  const fh = await open(d, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+function checkEk(ek: string): void {
+  if (!EK_SHA256_RE.test(ek)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: 'an EK identity is 64 lowercase hex digits (SHA-256 of the EK public key)' });
+}
+
+function conflict(diskUuid: string, expected?: number, actual?: number): SextantError {
+  const detail = expected === undefined ? 'it changed meanwhile' : `expected revision ${expected}, it is at ${actual}`;
+  return new SextantError({ code: 'DISK_BINDING_CONFLICT', message: `the binding of disk ${diskUuid} changed concurrently (${detail}); read it again and retry` });
+}
+
+function broken(file: string, why: string): SextantError {
+  return new SextantError({ code: 'DISK_BINDING_BROKEN', message: `${file}: ${why}` });
+}
+
+function ioFailed(message: string, cause: unknown): SextantError {
+  return new SextantError({ code: 'IO_FAILED', message, cause });
+}
