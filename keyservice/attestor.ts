@@ -128,8 +128,13 @@ export class KeyServiceAttestor implements Attestor {
   }
 
   async complete(req: CompleteRequest, client: string): Promise<CompleteResponse> {
-    const facts: Record<string, unknown> = { client, round: 2, sessionId: req.sessionId, diskUuid: req.diskUuid, role: req.role, nodeName: req.nodeName, inventory: req.inventory };
+    // Until the credential proof holds, the requester is anybody: its refusal is audited with
+    // fixed-size facts only (address, session id, stage, code), never with the fields it chose.
+    const facts: Record<string, unknown> = { client, round: 2, sessionId: req.sessionId };
     const secrets: Buffer[] = [];
+    const nonce = Buffer.from(req.nonce, 'base64');
+    // Consumed before anything is checked: a refused request, at any stage, has used its nonce up.
+    const nonceRefusal = this.o.nonces.take(nonce);
     try {
       const session = stage('credentialProof', () => this.takeSession(req.sessionId));
       facts.akName = toHex(session.ak.name);
@@ -140,7 +145,8 @@ export class KeyServiceAttestor implements Attestor {
           throw new SextantError({ code: 'AK_NOT_BOUND', message: 'credential activation failed: the AK is not in the TPM that holds the EK' });
         }
       });
-      const nonce = Buffer.from(req.nonce, 'base64');
+      // A TPM with a trusted EK holds the AK: its claims (schema-bounded) are worth recording.
+      Object.assign(facts, { diskUuid: req.diskUuid, role: req.role, nodeName: req.nodeName, inventory: req.inventory });
       const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');
       // The quote must be signed by the activated AK over H(nonce || ephemeral key) ...
       const quoted = stage('verifyQuote', () => {
@@ -150,8 +156,10 @@ export class KeyServiceAttestor implements Attestor {
           return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
         }
       });
-      // ... and the nonce must be one we issued, unused and fresh (consumed even if later stages refuse).
-      stage('checkNonce', () => this.o.nonces.consume(nonce));
+      // ... and the nonce must be one we issued, unused and fresh (consumed above, whatever the verdict).
+      stage('checkNonce', () => {
+        if (nonceRefusal) throw nonceRefusal;
+      });
       stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
       // From here the values are as good as signed by the TPM: the audit keeps them.
       facts.pcrs = { ...req.pcrs };

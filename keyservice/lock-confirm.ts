@@ -72,10 +72,12 @@ export class LockConfirmer {
   async confirm(req: ConfirmRequest, client: string): Promise<ConfirmResponse> {
     const facts: Record<string, unknown> = { client, round: 'confirm' };
     const lock = toHex(clusterLockPcr(this.o.clusterId));
+    const nonce = Buffer.from(req.nonce, 'base64');
+    // Consumed before anything is checked: a refused quote has used its nonce up.
+    const nonceRefusal = this.o.nonces.take(nonce);
     try {
       const s = stage('confirmSession', () => this.session(req.confirmId));
       Object.assign(facts, { sessionId: s.sessionId, diskUuid: s.diskUuid, nodeName: s.nodeName, role: s.role, akName: toHex(s.ak.name) });
-      const nonce = Buffer.from(req.nonce, 'base64');
       const quoted = stage('verifyQuote', () => {
         try {
           return this.o.tpm.verifyQuote(s.ak, Buffer.from(req.quoteAttest, 'base64'), Buffer.from(req.quoteSignature, 'base64'), confirmQualifyingData(req.confirmId, nonce));
@@ -83,7 +85,9 @@ export class LockConfirmer {
           return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
         }
       });
-      stage('checkNonce', () => this.o.nonces.consume(nonce));
+      stage('checkNonce', () => {
+        if (nonceRefusal) throw nonceRefusal;
+      });
       stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
       facts.pcrs = req.pcrs;
       stage('checkSameBoot', () => checkSameBoot(s, quoted));

@@ -52,6 +52,25 @@ export class NonceStore {
 
   /** Marks the nonce used; throws NONCE_UNKNOWN / NONCE_EXPIRED / NONCE_REPLAYED. */
   consume(nonce: Uint8Array): void {
+    const refused = this.take(nonce);
+    if (refused) throw refused;
+  }
+
+  /**
+   * Consumes the nonce now and returns why it is not acceptable (or undefined). The verifier
+   * calls this before it checks anything else and throws the answer at its checkNonce stage:
+   * a request refused at any stage, the quote's signature included, has used its nonce up.
+   */
+  take(nonce: Uint8Array): SextantError | undefined {
+    try {
+      this.mark(nonce);
+      return undefined;
+    } catch (e) {
+      return e as SextantError;
+    }
+  }
+
+  private mark(nonce: Uint8Array): void {
     const key = Buffer.from(nonce).toString('hex');
     const e = this.entries.get(key);
     if (!e) throw new SextantError({ code: 'NONCE_UNKNOWN', message: 'nonce was not issued by this key service' });

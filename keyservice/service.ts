@@ -84,7 +84,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     onReload: (r) => {
       if (r.ok) o.log?.(`measurements reloaded: now ${r.label}, still accepting ${r.previous} during the rollout window`);
       else o.log?.(`measurements change refused, keeping the current set: ${(r.error as Error).message}`);
-      void audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous } : { refused: (r.error as Error).message }) });
+      audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous } : { refused: (r.error as Error).message }) }).catch((e: unknown) => o.log?.(`audit: measurements reload not recorded: ${(e as Error).message}`));
     },
   });
   const ekCas = loadCaCertificates(await Promise.all(cfg.ekCa.map((f) => readText(f, 'EK CA'))));

@@ -55,20 +55,37 @@ async function secretFile(file: string, created: string[]): Promise<Buffer> {
 }
 
 /**
+ * Refuses a secret (or the directory holding them) that group or others can reach: the
+ * message names the path, its mode and the command that fixes it. One check for every
+ * secret the key service reads: master secret, salt, TLS key, the state directory.
+ */
+export function assertPrivate(file: string, mode: number, kind: 'file' | 'directory' = 'file'): void {
+  if ((mode & 0o077) === 0) return;
+  const shown = (mode & 0o777).toString(8).padStart(4, '0');
+  const fix = kind === 'file' ? `chmod 600 ${file}` : `chmod 700 ${file}`;
+  throw new SextantError({ code: 'CONFIG_INVALID', message: `${file} is readable by group or others (mode ${shown}); fix: ${fix}` });
+}
+
+async function statOrMissing(file: string) {
+  try {
+    return await stat(file);
+  } catch (cause) {
+    throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read ${file}`, cause });
+  }
+}
+
+/** Reads a secret file that must exist and be private to its owner (0600 or stricter). */
+export async function readPrivateFile(file: string): Promise<Buffer> {
+  assertPrivate(file, (await statOrMissing(file)).mode);
+  return readFile(file);
+}
+
+/**
  * Reads a 32-byte raw secret (master secret or salt) that must exist and be private to its
  * owner; `sextant recover` reads the key service's files with it.
  */
 export async function readSecretFile(file: string): Promise<Buffer> {
-  let st;
-  try {
-    st = await stat(file);
-  } catch (cause) {
-    throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read ${file}`, cause });
-  }
-  if ((st.mode & 0o077) !== 0) {
-    throw new SextantError({ code: 'CONFIG_INVALID', message: `${file} is readable by group or others (mode ${(st.mode & 0o777).toString(8)}); chmod 600 it` });
-  }
-  const b = await readFile(file);
+  const b = await readPrivateFile(file);
   if (b.length !== SECRET_BYTES) {
     throw new SextantError({ code: 'CONFIG_INVALID', message: `${file} must hold exactly ${SECRET_BYTES} raw bytes, has ${b.length}` });
   }
@@ -99,17 +116,19 @@ async function ensureTls(dir: string, created: string[], log?: ExecLogger, sans:
     await rename(tmpKey, keyFile);
     created.push('tls-key.pem', 'tls-cert.pem');
   }
-  return { key: await readFile(keyFile, 'utf8'), cert: await readFile(certFile, 'utf8') };
+  return { key: (await readPrivateFile(keyFile)).toString('utf8'), cert: await readFile(certFile, 'utf8') };
 }
 
 /** Creates what is missing and loads everything; idempotent. */
 export async function openStateDir(dir: string, opts: { log?: ExecLogger; tls?: { keyFile: string; certFile: string } } = {}): Promise<ServiceState> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
+  // The directory too: a listable state directory shows which secrets exist and when they change.
+  assertPrivate(dir, (await stat(dir)).mode, 'directory');
   const created: string[] = [];
   const masterSecret = await secretFile(path.join(dir, 'master-secret'), created);
   const salt = await secretFile(path.join(dir, 'salt'), created);
   const tls = opts.tls
-    ? { key: await readFile(opts.tls.keyFile, 'utf8'), cert: await readFile(opts.tls.certFile, 'utf8') }
+    ? { key: (await readPrivateFile(opts.tls.keyFile)).toString('utf8'), cert: await readFile(opts.tls.certFile, 'utf8') }
     : await ensureTls(dir, created, opts.log);
   const fingerprint = certFingerprint(tls.cert);
   await writeFile(path.join(dir, 'tls-fingerprint'), fingerprint + '\n');

@@ -58,10 +58,21 @@ export async function registerBootstrapToken(command: string, r: TokenRegistrati
     groups: [BOOTSTRAP_GROUP],
     secret: bootstrapTokenSecret(r),
   });
+  // The command's output is never shown anywhere (not in the refusal, not in the audit log,
+  // not in the service's log): it had the secret on stdin, and masking exact copies misses
+  // a base64 or reversed one. Only its exit status is reported.
+  let exitCode: number;
   try {
-    await run(command, [id], { input: payload, secrets: [secret, r.token], timeoutMs: 60_000, log });
-  } catch (cause) {
-    const why = isSextantError(cause) ? cause.message.split(secret).join('***') : String(cause);
-    throw new SextantError({ code: 'TOKEN_REGISTRATION_FAILED', message: `the token command could not register bootstrap token ${id}: ${why}`, cause });
+    exitCode = (await run(command, [id], { input: payload, secrets: [secret, r.token], timeoutMs: 60_000, log, okExitCodes: ANY_EXIT })).exitCode;
+  } catch (e) {
+    const why = isSextantError(e, 'TIMEOUT') ? 'timed out after 60 s' : isSextantError(e, 'TOOL_MISSING') ? 'was not found' : 'could not be run';
+    throw new SextantError({ code: 'TOKEN_REGISTRATION_FAILED', message: `the token command ${why}; bootstrap token ${id} is not registered` });
+  }
+  if (exitCode !== 0) {
+    const status = exitCode < 0 ? 'was killed by a signal' : `exited with status ${exitCode}`;
+    throw new SextantError({ code: 'TOKEN_REGISTRATION_FAILED', message: `the token command ${status} (its output is not shown: it saw the token); bootstrap token ${id} is not registered` });
   }
 }
+
+/** Every exit status comes back as a result, so no error message ever carries the command's stderr. */
+const ANY_EXIT = [-1, ...Array.from({ length: 255 }, (_, i) => i + 1)];

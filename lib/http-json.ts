@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { SextantError } from './errors.js';
+import { parseJsonBounded } from './json-bounded.js';
 
 /**
  * The JSON-over-HTTPS plumbing both of sextant's servers share (the key service and the
@@ -7,8 +8,8 @@ import { SextantError } from './errors.js';
  * an answer writer that never lets a proxy cache a reply.
  */
 
-/** Reads and parses a JSON body; REQUEST_TOO_LARGE as soon as `limit` bytes are passed. */
-export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+/** Reads a request body; REQUEST_TOO_LARGE as soon as `limit` bytes are passed. */
+export async function readBody(req: IncomingMessage, limit: number): Promise<Buffer> {
   const declared = Number(req.headers['content-length'] ?? NaN);
   if (declared > limit) throw new SextantError({ code: 'REQUEST_TOO_LARGE', message: `request body over ${limit} bytes` });
   const chunks: Buffer[] = [];
@@ -18,11 +19,12 @@ export async function readJsonBody(req: IncomingMessage, limit: number): Promise
     if (n > limit) throw new SextantError({ code: 'REQUEST_TOO_LARGE', message: `request body over ${limit} bytes` });
     chunks.push(c);
   }
-  try {
-    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
-  } catch {
-    throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'request body is not JSON' });
-  }
+  return Buffer.concat(chunks);
+}
+
+/** Reads and parses a JSON body: the size bound while reading, then the nesting bound (lib/json-bounded.ts). */
+export async function readJsonBody(req: IncomingMessage, limit: number): Promise<unknown> {
+  return parseJsonBounded((await readBody(req, limit)).toString('utf8'));
 }
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {

@@ -16,7 +16,11 @@ export const ROUTES = {
 
 export type Role = 'join' | 'rejoin';
 
-/** POST /v1/nonce, empty body. */
+/** POST /v1/nonce: `{}` (nothing else is accepted). */
+export interface NonceRequest {
+  v?: 1;
+}
+
 export interface NonceResponse {
   v: 1;
   /** 32 random bytes, base64; single use, valid for `ttlSeconds`. */

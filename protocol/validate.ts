@@ -1,291 +1,194 @@
-import { SextantError } from '../lib/errors.js';
 import type { RecoveryEvidenceRequest, RecoveryEvidenceResponse, RecoveryQuoteRequest, RecoveryQuoteResponse, RecoveryReleaseRequest, RecoveryReleaseResponse } from './recovery-messages.js';
-import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, ConfirmRequest, ConfirmResponse, Inventory, ServiceActivateRequest, ServiceActivateResponse, ServiceAttestRequest, ServiceAttestResponse, NonceResponse, ReleasedSecrets, Role } from './messages.js';
+import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, ConfirmRequest, ConfirmResponse, NonceRequest, ServiceActivateRequest, ServiceActivateResponse, ServiceAttestRequest, ServiceAttestResponse, NonceResponse, ReleasedSecrets, Role } from './messages.js';
+import { base64, check, fixedKeys, int, list, literal, object, oneOf, refine, text, type Schema } from './schema.js';
 
 /**
- * Runtime validation of every protocol message: both sides parse untrusted JSON. Each
- * `assert*` lists every invalid field in one PROTOCOL_INVALID error.
+ * Runtime validation of every protocol message: both sides parse untrusted JSON. Each schema
+ * is closed (unknown keys are refused) and bounds every field (protocol/schema.ts); each
+ * `assert*` lists the first invalid fields in one PROTOCOL_INVALID error. The bounds are
+ * what real TPMs and agents send, with room: an EK certificate of a few hundred bytes is
+ * allowed 8 KiB, a TPMT_PUBLIC 1 KiB, a quote 2 KiB.
  */
 
-const B64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
-const HEX64 = /^[0-9a-f]{64}$/;
 export const UUID_RE = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 export const NODE_NAME_RE = /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const HEX64 = /^[0-9a-f]{64}$/;
 const SESSION_RE = /^[0-9a-f]{32}$/;
-const MAX_B64 = 4 * 1024 * 1024;
+/** The largest event log accepted (decoded); real firmware logs are 20-200 KiB. */
+export const MAX_EVENT_LOG_BYTES = 3 * 1024 * 1024;
 
-class Problems {
-  readonly list: string[] = [];
-  constructor(readonly what: string) {}
-  add(field: string, why: string): void {
-    this.list.push(`${field}: ${why}`);
-  }
-  throwIfAny(): void {
-    if (this.list.length) {
-      throw new SextantError({ code: 'PROTOCOL_INVALID', message: `invalid ${this.what}: ${this.list.join('; ')}` });
-    }
-  }
-}
+const V1 = literal(1);
+const hex64 = text(64, HEX64, '64 lowercase hex digits');
+const sessionId = text(32, SESSION_RE, '32 hex digits');
+const nonce = base64({ exact: 32 });
+const cert = base64({ min: 64, max: 8192 });
+const uuid = text(36, UUID_RE, 'a lowercase UUID');
+const nodeName = text(63, NODE_NAME_RE, 'a DNS-1123 label');
+const ttlSeconds = int(1, 7 * 24 * 3600);
+const isoTime = refine(text(64), (s) => !Number.isNaN(Date.parse(s)), 'an ISO time');
+const pem = (label: string, max: number) => text(max, new RegExp(`-----BEGIN ${label}-----`), `a PEM ${label.toLowerCase()} of at most ${max} characters`);
 
-function isObject(x: unknown): x is Record<string, unknown> {
-  return typeof x === 'object' && x !== null && !Array.isArray(x);
-}
+/** PCRs 0-15 of the SHA-256 bank, index -> hex: exactly what a quote covers. */
+const PCR_INDICES = Array.from({ length: 16 }, (_, i) => String(i));
+const pcrs = fixedKeys(PCR_INDICES, hex64, 'PCR index (0-15) -> 64 hex digits');
 
-function root(x: unknown, what: string): { o: Record<string, unknown>; p: Problems } {
-  const p = new Problems(what);
-  if (!isObject(x)) {
-    p.add('(root)', 'not a JSON object');
-    p.throwIfAny();
-  }
-  const o = x as Record<string, unknown>;
-  if (o.v !== 1) p.add('v', 'must be 1');
-  return { o, p };
-}
+/** A TPM's identity: EK certificate (+ chain) and AK public (a node's in round 1, the service's in S1). */
+const tpmIdentity = {
+  ekCert: cert,
+  ekChain: list(cert, 4),
+  akPublic: base64({ min: 16, max: 1024 }),
+};
+/** A quote and the PCR values it covers. */
+const quote = {
+  quoteAttest: base64({ min: 16, max: 2048 }),
+  quoteSignature: base64({ min: 8, max: 1024 }),
+  pcrs,
+};
+/** The node's evidence in round 2 (key service) and in the recovery quote answer. */
+const quoteEvidence = {
+  activatedCredential: base64({ min: 1, max: 64 }),
+  ephemeralPublicKey: base64({ exact: 65 }),
+  ...quote,
+  eventLog: base64({ max: MAX_EVENT_LOG_BYTES }),
+  diskUuid: uuid,
+};
 
-function b64(p: Problems, o: Record<string, unknown>, k: string, opt: { exactBytes?: number; minBytes?: number; maxBytes?: number; optional?: boolean } = {}): void {
-  const v = o[k];
-  if (v === undefined && opt.optional) return;
-  if (typeof v !== 'string' || !B64.test(v) || v.length > MAX_B64) return p.add(k, 'must be base64');
-  const n = (v.length / 4) * 3 - (v.endsWith('==') ? 2 : v.endsWith('=') ? 1 : 0);
-  if (opt.exactBytes !== undefined && n !== opt.exactBytes) return p.add(k, `must be ${opt.exactBytes} bytes`);
-  if (opt.minBytes !== undefined && n < opt.minBytes) return p.add(k, `must be at least ${opt.minBytes} bytes`);
-  if (opt.maxBytes !== undefined && n > opt.maxBytes) return p.add(k, `must be at most ${opt.maxBytes} bytes`);
-}
+/** Non-secret machine facts (agent/attest/inventory.ts cuts every string to 256 characters). */
+const inventory = object(
+  {
+    vendor: text(256),
+    model: text(256),
+    serial: text(256),
+    disks: list(object({ name: text(256), size: int(0, Number.MAX_SAFE_INTEGER), serial: text(256) }, ['serial']), 64),
+  },
+  ['vendor', 'model', 'serial', 'disks'],
+);
 
-function matches(p: Problems, o: Record<string, unknown>, k: string, re: RegExp, what: string, optional = false): void {
-  const v = o[k];
-  if (v === undefined && optional) return;
-  if (typeof v !== 'string' || !re.test(v)) p.add(k, `must be ${what}`);
-}
+const sealedBox = (maxBytes: number) => object({ epk: base64({ exact: 65 }), iv: base64({ exact: 12 }), ct: base64({ min: 17, max: maxBytes }) });
 
-function posInt(p: Problems, o: Record<string, unknown>, k: string): void {
-  const v = o[k];
-  if (typeof v !== 'number' || !Number.isInteger(v) || v <= 0) p.add(k, 'must be a positive integer');
-}
+export const SCHEMAS = {
+  /** The nonce request carries nothing: `{}` (or `{"v":1}`). */
+  nonceRequest: object({ v: V1 }, ['v']),
+  nonceResponse: object({ v: V1, nonce, ttlSeconds }),
+  challengeRequest: object({ v: V1, ...tpmIdentity }, ['ekChain']),
+  challengeResponse: object({ v: V1, sessionId, credentialBlob: base64({ min: 16, max: 1024 }), encryptedSecret: base64({ min: 16, max: 1024 }), ttlSeconds }),
+  completeRequest: object(
+    {
+      v: V1,
+      sessionId,
+      nonce,
+      ...quoteEvidence,
+      role: oneOf(['join', 'rejoin']),
+      nodeName,
+      csr: pem('CERTIFICATE REQUEST', 16384),
+      inventory,
+    },
+    ['eventLog', 'csr', 'inventory'],
+  ),
+  completeResponse: object({ v: V1, ok: literal(true), sealed: sealedBox(256 * 1024), warnings: list(text(1024), 64) }),
+  releasedSecrets: object(
+    {
+      diskKey: base64({ exact: 32 }),
+      clusterId: hex64,
+      joinTicket: object(
+        {
+          apiServerEndpoint: text(512),
+          token: text(23, /^[a-z0-9]{6}\.[a-z0-9]{16}$/, 'a bootstrap token'),
+          tokenExpiresAt: text(64),
+          caCertHash: text(71, /^sha256:[0-9a-f]{64}$/, 'sha256:<hex>'),
+          caCert: text(65536),
+          kubeletCert: text(65536),
+        },
+        ['kubeletCert'],
+      ),
+      confirm: object({ id: sessionId, expiresAt: isoTime }),
+    },
+    ['joinTicket', 'confirm'],
+  ),
+  confirmRequest: object({ v: V1, confirmId: sessionId, nonce, ...quote }),
+  confirmResponse: object({ v: V1, ok: literal(true), clusterId: hex64, pcr15: hex64 }),
+  recoveryEvidenceRequest: object({ v: V1, nonce }),
+  recoveryEvidenceResponse: object({ v: V1, session: sessionId, ...tpmIdentity }, ['ekChain']),
+  recoveryQuoteResponse: object({ v: V1, session: sessionId, nodeName, ...quoteEvidence }, ['nodeName', 'eventLog']),
+  recoveryReleaseRequest: object({ v: V1, session: sessionId, sealed: sealedBox(64 * 1024) }),
+  recoveryReleaseResponse: object({ v: V1, ok: literal(true) }),
+  serviceAttestRequest: object({ v: V1, nonce }),
+  serviceAttestResponse: object({ v: V1, ...tpmIdentity, ...quote }, ['ekChain']),
+  serviceActivateRequest: object({ v: V1, credentialBlob: base64({ min: 16, max: 1024 }), encryptedSecret: base64({ min: 16, max: 1024 }) }),
+  serviceActivateResponse: object({ v: V1, credential: base64({ min: 1, max: 64 }) }),
+} satisfies Record<string, Schema>;
+
+// The recovery quote request carries a key service round-1 answer as it is.
+const recoveryQuoteRequest = object({ v: V1, session: sessionId, challenge: SCHEMAS.challengeResponse });
 
 export function decodeB64(s: string): Buffer {
   return Buffer.from(s, 'base64');
-}
-
-export function assertNonceResponse(x: unknown): asserts x is NonceResponse {
-  const { o, p } = root(x, 'nonce response');
-  b64(p, o, 'nonce', { exactBytes: 32 });
-  posInt(p, o, 'ttlSeconds');
-  p.throwIfAny();
-}
-
-/** A TPM's identity: EK certificate (+ chain) and AK public (a node's in round 1, the service's in S1). */
-function checkTpmIdentity(p: Problems, o: Record<string, unknown>): void {
-  b64(p, o, 'ekCert', { minBytes: 64, maxBytes: 8192 });
-  b64(p, o, 'akPublic', { minBytes: 16, maxBytes: 1024 });
-  if (o.ekChain !== undefined) {
-    if (!Array.isArray(o.ekChain) || o.ekChain.length > 4) p.add('ekChain', 'must be a list of at most 4 certificates');
-    else o.ekChain.forEach((_, i) => b64(p, o.ekChain as unknown as Record<string, unknown>, String(i), { minBytes: 64, maxBytes: 8192 }));
-  }
-}
-
-/** A quote and the PCR values it covers. */
-function checkQuote(p: Problems, o: Record<string, unknown>): void {
-  b64(p, o, 'quoteAttest', { minBytes: 16, maxBytes: 2048 });
-  b64(p, o, 'quoteSignature', { minBytes: 8, maxBytes: 1024 });
-  checkPcrs(p, o.pcrs);
-}
-
-export function assertChallengeRequest(x: unknown): asserts x is ChallengeRequest {
-  const { o, p } = root(x, 'challenge request');
-  checkTpmIdentity(p, o);
-  p.throwIfAny();
-}
-
-export function assertChallengeResponse(x: unknown): asserts x is ChallengeResponse {
-  const { o, p } = root(x, 'challenge response');
-  matches(p, o, 'sessionId', SESSION_RE, '32 hex digits');
-  b64(p, o, 'credentialBlob', { minBytes: 16, maxBytes: 1024 });
-  b64(p, o, 'encryptedSecret', { minBytes: 16, maxBytes: 1024 });
-  posInt(p, o, 'ttlSeconds');
-  p.throwIfAny();
-}
-
-function checkPcrs(p: Problems, v: unknown): void {
-  if (!isObject(v)) return p.add('pcrs', 'must be an object of PCR index -> hex');
-  const keys = Object.keys(v);
-  for (let i = 0; i < 16; i++) if (!(String(i) in v)) p.add(`pcrs.${i}`, 'missing (PCRs 0-15 are quoted)');
-  for (const k of keys) {
-    if (!/^(?:[0-9]|1[0-5])$/.test(k)) p.add(`pcrs.${k}`, 'unexpected PCR index');
-    else if (typeof v[k] !== 'string' || !HEX64.test(v[k] as string)) p.add(`pcrs.${k}`, 'must be 64 lowercase hex digits');
-  }
-}
-
-function checkInventory(p: Problems, v: unknown): void {
-  if (v === undefined) return;
-  if (!isObject(v)) return p.add('inventory', 'must be an object');
-  const inv = v as Inventory & Record<string, unknown>;
-  for (const k of ['vendor', 'model', 'serial'] as const) {
-    if (inv[k] !== undefined && (typeof inv[k] !== 'string' || (inv[k] as string).length > 256)) p.add(`inventory.${k}`, 'must be a short string');
-  }
-  if (inv.disks !== undefined) {
-    if (!Array.isArray(inv.disks) || inv.disks.length > 64) return p.add('inventory.disks', 'must be a list (at most 64)');
-    inv.disks.forEach((d, i) => {
-      if (!isObject(d) || typeof d.name !== 'string' || typeof d.size !== 'number') p.add(`inventory.disks.${i}`, 'must be {name, size}');
-    });
-  }
-}
-
-/** The node's evidence in round 2 (key service) and in the recovery quote answer. */
-function checkQuoteEvidence(p: Problems, o: Record<string, unknown>): void {
-  b64(p, o, 'activatedCredential', { minBytes: 1, maxBytes: 64 });
-  b64(p, o, 'ephemeralPublicKey', { exactBytes: 65 });
-  checkQuote(p, o);
-  b64(p, o, 'eventLog', { optional: true, maxBytes: MAX_B64 });
-  matches(p, o, 'diskUuid', UUID_RE, 'a lowercase UUID');
-}
-
-export function assertCompleteRequest(x: unknown): asserts x is CompleteRequest {
-  const { o, p } = root(x, 'attestation request');
-  matches(p, o, 'sessionId', SESSION_RE, '32 hex digits');
-  b64(p, o, 'nonce', { exactBytes: 32 });
-  checkQuoteEvidence(p, o);
-  if (o.role !== 'join' && o.role !== 'rejoin') p.add('role', 'must be "join" or "rejoin"');
-  matches(p, o, 'nodeName', NODE_NAME_RE, 'a DNS-1123 label');
-  if (o.csr !== undefined && (typeof o.csr !== 'string' || !o.csr.includes('-----BEGIN CERTIFICATE REQUEST-----') || o.csr.length > 16384)) {
-    p.add('csr', 'must be a PEM certificate request');
-  }
-  checkInventory(p, o.inventory);
-  p.throwIfAny();
-}
-
-function sealedBox(p: Problems, v: unknown, maxBytes: number): void {
-  if (!isObject(v)) return p.add('sealed', 'must be an object');
-  b64(p, v, 'epk', { exactBytes: 65 });
-  b64(p, v, 'iv', { exactBytes: 12 });
-  b64(p, v, 'ct', { minBytes: 17, maxBytes });
-}
-
-export function assertCompleteResponse(x: unknown): asserts x is CompleteResponse {
-  const { o, p } = root(x, 'attestation response');
-  if (o.ok !== true) p.add('ok', 'must be true');
-  sealedBox(p, o.sealed, 256 * 1024);
-  if (!Array.isArray(o.warnings) || o.warnings.some((w) => typeof w !== 'string')) p.add('warnings', 'must be a list of strings');
-  p.throwIfAny();
-}
-
-export function assertReleasedSecrets(x: unknown): asserts x is ReleasedSecrets {
-  const p = new Problems('released secrets');
-  if (!isObject(x)) {
-    p.add('(root)', 'not a JSON object');
-    p.throwIfAny();
-  }
-  const o = x as Record<string, unknown>;
-  b64(p, o, 'diskKey', { exactBytes: 32 });
-  matches(p, o, 'clusterId', HEX64, '64 hex digits');
-  if (o.joinTicket !== undefined) {
-    if (!isObject(o.joinTicket)) p.add('joinTicket', 'must be an object');
-    else {
-      const t = o.joinTicket;
-      for (const k of ['apiServerEndpoint', 'tokenExpiresAt', 'caCert']) if (typeof t[k] !== 'string') p.add(`joinTicket.${k}`, 'must be a string');
-      matches(p, t, 'token', /^[a-z0-9]{6}\.[a-z0-9]{16}$/, 'a bootstrap token');
-      matches(p, t, 'caCertHash', /^sha256:[0-9a-f]{64}$/, 'sha256:<hex>');
-      if (t.kubeletCert !== undefined && typeof t.kubeletCert !== 'string') p.add('joinTicket.kubeletCert', 'must be PEM');
-    }
-  }
-  if (o.confirm !== undefined) {
-    if (!isObject(o.confirm)) p.add('confirm', 'must be an object');
-    else {
-      matches(p, o.confirm, 'id', SESSION_RE, '32 hex digits');
-      if (typeof o.confirm.expiresAt !== 'string' || Number.isNaN(Date.parse(o.confirm.expiresAt))) p.add('confirm.expiresAt', 'must be an ISO time');
-    }
-  }
-  p.throwIfAny();
-}
-
-export function assertConfirmRequest(x: unknown): asserts x is ConfirmRequest {
-  const { o, p } = root(x, 'confirm request');
-  matches(p, o, 'confirmId', SESSION_RE, '32 hex digits');
-  b64(p, o, 'nonce', { exactBytes: 32 });
-  checkQuote(p, o);
-  p.throwIfAny();
-}
-
-export function assertConfirmResponse(x: unknown): asserts x is ConfirmResponse {
-  const { o, p } = root(x, 'confirm response');
-  if (o.ok !== true) p.add('ok', 'must be true');
-  matches(p, o, 'clusterId', HEX64, '64 hex digits');
-  matches(p, o, 'pcr15', HEX64, '64 hex digits');
-  p.throwIfAny();
 }
 
 export function isRole(x: unknown): x is Role {
   return x === 'join' || x === 'rejoin';
 }
 
+export function assertNonceRequest(x: unknown): asserts x is NonceRequest {
+  check(SCHEMAS.nonceRequest, x, 'nonce request');
+}
+export function assertNonceResponse(x: unknown): asserts x is NonceResponse {
+  check(SCHEMAS.nonceResponse, x, 'nonce response');
+}
+export function assertChallengeRequest(x: unknown): asserts x is ChallengeRequest {
+  check(SCHEMAS.challengeRequest, x, 'challenge request');
+}
+export function assertChallengeResponse(x: unknown): asserts x is ChallengeResponse {
+  check(SCHEMAS.challengeResponse, x, 'challenge response');
+}
+export function assertCompleteRequest(x: unknown): asserts x is CompleteRequest {
+  check(SCHEMAS.completeRequest, x, 'attestation request');
+}
+export function assertCompleteResponse(x: unknown): asserts x is CompleteResponse {
+  check(SCHEMAS.completeResponse, x, 'attestation response');
+}
+export function assertReleasedSecrets(x: unknown): asserts x is ReleasedSecrets {
+  check(SCHEMAS.releasedSecrets, x, 'released secrets');
+}
+export function assertConfirmRequest(x: unknown): asserts x is ConfirmRequest {
+  check(SCHEMAS.confirmRequest, x, 'confirm request');
+}
+export function assertConfirmResponse(x: unknown): asserts x is ConfirmResponse {
+  check(SCHEMAS.confirmResponse, x, 'confirm response');
+}
+
 // ---- recovery (protocol/recovery-messages.ts) ----
 
-
 export function assertRecoveryEvidenceRequest(x: unknown): asserts x is RecoveryEvidenceRequest {
-  const { o, p } = root(x, 'recovery evidence request');
-  b64(p, o, 'nonce', { exactBytes: 32 });
-  p.throwIfAny();
+  check(SCHEMAS.recoveryEvidenceRequest, x, 'recovery evidence request');
 }
-
 export function assertRecoveryEvidenceResponse(x: unknown): asserts x is RecoveryEvidenceResponse {
-  const { o, p } = root(x, 'recovery evidence');
-  matches(p, o, 'session', SESSION_RE, '32 hex digits');
-  p.throwIfAny();
-  assertChallengeRequest({ v: 1, ekCert: o.ekCert, ekChain: o.ekChain, akPublic: o.akPublic });
+  check(SCHEMAS.recoveryEvidenceResponse, x, 'recovery evidence');
 }
-
 export function assertRecoveryQuoteRequest(x: unknown): asserts x is RecoveryQuoteRequest {
-  const { o, p } = root(x, 'recovery quote request');
-  matches(p, o, 'session', SESSION_RE, '32 hex digits');
-  p.throwIfAny();
-  assertChallengeResponse(o.challenge);
+  check(recoveryQuoteRequest, x, 'recovery quote request');
 }
-
 export function assertRecoveryQuoteResponse(x: unknown): asserts x is RecoveryQuoteResponse {
-  const { o, p } = root(x, 'recovery quote');
-  matches(p, o, 'session', SESSION_RE, '32 hex digits');
-  matches(p, o, 'nodeName', NODE_NAME_RE, 'a DNS-1123 label', true);
-  checkQuoteEvidence(p, o);
-  p.throwIfAny();
+  check(SCHEMAS.recoveryQuoteResponse, x, 'recovery quote');
 }
-
 export function assertRecoveryReleaseRequest(x: unknown): asserts x is RecoveryReleaseRequest {
-  const { o, p } = root(x, 'recovery release');
-  matches(p, o, 'session', SESSION_RE, '32 hex digits');
-  sealedBox(p, o.sealed, 64 * 1024);
-  p.throwIfAny();
+  check(SCHEMAS.recoveryReleaseRequest, x, 'recovery release');
 }
-
 export function assertRecoveryReleaseResponse(x: unknown): asserts x is RecoveryReleaseResponse {
-  const { o, p } = root(x, 'recovery release answer');
-  if (o.ok !== true) p.add('ok', 'must be true');
-  p.throwIfAny();
+  check(SCHEMAS.recoveryReleaseResponse, x, 'recovery release answer');
 }
 
 // ---- mutual attestation (the key service's own quote) ----
 
 export function assertServiceAttestRequest(x: unknown): asserts x is ServiceAttestRequest {
-  const { o, p } = root(x, 'service attestation request');
-  b64(p, o, 'nonce', { exactBytes: 32 });
-  p.throwIfAny();
+  check(SCHEMAS.serviceAttestRequest, x, 'service attestation request');
 }
-
 export function assertServiceAttestResponse(x: unknown): asserts x is ServiceAttestResponse {
-  const { o, p } = root(x, 'service attestation');
-  checkTpmIdentity(p, o);
-  checkQuote(p, o);
-  p.throwIfAny();
+  check(SCHEMAS.serviceAttestResponse, x, 'service attestation');
 }
-
 export function assertServiceActivateRequest(x: unknown): asserts x is ServiceActivateRequest {
-  const { o, p } = root(x, 'service activation request');
-  b64(p, o, 'credentialBlob', { minBytes: 16, maxBytes: 1024 });
-  b64(p, o, 'encryptedSecret', { minBytes: 16, maxBytes: 1024 });
-  p.throwIfAny();
+  check(SCHEMAS.serviceActivateRequest, x, 'service activation request');
 }
-
 export function assertServiceActivateResponse(x: unknown): asserts x is ServiceActivateResponse {
-  const { o, p } = root(x, 'service activation');
-  b64(p, o, 'credential', { minBytes: 1, maxBytes: 64 });
-  p.throwIfAny();
+  check(SCHEMAS.serviceActivateResponse, x, 'service activation');
 }

@@ -86,14 +86,21 @@ export class AuditLog {
       this.pending = [];
       let head = this.head;
       const lines: string[] = [];
-      const records: AuditRecord[] = [];
-      for (const { d } of batch) {
-        const rec: AuditRecord = { seq: head.count, time: this.now().toISOString(), prev: head.last, ...d };
-        const line = JSON.stringify(rec);
-        lines.push(line + '\n');
-        records.push(rec);
-        head = { count: head.count + 1, last: lineHash(line) };
+      const written: { p: Pending; rec: AuditRecord }[] = [];
+      for (const p of batch) {
+        // A record that cannot be serialized fails its own append, never the loop (an
+        // escaped throw here rejected a promise nothing awaited and ended the process).
+        try {
+          const rec: AuditRecord = { seq: head.count, time: this.now().toISOString(), prev: head.last, ...p.d };
+          const line = JSON.stringify(rec);
+          lines.push(line + '\n');
+          written.push({ p, rec });
+          head = { count: head.count + 1, last: lineHash(line) };
+        } catch (e) {
+          p.reject(new SextantError({ code: 'INTERNAL', message: 'audit record cannot be serialized', cause: e }));
+        }
       }
+      if (!written.length) continue;
       try {
         await this.fh.write(lines.join(''));
         await this.fh.datasync();
@@ -101,9 +108,9 @@ export class AuditLog {
         const tmp = headPath(this.path) + '.tmp';
         await writeFile(tmp, JSON.stringify(this.head) + '\n', { mode: 0o600, flush: true });
         await rename(tmp, headPath(this.path));
-        batch.forEach((p, i) => p.resolve(records[i]));
+        written.forEach(({ p, rec }) => p.resolve(rec));
       } catch (e) {
-        batch.forEach((p) => p.reject(e));
+        written.forEach(({ p }) => p.reject(e));
       }
     }
     this.flushing = undefined;

@@ -6,14 +6,13 @@
  * ESYS engine (the production path, whose AK is the same key after a reboot).
  */
 import test from 'ava';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import os from 'node:os';
+import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { rebootSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { rebootSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { startSwtpmKeyService, type SwtpmKeyService } from '../helpers/swtpm-keyservice.js';
 import { Tpm2ToolsAttester } from '../helpers/tpm2-tools-attester.js';
-import { measurementsKeys, opensslClusterLock, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
-import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
-import { resolveConfig } from '../../keyservice/config.js';
+import { opensslClusterLock } from '../helpers/keyservice-fixture.js';
+import type { RunningKeyService } from '../../keyservice/service.js';
 import { attest } from '../../agent/attest/client.js';
 import { confirmLock } from '../../agent/attest/confirm.js';
 import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
@@ -26,28 +25,18 @@ import { assertNonceResponse } from '../../protocol/validate.js';
 const DISK = '5a1e0c0d-1b2c-4d3e-8f40-516273849506';
 let tpm: Swtpm;
 let ta: Tpm2ToolsAttester;
-let dir: string;
 let svc: RunningKeyService;
 let ep: PinnedEndpoint;
 
+let world: SwtpmKeyService | undefined;
+
 test.before(async () => {
-  dir = await mkdtemp(path.join(os.tmpdir(), 'ks-confirm-'));
-  tpm = await startSwtpm();
-  ta = await Tpm2ToolsAttester.create(tpm.tcti);
-  const keys = await measurementsKeys(dir);
-  const measurements = path.join(dir, 'measurements.json');
-  const zero = '00'.repeat(32);
-  await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: zero, enforced: true }, '9': { expected: zero, enforced: true } });
-  const cfg = resolveConfig({}, { listen: '127.0.0.1:0', stateDir: path.join(dir, 'state'), measurements, measurementsKey: keys.pubPem, ekCa: [tpm.caCertPath, tpm.issuerCertPath], rateLimit: { burst: 1000, perSecond: 100 } });
-  svc = await startKeyService(cfg);
-  ep = { url: svc.url, fingerprint: svc.fingerprint };
+  world = await startSwtpmKeyService('ks-confirm-');
+  ({ tpm, ta, svc, ep } = world);
 });
 
 test.after.always(async () => {
-  await svc?.close();
-  await ta?.dispose();
-  await tpm?.stop();
-  if (dir) await rm(dir, { recursive: true, force: true });
+  await world?.stop();
 });
 
 /** PCR 15 through tpm2-tools (tpm2_pcrread / tpm2_pcrevent). */

@@ -43,11 +43,32 @@ test('the token command gets the released token (id as argument, everything on s
   });
 });
 
-test('a failing token command refuses the ticket (TOKEN_REGISTRATION_FAILED) and its output never shows the secret', async (t) => {
+test('a failing token command refuses the ticket (TOKEN_REGISTRATION_FAILED) with its exit status only, never its output', async (t) => {
   const w = await world('tok=$(cat); echo "apiserver said no to $tok" >&2; exit 3');
   t.teardown(w.cleanup);
   const e = await t.throwsAsync(makeJoinTicket(w.cfg, 'worker-3', undefined, new Date()), { code: 'TOKEN_REGISTRATION_FAILED' });
-  t.regex(e!.message, /apiserver said no/);
-  t.notRegex(e!.message, /"tokenSecret":"[a-z0-9]{16}"/);
+  t.regex(e!.message, /exited with status 3/);
+  t.notRegex(e!.message, /apiserver said no/);
   t.notRegex(e!.message, /[a-z0-9]{6}\.[a-z0-9]{16}/);
+});
+
+test('a token command that prints the secret base64-encoded and reversed: none of it reaches the error or the exec log', async (t) => {
+  // The stand-in records the secret it was given (so the test knows it) and prints it disguised.
+  const w = await world(
+    [
+      'd=$(dirname "$0"); in=$(cat); sec=$(printf %s "$in" | sed -n \'s/.*"tokenSecret":"\\([a-z0-9]*\\)".*/\\1/p\')',
+      'printf %s "$sec" > "$d/secret"',
+      'printf %s "$sec" | base64; printf %s "$sec" | rev; printf %s "$sec" | base64 >&2; printf %s "$sec" | rev >&2; printf %s "$sec" | od -An -tx1 | tr -d " \\n" >&2',
+      'exit 1',
+    ].join('\n'),
+  );
+  t.teardown(w.cleanup);
+  const lines: string[] = [];
+  const e = await t.throwsAsync(makeJoinTicket(w.cfg, 'worker-3', undefined, new Date(), (l) => lines.push(l)), { code: 'TOKEN_REGISTRATION_FAILED' });
+  const secret = await readFile(path.join(w.dir, 'secret'), 'utf8');
+  t.regex(secret, /^[a-z0-9]{16}$/);
+  const forms = [secret, Buffer.from(secret).toString('base64'), [...secret].reverse().join(''), Buffer.from(secret).toString('hex')];
+  const seen = [e!.message, ...lines].join('\n');
+  for (const f of forms) t.false(seen.includes(f), `leaked ${f}`);
+  t.regex(e!.message, /exited with status 1/);
 });
