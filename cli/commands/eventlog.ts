@@ -15,8 +15,9 @@ import { str, type CommandContext, type CommandSpec } from '../command.js';
 import { eventLogToJson, type EventJson } from '../../measurements/eventlog/json.js';
 import { parseEventLog, type EventLog } from '../../measurements/eventlog/parse.js';
 import { readEventLogFile, readEventLogStream } from '../../measurements/eventlog/read.js';
-import { replayEventLog, replayReport, type NotReplayed, type Pcr0Start } from '../../measurements/eventlog/replay.js';
+import type { NotReplayed, Pcr0Start } from '../../measurements/eventlog/replay.js';
 import type { EventLogFormat } from '../../measurements/eventlog/parse.js';
+import { parseUserspaceLog, replayWithUserspace, type CombinedReplay, type RecordCheck } from '../../measurements/eventlog/userspace.js';
 
 async function loadLog(ctx: CommandContext): Promise<EventLog> {
   const file = ctx.positionals[0];
@@ -31,6 +32,21 @@ interface ReplayResult {
   notReplayed?: NotReplayed[];
   /** Present when PCR 0 does not start at zero (StartupLocality 3/4, H-CRTM). */
   pcr0Start?: Pcr0Start;
+  /** With --userspace-log: each record checked against its content (its digests are in "banks" too). */
+  userspace?: { ok: boolean; records: RecordCheck[] };
+}
+
+const USERSPACE_OPTION = {
+  type: 'string',
+  valueName: 'LOG',
+  description: "systemd's userspace measurement log (/run/log/systemd/tpm2-measure.log), replayed after FILE",
+} as const;
+
+/** The firmware log, then the userspace log on top when --userspace-log is given. */
+async function loadReplay(ctx: CommandContext, log: EventLog): Promise<CombinedReplay> {
+  const file = str(ctx.values, 'userspace-log');
+  const records = file === undefined ? [] : parseUserspaceLog(await readEventLogFile(file));
+  return replayWithUserspace(log, records);
 }
 
 const replay: CommandSpec<ReplayResult> = {
@@ -42,23 +58,33 @@ crypto-agile (TPM 2.0, every bank it declares, SM3 and SHA-3 included) or TCG 1.
 --json prints {"format":"crypto-agile"|"tcg1.2-sha1","banks":{"sha256":{"0":"<hex>",...},...}} with every PCR the
 log touches; "notReplayed" names a declared bank this Node cannot hash and its PCRs; "pcr0Start" says why PCR 0
 does not start at zero (StartupLocality 3/4, H-CRTM). A log of another format (CEL, IMA) fails with
-EVENTLOG_FORMAT_UNSUPPORTED.`,
+EVENTLOG_FORMAT_UNSUPPORTED. --userspace-log adds systemd's userspace measurements (PCR 11 boot phases, PCR 15
+machine-id/file systems/volume keys) on top and checks each record against its content: "userspace":{"ok",
+"records":[{"index","pcr","eventType","string","status":"verified"|"mismatch"|"unverifiable"}]}; exit 1 on a mismatch.`,
+  options: { 'userspace-log': USERSPACE_OPTION },
   positionals: { min: 1, max: 1 },
   async run(ctx) {
-    const r = replayReport(await loadLog(ctx));
+    const withUserspace = str(ctx.values, 'userspace-log') !== undefined;
+    const r = await loadReplay(ctx, await loadLog(ctx));
     return {
       format: r.format,
       banks: r.banks,
       ...(r.notReplayed.length > 0 && { notReplayed: r.notReplayed }),
       ...(r.pcr0.source !== 'reset' && { pcr0Start: r.pcr0 }),
+      ...(withUserspace && { userspace: { ok: r.userspace.every((c) => c.status !== 'mismatch'), records: r.userspace } }),
     };
   },
+  exitCode: (r) => (r.userspace && !r.userspace.ok ? 1 : 0),
   render(r) {
     const lines: string[] = [`format ${r.format}`];
     if (r.pcr0Start) lines.push(`PCR 0 starts at locality ${r.pcr0Start.locality} (${r.pcr0Start.source})`);
     for (const n of r.notReplayed ?? []) lines.push(`${n.alg.padEnd(7)} not replayed: ${n.reason} (PCRs ${n.pcrs.join(',')})`);
     for (const [bank, pcrs] of Object.entries(r.banks)) {
       for (const [pcr, value] of Object.entries(pcrs ?? {})) lines.push(`${bank.padEnd(7)} ${pcr.padStart(2)}  ${value}`);
+    }
+    for (const c of r.userspace?.records ?? []) {
+      const what = `${c.eventType ?? 'record'} ${c.string === undefined ? '' : JSON.stringify(c.string)}`.trim();
+      lines.push(`userspace ${String(c.index).padStart(3)}  PCR ${String(c.pcr).padStart(2)}  ${c.status.padEnd(12)} ${what}${c.reason ? ` (${c.reason})` : ''}`);
     }
     return lines.join('\n');
   },
@@ -151,6 +177,7 @@ the replay; expected events are paired with the log's events per PCR, naming the
     expect: { type: 'string', valueName: 'JSON', description: 'expected PCRs and/or events (required)' },
     bank: { type: 'string', valueName: 'ALG', description: 'bank of "pcrs" and "events"', default: 'sha256' },
     pcrs: { type: 'string', valueName: 'LIST', description: 'compare only these PCRs, e.g. 0-9,11 (default: every PCR in --expect)' },
+    'userspace-log': USERSPACE_OPTION,
   },
   positionals: { min: 1, max: 1 },
   async run(ctx) {
@@ -166,7 +193,7 @@ the replay; expected events are paired with the log's events per PCR, naming the
     if (typeof exp !== 'object' || exp === null) bad('--expect must hold a JSON object');
     if (exp.pcrs === undefined && exp.banks === undefined && exp.events === undefined) bad('--expect has none of "pcrs", "banks", "events"');
     const log = await loadLog(ctx);
-    const replayed = replayEventLog(log);
+    const replayed = (await loadReplay(ctx, log)).banks;
     const quote: QuoteComparison[] = [];
     if (exp.pcrs !== undefined) {
       const q = hexMap(exp.pcrs, 'pcrs');

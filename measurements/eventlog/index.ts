@@ -6,3 +6,4 @@ export { describeEvent } from './describe.js';
 export { eventToJson, eventLogToJson, type EventJson } from './json.js';
 export { readEventLogFile, readEventLogStream, MAX_EVENT_LOG_BYTES } from './read.js';
 export { EV, eventTypeName, eventTypeCode, algName, algId } from './types.js';
+export { parseUserspaceLog, replayWithUserspace, checkUserspaceRecord, type UserspaceRecord, type RecordCheck, type CombinedReplay } from './userspace.js';
