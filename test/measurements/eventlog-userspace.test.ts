@@ -46,6 +46,9 @@ function celJsonRecord(m: Measurement, banks: readonly AnyBank[] = BANKS): strin
 const MACHINE_ID = 'machine-id:6d9d5a6fbc9d4b52a1c0a46e17d9a0c2';
 const BOOT_MEASUREMENTS: Measurement[] = [
   { pcr: 11, eventType: 'phase', string: 'enter-initrd' },
+  // systemd-tpm2-setup-early: each NvPCR's name into PCR 9, then the separator (systemd 258+).
+  { pcr: 9, eventType: 'nvpcr-init', string: 'nvpcr-init:hardware:0x1d10200:000bff27bc66b6eda11bccd3a0ca07664ae4c360bcc3d7ef019d0b19cb5fa4067541' },
+  { pcr: 9, eventType: 'nvpcr-separator', string: 'nvpcr-separator' },
   { pcr: 11, eventType: 'phase', string: 'leave-initrd' },
   { pcr: 15, eventType: 'machine-id', string: MACHINE_ID },
   { pcr: 15, eventType: 'filesystem', string: 'file-system:/:ext4:1d1c1c82-8d0c-4b1b-b3a4-5e1d7a6c7e30::c0b2d6a4-4e0d-4bcd-9a58-7a3e1f6a2c11:root-x86-64:root' },
@@ -76,19 +79,22 @@ async function pcrRead(pcrs: number[]): Promise<Record<string, Record<string, st
 
 test.serial('firmware log + systemd userspace log replay to what a real TPM holds after the same measurements', async (t) => {
   const env = tpm().env;
-  // The firmware part: the real boot's PCR 11/15 events, extended as the firmware did.
-  for (const e of parseEventLog(firmwareLog).events.filter((x) => isExtended(x) && (x.pcr === 11 || x.pcr === 15))) {
+  // The firmware part: the real boot's PCR 9/11/15 events, extended as the firmware and the kernel's EFI stub did.
+  for (const e of parseEventLog(firmwareLog).events.filter((x) => isExtended(x) && [9, 11, 15].includes(x.pcr))) {
     await run('tpm2_pcrextend', [`${e.pcr}:${e.digests.map((d) => `${d.alg}=${d.digest.toString('hex')}`).join(',')}`], { env, timeoutMs: 60_000 });
   }
-  const afterFirmware = await pcrRead([11]);
-  for (const b of BANKS) t.is(afterFirmware[b]['11'], recorded[b]['11'], `${b}: the TPM's PCR 11 after the firmware events is the real boot's`);
+  const afterFirmware = await pcrRead([9, 11]);
+  for (const b of BANKS) {
+    t.is(afterFirmware[b]['11'], recorded[b]['11'], `${b}: the TPM's PCR 11 after the firmware events is the real boot's`);
+    t.is(afterFirmware[b]['9'], recorded[b]['9'], `${b}: and PCR 9`);
+  }
   // The userspace part: TPM2_PCR_Event, as systemd-pcrextend measures a word into every bank.
   for (const m of BOOT_MEASUREMENTS) {
     const word = path.join(dir, 'word');
     await writeFile(word, m.string);
     await run('tpm2_pcrevent', [String(m.pcr), word], { env, timeoutMs: 60_000 });
   }
-  const tpmNow = await pcrRead([11, 15]);
+  const tpmNow = await pcrRead([9, 11, 15]);
 
   const fw = path.join(dir, 'binary_bios_measurements');
   const userspace = path.join(dir, 'tpm2-measure.log');
@@ -98,6 +104,7 @@ test.serial('firmware log + systemd userspace log replay to what a real TPM hold
   t.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { format: string; banks: Record<string, Record<string, string>>; userspace: { ok: boolean; records: { pcr: number; status: string; eventType: string; string: string }[] } };
   for (const b of BANKS) {
+    t.is(out.banks[b]['9'], tpmNow[b]['9'], `${b} PCR 9`);
     t.is(out.banks[b]['11'], tpmNow[b]['11'], `${b} PCR 11`);
     t.is(out.banks[b]['15'], tpmNow[b]['15'], `${b} PCR 15`);
     t.is(out.banks[b]['4'], recorded[b]['4'], `${b} PCR 4 untouched by userspace`);
