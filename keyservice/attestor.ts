@@ -4,7 +4,7 @@ import { SextantError } from '../lib/errors.js';
 import type { ExecLogger } from '../lib/exec.js';
 import type { ChallengeRequest, ChallengeResponse, CompleteRequest, CompleteResponse, ConfirmRequest, ConfirmResponse, ReleasedSecrets } from '../protocol/messages.js';
 import { qualifyingData, seal, sealContext } from '../protocol/seal.js';
-import type { AuditLog } from './audit/log.js';
+import { pcrsEvidence, type AuditLog } from './audit/log.js';
 import { deriveClusterId, deriveDiskKey } from './derive.js';
 import { makeJoinTicket, type JoinConfig } from './join-ticket.js';
 import { LockConfirmer } from './lock-confirm.js';
@@ -161,8 +161,10 @@ export class KeyServiceAttestor implements Attestor {
         if (nonceRefusal) throw nonceRefusal;
       });
       stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
-      // From here the values are as good as signed by the TPM: the audit keeps them.
-      facts.pcrs = { ...req.pcrs };
+      // From here the values are as good as signed by the TPM: the audit keeps them (and the
+      // event log), stored once per distinct content and referenced by SHA-256.
+      const evidence: Record<string, Uint8Array> = { pcrs: pcrsEvidence(req.pcrs) };
+      facts.evidence = evidence;
       stage('replayEventLog', () => {
         if (req.eventLog === undefined) {
           if (this.o.requireEventLog) throw new SextantError({ code: 'EVENTLOG_REQUIRED', message: 'this key service requires the firmware event log' });
@@ -171,12 +173,9 @@ export class KeyServiceAttestor implements Attestor {
         }
         if (!this.o.replayEventLog) throw new SextantError({ code: 'INTERNAL', message: 'no event log replayer configured' });
         const logBytes = Buffer.from(req.eventLog, 'base64');
-        facts.eventLogSha256 = toHex(hash('sha256', logBytes));
         // The evidence itself, so an auditor can replay it with another tool later.
-        facts.eventLog = req.eventLog;
-        const checked = checkEventLog(this.o.replayEventLog, logBytes, req.pcrs);
-        facts.eventLogPcrs = checked.comparedPcrs;
-        facts.eventLogReplay = checked.replayed;
+        evidence.eventLog = logBytes;
+        facts.eventLogPcrs = checkEventLog(this.o.replayEventLog, logBytes, req.pcrs).comparedPcrs;
       });
       const verdict = stage('applyPolicy', () => {
         const v = this.checkMeasurementsNamingComponents(req.pcrs, req.eventLog, facts);

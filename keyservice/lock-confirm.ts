@@ -3,7 +3,7 @@ import { toHex } from '../lib/bytes.js';
 import { SextantError } from '../lib/errors.js';
 import type { ConfirmRequest, ConfirmResponse, ConfirmSession, Role } from '../protocol/messages.js';
 import { confirmQualifyingData } from '../protocol/seal.js';
-import type { AuditLog } from './audit/log.js';
+import { pcrsEvidence, type AuditLog } from './audit/log.js';
 import { clusterLockPcr } from './derive.js';
 import type { NonceStore } from './nonce-store.js';
 import { asInputError, auditRefusal, stage } from './stage.js';
@@ -89,7 +89,7 @@ export class LockConfirmer {
         if (nonceRefusal) throw nonceRefusal;
       });
       stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
-      facts.pcrs = req.pcrs;
+      facts.evidence = { pcrs: pcrsEvidence(req.pcrs) };
       stage('checkSameBoot', () => checkSameBoot(s, quoted));
       stage('checkPcrsUnchanged', () => checkPcrsUnchanged(s.pcrs, req.pcrs));
       stage('checkLock', () => {

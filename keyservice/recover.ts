@@ -71,7 +71,7 @@ export async function recoverNode(o: RecoverNodeOptions): Promise<RecoverNodeRes
     audit: {
       append: async (d) => {
         decisions.push(d);
-        return o.audit ? o.audit.append({ ...d, recovery: true }) : { seq: decisions.length - 1, time: new Date().toISOString(), prev: '', ...d };
+        return o.audit ? o.audit.append({ ...d, recovery: true }) : { seq: decisions.length - 1, time: new Date().toISOString(), prev: '', decision: d.decision };
       },
     },
     replayEventLog: replaySha256,

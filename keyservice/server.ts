@@ -45,6 +45,7 @@ const STATUS: Partial<Record<SextantErrorCode, number>> = {
   REQUEST_TOO_LARGE: 413,
   RATE_LIMITED: 429,
   INTERNAL: 500,
+  AUDIT_UNAVAILABLE: 503,
 };
 
 export function errorAnswer(e: SextantError): Answer {

@@ -84,7 +84,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     onReload: (r) => {
       if (r.ok) o.log?.(`measurements reloaded: now ${r.label}, still accepting ${r.previous} during the rollout window`);
       else o.log?.(`measurements change refused, keeping the current set: ${(r.error as Error).message}`);
-      audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous } : { refused: (r.error as Error).message }) }).catch((e: unknown) => o.log?.(`audit: measurements reload not recorded: ${(e as Error).message}`));
+      void audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous } : { refused: (r.error as Error).message }) }, { deferred: true });
     },
   });
   const ekCas = loadCaCertificates(await Promise.all(cfg.ekCa.map((f) => readText(f, 'EK CA'))));
@@ -142,7 +142,10 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   });
   const addr = await server.listen(host, port);
   references.watch([cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)], o.watchIntervalMs);
-  await audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label), selfAttestation: selfAttestation !== undefined });
+  // Deferred: on a full disk the service still comes up (refusing with AUDIT_UNAVAILABLE) and
+  // this record is written first once space returns.
+  void audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label), selfAttestation: selfAttestation !== undefined }, { deferred: true });
+  await audit.settled();
   return {
     url: `https://${host.includes(':') ? `[${host}]` : host}:${addr.port}`,
     port: addr.port,

@@ -108,6 +108,10 @@ export const FAILURE_ERROR_CODES = [
   'DISK_BINDING_CONFLICT',
   'DISK_BINDING_BROKEN',
   'AUDIT_LOG_IN_USE',
+  // the audit log cannot be written (full disk, I/O error): fail closed, retry later
+  'AUDIT_UNAVAILABLE',
+  // a release whose record exceeds the per-record cap (nothing is released)
+  'AUDIT_RECORD_TOO_LARGE',
   // state disk
   'DISK_NOT_FOUND',
   'DISK_AMBIGUOUS',

@@ -21,9 +21,9 @@ export interface PinnedEndpoint {
 
 const KNOWN_CODES: ReadonlySet<string> = new Set([...INPUT_ERROR_CODES, ...FAILURE_ERROR_CODES]);
 
-/** Codes that a retry cannot change (the service decided), as opposed to transport trouble. */
+/** Codes that a retry cannot change (the service decided), as opposed to transport trouble or a service that cannot record decisions right now. */
 export function isFinalRefusal(e: unknown): boolean {
-  return e instanceof SextantError && !['KEYSERVICE_UNREACHABLE', 'RATE_LIMITED', 'TIMEOUT', 'INTERNAL'].includes(e.code);
+  return e instanceof SextantError && !['KEYSERVICE_UNREACHABLE', 'RATE_LIMITED', 'TIMEOUT', 'INTERNAL', 'AUDIT_UNAVAILABLE'].includes(e.code);
 }
 
 export function normalizeFingerprint(f: string): string {

@@ -99,20 +99,53 @@ certificate, and credential activation for its AK.`,
 
 // ---- sextant keyservice audit verify ----
 
-const auditVerify: CommandSpec<{ ok: true; file: string; records: number; lastRecordSha256: string; headChecked: boolean }> = {
+interface AuditVerifyOutput {
+  ok: true;
+  file: string;
+  records: number;
+  lastRecordSha256: string;
+  headChecked: boolean;
+  recordsBeyondHead: number;
+  tornTailBytes: number;
+  tailCuts: number;
+  evidenceBlobs: number;
+}
+
+const auditVerify: CommandSpec<AuditVerifyOutput> = {
   path: ['keyservice', 'audit', 'verify'],
-  summary: 'check the hash chain of a key service audit log (edited, dropped or reordered records)',
+  summary: 'check a key service audit log: hash chain, head file, evidence blobs (edited, dropped or reordered records)',
+  description: `
+Exit 0 when every complete record chains to the one before it, the head file's record is
+there with its hash (records after it are valid: the head is a lower bound), and every
+evidence reference names an earlier evidence record whose content hashes to it. A torn final
+record (a write that never completed, left by a crash) does not fail the check: it is
+reported as tornTailBytes and the service cuts it off, audited, when it next opens the log.
+Exit 1 with AUDIT_LOG_BROKEN otherwise. For an outside anchor, keep lastRecordSha256.`,
   args: 'FILE',
   positionals: { min: 1, max: 1 },
   options: {
-    head: { type: 'string', valueName: 'FILE', description: 'head file to check the last record against (default: FILE.head when present)' },
+    head: { type: 'string', valueName: 'FILE', description: 'head file to check the log against (default: FILE.head when present)' },
   },
   async run(ctx) {
     const file = ctx.positionals[0];
     const r = await verifyAuditLog(file, { headFile: str(ctx.values, 'head') });
-    return { ok: true, file, records: r.count, lastRecordSha256: r.last, headChecked: r.headChecked };
+    return {
+      ok: true,
+      file,
+      records: r.count,
+      lastRecordSha256: r.last,
+      headChecked: r.headChecked,
+      recordsBeyondHead: r.beyondHead,
+      tornTailBytes: r.tornBytes,
+      tailCuts: r.tailCuts,
+      evidenceBlobs: r.evidenceBlobs,
+    };
   },
-  render: (r) => `${r.file}: ${r.records} records, chain intact${r.headChecked ? ', head matches' : ' (no head file: the last record is not covered)'}`,
+  render: (r) =>
+    `${r.file}: ${r.records} records, chain intact, ${r.evidenceBlobs} evidence blobs match` +
+    (r.headChecked ? `, head file matches (${r.recordsBeyondHead} records after it)` : ' (no head file: the last record is not covered)') +
+    (r.tornTailBytes ? `; a torn final record of ${r.tornTailBytes} bytes (cut on the service's next start)` : '') +
+    (r.tailCuts ? `; ${r.tailCuts} torn tails cut so far` : ''),
 };
 
 export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify, ...keyserviceDiskCommands];

@@ -1,182 +1,234 @@
-import { open, readFile, rename, writeFile, type FileHandle } from 'node:fs/promises';
-import { hash, toHex } from '../../lib/bytes.js';
-import { SextantError } from '../../lib/errors.js';
+import { constants } from 'node:fs';
+import { open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
+import path from 'node:path';
+import { SextantError, isSextantError } from '../../lib/errors.js';
+import { DEFAULT_LIMITS, encodeEntry, sha256Hex, type AuditDecision, type AuditHead, type AuditLimits, type AuditRecord } from './record.js';
+import { headPath, readHead, scanAuditLog } from './scan.js';
+
+export { GENESIS, pcrsEvidence, type AuditDecision, type AuditHead, type AuditRecord } from './record.js';
+export { headPath, readAuditRecords, verifyAuditLog } from './scan.js';
 
 /**
- * Append-only, hash-chained audit log: one JSON line per decision. Each record carries
- * `prev` = hex SHA-256 of the previous line's exact bytes (64 zeros for the first), so an
- * edited, dropped or reordered record breaks the chain. The chain alone cannot see the last
- * line edited or the tail cut off, so the writer also keeps a head file (`<log>.head`: count
- * and hash of the last line) that `verifyAuditLog` checks when it is given.
+ * Append-only, hash-chained audit log, crash-safe like a write-ahead log
+ * (docs/audit-log.md has the invariant):
+ *
+ * - `append()` resolves only when the record (and everything before it) is fdatasynced: an
+ *   acknowledged record survives kill -9 and power loss. Callers act (send a secret) only
+ *   after that.
+ * - Records arriving while a write is in flight are chained and written together with one
+ *   fdatasync (group commit).
+ * - After each durable batch the head file (`<log>.head`) is replaced by a checkpoint of it:
+ *   a lower bound, never ahead of the durable records.
+ * - A failed write or fsync (ENOSPC, EIO) rejects the batch with AUDIT_UNAVAILABLE, cuts the
+ *   file back to its last durable byte and leaves the process running; the next append tries
+ *   again, so the log recovers by itself when space returns.
  */
-
-export const GENESIS = '0'.repeat(64);
-
-export interface AuditDecision {
-  /** `release` (secrets sent), `refuse` (a stage failed), `challenge` (round 1 answered), `lock-confirmed` (PCR 15 lock proven). */
-  decision: 'release' | 'refuse' | 'challenge' | 'start' | 'measurements-reload' | 'lock-confirmed' | 'disk-rebind';
-  [field: string]: unknown;
-}
-
-export interface AuditRecord extends AuditDecision {
-  seq: number;
-  time: string;
-  prev: string;
-}
-
-export interface AuditHead {
-  count: number;
-  last: string;
-}
-
-export function headPath(logPath: string): string {
-  return logPath + '.head';
-}
-
-function lineHash(line: string): string {
-  return toHex(hash('sha256', Buffer.from(line, 'utf8')));
-}
 
 interface Pending {
   d: AuditDecision;
   resolve: (r: AuditRecord) => void;
   reject: (e: unknown) => void;
+  /** Kept queued across failures instead of rejected (the log's own records, `start`). */
+  deferred: boolean;
+}
+
+export interface AuditLogOptions {
+  now?: () => Date;
+  limits?: Partial<AuditLimits>;
+  /** How often deferred records are retried while the log is unavailable. */
+  retryMs?: number;
 }
 
 export class AuditLog {
   private pending: Pending[] = [];
   private flushing: Promise<void> | undefined;
+  /** A failed write may have left bytes after `size`: cut them before the next write. */
+  private dirty = false;
+  private retry: NodeJS.Timeout | undefined;
+  private closed = false;
+  private readonly limits: AuditLimits;
+  private readonly now: () => Date;
 
   private constructor(
     readonly path: string,
-    private fh: FileHandle,
+    private readonly fh: FileHandle,
     private head: AuditHead,
-    private readonly now: () => Date,
-  ) {}
-
-  /** Opens (or creates) the log; refuses to append to a log whose chain is already broken. */
-  static async open(path: string, now: () => Date = () => new Date()): Promise<AuditLog> {
-    let head: AuditHead = { count: 0, last: GENESIS };
-    let text = '';
-    try {
-      text = await readFile(path, 'utf8');
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    }
-    if (text) head = verifyAuditText(text, await readHead(headPath(path)));
-    const fh = await open(path, 'a', 0o600);
-    return new AuditLog(path, fh, head, now);
+    /** Bytes of durable, complete records: where the next batch is written. */
+    private size: number,
+    private readonly evidence: Set<string>,
+    private readonly o: AuditLogOptions,
+  ) {
+    this.limits = { ...DEFAULT_LIMITS, ...o.limits };
+    this.now = o.now ?? (() => new Date());
   }
 
   /**
-   * Appends one record; resolves once it (and the head) is fsynced. Records that arrive while
-   * a write is in flight are chained and written together with one fsync (group commit), so
-   * durability per decision does not cap throughput at one disk flush per request.
+   * Opens (or creates) the log. Refuses (AUDIT_LOG_BROKEN) a log whose acknowledged prefix was
+   * edited, reordered or cut; a torn final record is cut off, and the cut is the first record
+   * written (how many bytes, their SHA-256).
    */
-  append(d: AuditDecision): Promise<AuditRecord> {
+  static async open(file: string, o: AuditLogOptions | (() => Date) = {}): Promise<AuditLog> {
+    const opts = typeof o === 'function' ? { now: o } : o;
+    let bytes = Buffer.alloc(0);
+    let created = false;
+    try {
+      bytes = await readFile(file);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+      created = true;
+    }
+    const scan = scanAuditLog(bytes, await readHead(headPath(file)));
+    const fh = await open(file, constants.O_RDWR | constants.O_CREAT, 0o600);
+    if (created) await syncDir(path.dirname(file));
+    const log = new AuditLog(file, fh, { count: scan.count, last: scan.last }, scan.goodBytes, scan.evidence, opts);
+    if (scan.torn) {
+      // Written at the torn record's offset: the cut and its record are one write, so no state
+      // on disk has the bytes gone without the record saying so.
+      log.dirty = true;
+      void log.append({ decision: 'tail-cut', offset: scan.goodBytes, bytes: scan.torn.length, sha256: sha256Hex(scan.torn), reason: 'torn final record (a write that never completed) cut off on open' }, { deferred: true });
+      await log.settled();
+    }
+    return log;
+  }
+
+  /**
+   * Appends one record; resolves once it is durable. Rejects with AUDIT_UNAVAILABLE when it
+   * cannot be written (nothing may then be released on it), AUDIT_RECORD_TOO_LARGE for a
+   * release over the per-record cap. `deferred` records are instead retried until written.
+   */
+  append(d: AuditDecision, opts: { deferred?: boolean } = {}): Promise<AuditRecord> {
     return new Promise((resolve, reject) => {
-      this.pending.push({ d, resolve, reject });
+      if (this.closed) return reject(new SextantError({ code: 'AUDIT_UNAVAILABLE', message: 'audit log is closed' }));
+      this.pending.push({ d, resolve, reject, deferred: opts.deferred ?? false });
       this.flushing ??= this.flushLoop();
     });
   }
 
   private async flushLoop(): Promise<void> {
-    while (this.pending.length) {
+    while (this.pending.length && !this.closed) {
       const batch = this.pending;
       this.pending = [];
       let head = this.head;
       const lines: string[] = [];
       const written: { p: Pending; rec: AuditRecord }[] = [];
+      const newEvidence = new Set<string>();
+      const time = this.now().toISOString();
       for (const p of batch) {
-        // A record that cannot be serialized fails its own append, never the loop (an
-        // escaped throw here rejected a promise nothing awaited and ended the process).
         try {
-          const rec: AuditRecord = { seq: head.count, time: this.now().toISOString(), prev: head.last, ...p.d };
-          const line = JSON.stringify(rec);
-          lines.push(line + '\n');
-          written.push({ p, rec });
-          head = { count: head.count + 1, last: lineHash(line) };
-        } catch (e) {
-          p.reject(new SextantError({ code: 'INTERNAL', message: 'audit record cannot be serialized', cause: e }));
+          const e = encodeEntry(p.d, head, time, (sha) => this.evidence.has(sha) || newEvidence.has(sha), this.limits);
+          lines.push(...e.lines);
+          e.newEvidence.forEach((s) => newEvidence.add(s));
+          head = e.head;
+          written.push({ p, rec: e.records.at(-1)! });
+        } catch (err) {
+          p.reject(err);
         }
       }
       if (!written.length) continue;
+      const buf = Buffer.from(lines.join(''), 'utf8');
       try {
-        await this.fh.write(lines.join(''));
-        await this.fh.datasync();
-        this.head = head;
-        const tmp = headPath(this.path) + '.tmp';
-        await writeFile(tmp, JSON.stringify(this.head) + '\n', { mode: 0o600, flush: true });
-        await rename(tmp, headPath(this.path));
-        written.forEach(({ p, rec }) => p.resolve(rec));
-      } catch (e) {
-        written.forEach(({ p }) => p.reject(e));
+        await this.writeDurably(buf);
+      } catch (cause) {
+        const e = isSextantError(cause) ? cause : unavailable(cause);
+        // Fail closed now for everyone waiting (the disk is full or failing); keep only the
+        // deferred records, retried by a timer or the next append.
+        const all = [...written.map(({ p }) => p), ...this.pending];
+        for (const p of all) if (!p.deferred) p.reject(e);
+        this.pending = all.filter((p) => p.deferred);
+        if (this.pending.length) this.scheduleRetry();
+        break;
       }
+      this.size += buf.length;
+      this.head = head;
+      newEvidence.forEach((s) => this.evidence.add(s));
+      for (const { p, rec } of written) p.resolve(rec);
+      await this.checkpoint();
     }
     this.flushing = undefined;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Writes `buf` at the end of the durable records and fdatasyncs. Bytes a failed write left
+   * behind are overwritten first and cut after (so a torn record and the record of its cut
+   * are one write); on failure the file is cut back to its durable end when possible.
+   */
+  private async writeDurably(buf: Buffer): Promise<void> {
+    const leftover = this.dirty;
+    this.dirty = true;
+    try {
+      // A write may be short (a nearly full disk takes part of it): loop until all is written.
+      for (let off = 0; off < buf.length; ) {
+        const { bytesWritten } = await this.fh.write(buf, off, buf.length - off, this.size + off);
+        if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+        off += bytesWritten;
+      }
+      if (leftover) await this.fh.truncate(this.size + buf.length);
+      await this.fh.datasync();
+      this.dirty = false;
+    } catch (e) {
+      try {
+        await this.fh.truncate(this.size);
+        await this.fh.datasync();
+        this.dirty = false;
+      } catch {
+        /* still dirty: cut on the next write */
+      }
+      throw e;
+    }
+  }
+
+  /** The head file after a durable batch; a failure only leaves the lower bound lower. */
+  private async checkpoint(): Promise<void> {
+    const tmp = headPath(this.path) + '.tmp';
+    try {
+      await writeFile(tmp, JSON.stringify(this.head) + '\n', { mode: 0o600, flush: true });
+      await rename(tmp, headPath(this.path));
+    } catch {
+      await unlink(tmp).catch(() => undefined);
+    }
+  }
+
+  private scheduleRetry(): void {
+    if (this.retry || this.closed) return;
+    this.retry = setTimeout(() => {
+      this.retry = undefined;
+      if (this.pending.length) this.flushing ??= this.flushLoop();
+    }, this.o.retryMs ?? 1000);
+  }
+
+  /** Resolves when the writes in flight are done (written or failed). */
+  async settled(): Promise<void> {
     while (this.flushing) await this.flushing;
+  }
+
+  /** Records acknowledged so far and the hash of the last one. */
+  get durableHead(): AuditHead {
+    return { ...this.head };
+  }
+
+  async close(): Promise<void> {
+    await this.settled();
+    this.closed = true;
+    clearTimeout(this.retry);
+    for (const p of this.pending.splice(0)) p.reject(new SextantError({ code: 'AUDIT_UNAVAILABLE', message: 'audit log closed before the record was written' }));
     await this.fh.close();
   }
 }
 
-async function readHead(path: string): Promise<AuditHead | undefined> {
-  let t: string;
-  try {
-    t = await readFile(path, 'utf8');
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw e;
-  }
-  try {
-    const h = JSON.parse(t) as AuditHead;
-    if (Number.isInteger(h.count) && typeof h.last === 'string') return h;
-  } catch {
-    /* fall through */
-  }
-  throw new SextantError({ code: 'AUDIT_LOG_BROKEN', message: `${path}: head file is not {count, last}` });
-}
-
-function broken(line: number, why: string): never {
-  throw new SextantError({ code: 'AUDIT_LOG_BROKEN', message: `audit log line ${line}: ${why}` });
-}
-
-/** Checks the whole chain (and the head when given); returns the head it computed. */
-export function verifyAuditText(text: string, head?: AuditHead): AuditHead {
-  if (text !== '' && !text.endsWith('\n')) broken(text.split('\n').length, 'truncated (no final newline)');
-  const lines = text === '' ? [] : text.slice(0, -1).split('\n');
-  let prev = GENESIS;
-  lines.forEach((line, i) => {
-    let rec: Partial<AuditRecord>;
-    try {
-      rec = JSON.parse(line) as Partial<AuditRecord>;
-    } catch {
-      broken(i + 1, 'not JSON');
-    }
-    if (rec.seq !== i) broken(i + 1, `sequence number ${String(rec.seq)}, expected ${i} (dropped or reordered record)`);
-    if (rec.prev !== prev) broken(i + 1, 'previous-record hash does not match (edited, dropped or reordered record)');
-    prev = lineHash(line);
+function unavailable(cause: unknown): SextantError {
+  const code = (cause as NodeJS.ErrnoException)?.code ?? 'error';
+  return new SextantError({
+    code: 'AUDIT_UNAVAILABLE',
+    message: `the audit log cannot be written (${code}): the decision is not recorded and nothing is released; retry later`,
+    cause,
   });
-  const computed = { count: lines.length, last: prev };
-  if (head && (head.count !== computed.count || head.last !== computed.last)) {
-    throw new SextantError({
-      code: 'AUDIT_LOG_BROKEN',
-      message: `audit log ends at record ${computed.count} but its head file says ${head.count} (last record edited or tail cut off)`,
-    });
-  }
-  return computed;
 }
 
-/** `sextant keyservice audit verify FILE`: the chain, plus FILE.head when present. */
-export async function verifyAuditLog(path: string, opts: { headFile?: string } = {}): Promise<AuditHead & { headChecked: boolean }> {
-  let text: string;
+async function syncDir(dir: string): Promise<void> {
+  const d = await open(dir, 'r');
   try {
-    text = await readFile(path, 'utf8');
-  } catch (cause) {
-    throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read ${path}`, cause });
+    await d.sync();
+  } finally {
+    await d.close();
   }
-  const head = await readHead(opts.headFile ?? headPath(path));
-  return { ...verifyAuditText(text, head), headChecked: head !== undefined };
 }

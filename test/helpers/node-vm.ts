@@ -18,6 +18,7 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { hasTool, run } from '../../lib/exec.js';
 import { SextantError } from '../../lib/errors.js';
+import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { OVMF_CODE, OVMF_VARS, processAlive } from './qemu.js';
 import { killAndWait, provisionSwtpm, startSwtpmForVm, type ProvisionedTpm } from './swtpm.js';
 import { REPO_ROOT, SEXTANT_BIN } from './paths.js';
@@ -224,8 +225,11 @@ export interface AuditRecordLike {
 }
 
 export async function readAuditLog(file: string): Promise<AuditRecordLike[]> {
-  const text = await readFile(file, 'utf8').catch(() => '');
-  return text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as AuditRecordLike);
+  // Evidence (quoted PCRs, event log) resolved from the log's content-addressed records.
+  return readAuditRecords(file).catch((e: unknown) => {
+    if ((e as { code?: string }).code === 'FILE_NOT_FOUND') return [];
+    throw e;
+  });
 }
 
 /** A loopback port nobody listens on right now (for a key service started later). */

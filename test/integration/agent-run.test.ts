@@ -15,6 +15,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../lib/exec.js';
+import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { sextant } from '../helpers/cli.js';
 import { makeClusterCa } from '../helpers/cluster-ca.js';
 import { measurementsKeys, opensslClusterLock, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
@@ -102,7 +103,7 @@ async function nodeFiles(name: string, image: string, over: Record<string, unkno
 }
 
 async function audit(): Promise<{ decision: string; role?: string; pcrs?: Record<string, string> }[]> {
-  return (await readFile(path.join(state, 'audit.log'), 'utf8')).trim().split('\n').map((l) => JSON.parse(l));
+  return readAuditRecords(path.join(state, 'audit.log'));
 }
 
 function records(stdout: string): Record<string, unknown>[] {

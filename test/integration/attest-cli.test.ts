@@ -12,6 +12,7 @@ import { sextant } from '../helpers/cli.js';
 import { measurementsKeys, opensslClusterLock, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { hash, toHex } from '../../lib/bytes.js';
 import { run } from '../../lib/exec.js';
+import { readAuditRecords } from '../../keyservice/audit/log.js';
 
 let tpm: Swtpm | undefined;
 const swtpm = (): Swtpm => tpm!;
@@ -71,7 +72,7 @@ test.serial('sextant agent attest --lock: PCR 15 extended with the cluster ID an
   t.like(out, { ok: true, lock: 'extended', lockConfirmed: true, pcr15: lock });
   const pcr15 = await run('tpm2_pcrread', ['sha256:15'], { env: { TPM2TOOLS_TCTI: swtpm().tcti } });
   t.regex(pcr15.stdout, new RegExp(`15\\s*:\\s*0x${lock}`, 'i'));
-  const rec = (await readFile(path.join(state, 'audit.log'), 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as { decision: string; pcrs?: Record<string, string> }).at(-1)!;
+  const rec = (await readAuditRecords(path.join(state, 'audit.log'))).at(-1)!;
   t.is(rec.decision, 'lock-confirmed');
   t.is(rec.pcrs?.['15'], lock);
   // Run again in the same boot (an agent restart): a rejoin at the lock, nothing extended twice.

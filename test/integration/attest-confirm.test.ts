@@ -13,6 +13,7 @@ import { startSwtpmKeyService, type SwtpmKeyService } from '../helpers/swtpm-key
 import { Tpm2ToolsAttester } from '../helpers/tpm2-tools-attester.js';
 import { opensslClusterLock } from '../helpers/keyservice-fixture.js';
 import type { RunningKeyService } from '../../keyservice/service.js';
+import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { attest } from '../../agent/attest/client.js';
 import { confirmLock } from '../../agent/attest/confirm.js';
 import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
@@ -46,7 +47,7 @@ const toolsLock = (t: Tpm2ToolsAttester): PcrLockTpm => ({
 });
 
 async function auditRecords(): Promise<Record<string, unknown>[]> {
-  return (await readFile(svc.auditLog, 'utf8')).trimEnd().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+  return readAuditRecords(svc.auditLog);
 }
 
 /** One confirm request with knobs for attacks; returns the service's answer or throws its refusal. */

@@ -10,7 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { KeyServiceAttestor } from '../../keyservice/attestor.js';
-import { AuditLog, verifyAuditLog } from '../../keyservice/audit/log.js';
+import { AuditLog, readAuditRecords, verifyAuditLog } from '../../keyservice/audit/log.js';
 import { NonceStore } from '../../keyservice/nonce-store.js';
 import { codecTpmChecks } from '../../keyservice/verify/tpm-codec-checks.js';
 import type { TpmChecks } from '../../keyservice/verify/tpm-checks.js';
@@ -78,14 +78,14 @@ test('recorded evidence passes every stage; the sealed answer opens to HKDF(mast
   const secrets = JSON.parse(open(r.sealed, { ecdh, publicKey: ecdh.getPublicKey() }, sealContext(w.req.sessionId, Buffer.from(w.ev.nonce, 'base64'), ecdh.getPublicKey())).toString()) as { diskKey: string };
   t.deepEqual(Buffer.from(secrets.diskKey, 'base64'), deriveDiskKey(master, salt, DISK));
   await w.audit.close();
-  t.like(await verifyAuditLog(path.join(w.dir, 'audit.log')), { count: 2 });
+  // challenge, then the release preceded by its two evidence blobs (the PCRs, the event log).
+  t.like(await verifyAuditLog(path.join(w.dir, 'audit.log')), { count: 4, evidenceBlobs: 2 });
   // The release record keeps what was verified: the quoted PCRs and the evidence log itself.
-  const text = await (await import('node:fs/promises')).readFile(path.join(w.dir, 'audit.log'), 'utf8');
-  const release = JSON.parse(text.trim().split('\n').pop()!) as { decision: string; pcrs: Record<string, string>; eventLog: string; eventLogReplay: Record<string, string> };
+  const release = (await readAuditRecords(path.join(w.dir, 'audit.log'))).at(-1)!;
   t.is(release.decision, 'release');
   t.deepEqual(release.pcrs, w.req.pcrs);
   t.is(release.eventLog, w.req.eventLog!);
-  t.deepEqual(release.eventLogReplay, Object.fromEntries(Object.keys(release.eventLogReplay).map((i) => [i, w.req.pcrs[i]])));
+  t.deepEqual(release.eventLogPcrs, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14]);
   await rm(w.dir, { recursive: true });
 });
 
