@@ -10,7 +10,7 @@ import path from 'node:path';
 import { AuditLog, verifyAuditLog } from '../../keyservice/audit/log.js';
 import { deepArrays } from '../helpers/protocol-samples.js';
 
-test('an unserializable record rejects its own append (INTERNAL); the records around it are written and the chain verifies', async (t) => {
+test('an unserializable record is written as a bounded stand-in (the decision stays audited); the records around it are written and the chain verifies', async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-audit-hostile-'));
   t.teardown(() => rm(dir, { recursive: true, force: true }));
   const file = path.join(dir, 'audit.log');
@@ -25,11 +25,11 @@ test('an unserializable record rejects its own append (INTERNAL); the records ar
     log.append({ decision: 'refuse', inventory: { x: deepArrays(20_000) } }),
     log.append({ decision: 'refuse', n: 2 }),
   ]);
-  t.deepEqual(results.map((r) => r.status), ['fulfilled', 'rejected', 'fulfilled']);
-  t.like((results[1] as PromiseRejectedResult).reason, { code: 'INTERNAL' });
+  t.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'fulfilled']);
+  t.like((results[1] as PromiseFulfilledResult<unknown>).value, { seq: 1, decision: 'refuse', oversized: { error: 'RangeError' } });
   await log.append({ decision: 'refuse', n: 3 });
   await log.close();
   await new Promise((r) => setImmediate(r));
   t.deepEqual(unhandled, []);
-  t.like(await verifyAuditLog(file), { count: 3, headChecked: true });
+  t.like(await verifyAuditLog(file), { count: 4, headChecked: true });
 });
