@@ -94,6 +94,7 @@ try {
         blockDevices: () => timed(disk.blockDevices()),
         classify: (d) => timed(disk.classify(d)),
         prepare: (o) => timed(disk.prepare(o)),
+        keyOpens: (d, k) => timed(disk.keyOpens(d, k)),
         close: (m, p) => timed(disk.close(m, p)),
         bindMount: (s, t) => timed(disk.bindMount(s, t)),
       },

@@ -7,7 +7,6 @@ import { keyserviceCommands } from './commands/keyservice.js';
 import { measureCommands } from './commands/measure.js';
 import { measurementsCommands } from './commands/measurements.js';
 import { recoverCommands } from './commands/recover.js';
-import { secureBootCommands } from './commands/secureboot.js';
 import { tpmCommands } from './commands/tpm.js';
 
 /** Every command of the CLI, one module per component. */
@@ -22,6 +21,5 @@ export function registry(): CommandSpec<any>[] {
     ...agentCommands,
     ...recoverCommands,
     ...imageCommands,
-    ...secureBootCommands,
   ];
 }

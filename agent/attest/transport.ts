@@ -17,6 +17,8 @@ export interface PinnedEndpoint {
   timeoutMs?: number;
   /** Who is at the other end, for messages (default "key service"; `sextant recover` says "node"). */
   peer?: string;
+  /** A TLS client identity to present (`sextant recover`: the node's recovery endpoint requires a pinned one). */
+  client?: { keyPem: string; certPem: string };
 }
 
 const KNOWN_CODES: ReadonlySet<string> = new Set([...INPUT_ERROR_CODES, ...FAILURE_ERROR_CODES]);
@@ -43,6 +45,7 @@ export function postJson(ep: PinnedEndpoint, route: string, body: unknown): Prom
       method: 'POST',
       agent: false,
       rejectUnauthorized: false, // replaced by the fingerprint pin below
+      ...(ep.client ? { key: ep.client.keyPem, cert: ep.client.certPem } : {}),
       headers: { 'content-type': 'application/json', 'content-length': payload.length },
       timeout: ep.timeoutMs ?? 15_000,
     });

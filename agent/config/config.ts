@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, SextantError } from '../../lib/errors.js';
+import { normalizeFingerprint } from '../attest/transport.js';
 
 /** /etc/sextant/agent.json, after defaults and `sextant.*=` kernel command-line overrides. */
 export interface AgentConfig {
@@ -37,7 +38,23 @@ export interface AgentConfig {
   };
   retry: { initialMs: number; maxMs: number };
   /** The recovery endpoint (agent/recovery), off by default; `address` is the bind address. */
-  recovery: { enabled: boolean; address: string; port: number };
+  recovery: {
+    enabled: boolean;
+    address: string;
+    port: number;
+    /**
+     * `sha256:<hex>` SHA-256 of the SubjectPublicKeyInfo (DER) of each admin TLS key the
+     * endpoint accepts as a client, besides the key service's own certificate. Measured
+     * sources only (the file in the image, the kernel command line): the credential may not set it.
+     */
+    adminKeys: string[];
+    /**
+     * Derived, not a setting: `keyservice.fingerprint` as the measured sources name it (the
+     * credential's value is not used for recovery), the key service certificate the endpoint
+     * accepts as a client. undefined when only the credential names one.
+     */
+    keyserviceCertificate?: string;
+  };
   statusFile: string;
 }
 
@@ -66,7 +83,7 @@ export const DEFAULTS: AgentConfig = {
     startKubelet: ['systemctl', 'start', 'kubelet.service'],
   },
   retry: { initialMs: 1000, maxMs: 60_000 },
-  recovery: { enabled: false, address: '0.0.0.0', port: 9443 },
+  recovery: { enabled: false, address: '0.0.0.0', port: 9443, adminKeys: [] },
   statusFile: '/run/sextant/agent-status.json',
 };
 
@@ -74,7 +91,7 @@ export const DEFAULTS: AgentConfig = {
  * Kernel command-line keys the agent honours (`sextant.keyservice=https://...`): an explicit
  * table, so a typo is an error instead of a silently ignored setting.
  */
-const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' | 'boolean' }> = {
+const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' | 'boolean' | 'list' }> = {
   'sextant.keyservice': { path: ['keyservice', 'url'], type: 'string' },
   'sextant.keyservice.fingerprint': { path: ['keyservice', 'fingerprint'], type: 'string' },
   'sextant.node.name': { path: ['node', 'name'], type: 'string' },
@@ -86,6 +103,7 @@ const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' |
   'sextant.recovery': { path: ['recovery', 'enabled'], type: 'boolean' },
   'sextant.recovery.port': { path: ['recovery', 'port'], type: 'number' },
   'sextant.recovery.address': { path: ['recovery', 'address'], type: 'string' },
+  'sextant.recovery.admin-keys': { path: ['recovery', 'adminKeys'], type: 'list' },
 };
 
 /** `sextant.*` settings from a /proc/cmdline string (other parameters are the kernel's). */
@@ -100,6 +118,7 @@ export function cmdlineOverrides(cmdline: string): Record<string, unknown> {
     if (!spec) fail('CONFIG_INVALID', `unknown kernel command-line setting ${key} (known: ${Object.keys(CMDLINE_KEYS).join(', ')})`);
     let v: unknown = raw;
     if (spec.type === 'number') v = Number(raw);
+    if (spec.type === 'list') v = raw.split(',').filter((x) => x !== '');
     if (spec.type === 'boolean') v = raw === 'true' || raw === '1' || raw === 'yes' ? true : raw === 'false' || raw === '0' || raw === 'no' ? false : raw;
     let o = out;
     for (const p of spec.path.slice(0, -1)) o = (o[p] ??= {}) as Record<string, unknown>;
@@ -118,6 +137,8 @@ function merge(base: unknown, over: unknown): unknown {
   for (const [k, v] of Object.entries(over)) out[k] = merge(base[k], v);
   return out;
 }
+
+const PIN = /^sha256:[0-9a-f]{64}$/;
 
 /** Every invalid field in one CONFIG_INVALID error. */
 export function validateConfig(c: AgentConfig): AgentConfig {
@@ -160,15 +181,50 @@ export function validateConfig(c: AgentConfig): AgentConfig {
   if (typeof c.recovery?.enabled !== 'boolean') bad.push('recovery.enabled: want true or false');
   int(c.recovery?.port, 'recovery.port', 1, 65535);
   str(c.recovery?.address, 'recovery.address', /^(\d{1,3}(\.\d{1,3}){3}|[0-9a-fA-F:]*:[0-9a-fA-F:]*)$/);
+  if (!Array.isArray(c.recovery?.adminKeys) || c.recovery.adminKeys.length > 64 || c.recovery.adminKeys.some((k) => typeof k !== 'string' || !PIN.test(k))) {
+    bad.push('recovery.adminKeys: want at most 64 "sha256:<64 hex>" SubjectPublicKeyInfo pins');
+  }
+  if (c.recovery?.enabled === true && c.recovery.adminKeys?.length === 0 && c.recovery.keyserviceCertificate === undefined) {
+    bad.push('recovery.enabled: no measured identity may recover this node: set keyservice.fingerprint or recovery.adminKeys in the image\'s agent.json or on the kernel command line (the credential does not count)');
+  }
   str(c.statusFile, 'statusFile', /^\//);
   if (bad.length) fail('CONFIG_INVALID', `invalid agent configuration: ${bad.join('; ')}`);
   return c;
 }
 
-/** Defaults <- file <- kernel command line (the last word wins: the cmdline is measured into PCR 9/12). */
-export function resolveConfig(file: unknown, cmdline: string): AgentConfig {
-  if (file !== undefined && !isRecord(file)) fail('CONFIG_INVALID', 'the agent configuration must be a JSON object');
-  return validateConfig(merge(merge(DEFAULTS, file ?? {}), cmdlineOverrides(cmdline)) as AgentConfig);
+/** `keyservice.fingerprint` normalized to lower-case hex without colons (as the TLS pin compares it). */
+function normalizedPin(v: unknown): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  try {
+    return normalizeFingerprint(v);
+  } catch {
+    return undefined; // validateConfig names the bad keyservice.fingerprint
+  }
+}
+
+/**
+ * Defaults <- file <- credential <- kernel command line (the last word wins). Only the file
+ * (the image's /etc/sextant, inside the dm-verity root) and the kernel command line (the
+ * UKI's .cmdline, PCR 11; an override, PCR 12) are measured; the credential (SMBIOS type 11)
+ * is not, so it may not name who can recover the node.
+ */
+export function resolveConfig(file: unknown, cmdline: string, credential?: unknown): AgentConfig {
+  for (const [what, v] of [['the agent configuration', file], ['the credential', credential]] as const) {
+    if (v !== undefined && !isRecord(v)) fail('CONFIG_INVALID', `${what} must be a JSON object`);
+  }
+  const cred = (credential ?? {}) as Record<string, unknown>;
+  if (isRecord(cred.recovery) && 'adminKeys' in cred.recovery) {
+    fail('CONFIG_INVALID', `recovery.adminKeys in the credential ${CONFIG_CREDENTIAL}: who may recover this node must come from a measured source (the image's agent.json or the kernel command line)`);
+  }
+  const over = cmdlineOverrides(cmdline);
+  for (const src of [file, cred, over] as unknown[]) {
+    if (isRecord(src) && isRecord(src.recovery) && 'keyserviceCertificate' in src.recovery) fail('CONFIG_INVALID', 'recovery.keyserviceCertificate is derived from keyservice.fingerprint, not a setting');
+  }
+  const measured = merge(file ?? {}, over) as { keyservice?: { fingerprint?: unknown } };
+  const c = merge(merge(merge(DEFAULTS, file ?? {}), cred), over) as AgentConfig;
+  const keyserviceCertificate = normalizedPin(measured.keyservice?.fingerprint);
+  if (isRecord(c.recovery)) c.recovery = { ...c.recovery, keyserviceCertificate };
+  return validateConfig(c);
 }
 
 /** The systemd credential the agent reads its configuration from (SMBIOS type 11, `ImportCredential=sextant.*`). */
@@ -219,5 +275,5 @@ export async function loadConfig(src: ConfigSources = {}): Promise<{ config: Age
   const cmdlinePath = src.cmdlinePath ?? '/proc/cmdline';
   const cmdline = await readFile(cmdlinePath, 'utf8').catch(() => '');
   const sources = [fromFile !== undefined && file, fromCredential !== undefined && credential, /(^|\s)sextant\./.test(cmdline) && cmdlinePath].filter((x): x is string => typeof x === 'string');
-  return { config: resolveConfig(merge(fromFile ?? {}, fromCredential ?? {}), cmdline), sources };
+  return { config: resolveConfig(fromFile, cmdline, fromCredential), sources };
 }

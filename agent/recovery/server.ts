@@ -1,8 +1,9 @@
-import { randomBytes } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { zeroize } from '../../lib/bytes.js';
+import type { TLSSocket } from 'node:tls';
+import { hash, toHex, zeroize } from '../../lib/bytes.js';
 import { SextantError, isSextantError, type SextantErrorCode } from '../../lib/errors.js';
 import { readJsonBody, sendJson } from '../../lib/http-json.js';
 import { RateLimiter } from '../../lib/rate-limit.js';
@@ -28,7 +29,14 @@ import { generateTlsIdentity } from './self-signed-cert.js';
  * can attest this node from outside (`sextant recover`) and send it the disk key. The node
  * answers the admin's nonce with its TPM identity, activates the admin's credential and
  * quotes PCRs 0-15 over H(nonce || a one-time P-256 key), then opens the admin's answer with
- * that key. The first answer that opens and parses resolves `secrets` and closes the server.
+ * that key. An answer resolves `secrets` and closes the server only once its disk key has
+ * opened the node's own LUKS2 header (`proveKey`): a forged key is refused and the endpoint
+ * stays up, and nothing of a recovery answer reaches the boot flow before that proof.
+ *
+ * Who may ask: only a TLS client whose certificate is pinned in the node's measured
+ * configuration (`trust`): the key service's own certificate, or an admin key by its SPKI
+ * hash. Anyone else is refused (RECOVERY_UNAUTHORIZED) before the body is read, before any
+ * TPM work. A session belongs to the identity that opened it.
  *
  * Limits as the key service: a per-address token bucket before anything is read, then the body
  * size; at most `maxSessions` half-done sessions at once, each valid `sessionTtlMs`.
@@ -40,8 +48,22 @@ export interface RecoveredSecrets {
   clusterId: string;
 }
 
+/** The client identities the endpoint accepts, each `sha256:<hex>`. */
+export interface RecoveryTrust {
+  /** SHA-256 of a DER certificate (the key service's, as `keyservice.fingerprint` pins it). */
+  certificates: readonly string[];
+  /** SHA-256 of a DER SubjectPublicKeyInfo (admin keys, whatever certificate carries them). */
+  publicKeys: readonly string[];
+}
+
 export interface RecoveryServerOptions {
   tpm: AttestationTpm;
+  trust: RecoveryTrust;
+  /**
+   * True when `diskKey` opens the state disk's header (agent/disk keyOpensDisk: on a
+   * read-only copy). Only then is an answer accepted; a key that opens nothing is refused.
+   */
+  proveKey: (diskKey: Buffer) => Promise<boolean>;
   /** The state disk whose key the admin should derive. */
   diskUuid: string;
   nodeName?: string;
@@ -81,13 +103,35 @@ export const RECOVERY_DEFAULTS = {
 } as const;
 
 interface Session {
+  /** The pin the opening client matched: only it may continue this session. */
+  client: string;
   nonce: Buffer;
   expiresAt: number;
   /** Set once the quote went out: the key and seal context the admin's answer must use. */
   quoted?: { ephemeral: EphemeralKey; sealSessionId: string };
 }
 
-const STATUS: Partial<Record<SextantErrorCode, number>> = { PROTOCOL_INVALID: 400, REQUEST_TOO_LARGE: 413, RATE_LIMITED: 429, INTERNAL: 500 };
+const STATUS: Partial<Record<SextantErrorCode, number>> = { PROTOCOL_INVALID: 400, RECOVERY_UNAUTHORIZED: 401, REQUEST_TOO_LARGE: 413, RATE_LIMITED: 429, INTERNAL: 500 };
+
+const sha256Pin = (der: Buffer): string => 'sha256:' + toHex(hash('sha256', der));
+
+/** The pin the TLS client's certificate matches (OpenSSL verified it holds the key), or RECOVERY_UNAUTHORIZED. */
+export function authenticateClient(socket: TLSSocket, trust: RecoveryTrust): string {
+  const raw = socket.getPeerCertificate()?.raw;
+  if (!raw || raw.length === 0) {
+    throw new SextantError({ code: 'RECOVERY_UNAUTHORIZED', message: 'no client certificate: recovery needs the key service\'s or a pinned admin TLS identity' });
+  }
+  const cert = sha256Pin(raw);
+  if (trust.certificates.includes(cert)) return cert;
+  let spki: string;
+  try {
+    spki = sha256Pin(new X509Certificate(raw).publicKey.export({ type: 'spki', format: 'der' }));
+  } catch {
+    throw new SextantError({ code: 'RECOVERY_UNAUTHORIZED', message: 'the client certificate does not parse' });
+  }
+  if (trust.publicKeys.includes(spki)) return spki;
+  throw new SextantError({ code: 'RECOVERY_UNAUTHORIZED', message: `client certificate ${cert} (key ${spki}) is not pinned in this node's configuration` });
+}
 
 function sendError(res: ServerResponse, e: SextantError): void {
   const body: ErrorResponse = { ok: false, code: e.code, message: e.message };
@@ -128,22 +172,23 @@ class RecoveryEndpoint {
     try {
       if (this.done) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
       if (!this.limiter.take(client)) throw new SextantError({ code: 'RATE_LIMITED', message: 'too many requests from this address' });
+      const identity = authenticateClient(req.socket as TLSSocket, this.o.trust);
       if (req.method !== 'POST') throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'only POST is served' });
       const body = await readJsonBody(req, this.o.maxRequestBytes ?? RECOVERY_DEFAULTS.maxRequestBytes);
       this.o.log?.(`recovery: ${String(req.url)} from ${client}`);
       switch (req.url) {
         case RECOVERY_ROUTES.evidence:
           assertRecoveryEvidenceRequest(body);
-          return sendJson(res, 200, await this.evidence(Buffer.from(body.nonce, 'base64')));
+          return sendJson(res, 200, await this.evidence(identity, Buffer.from(body.nonce, 'base64')));
         case RECOVERY_ROUTES.quote:
           assertRecoveryQuoteRequest(body);
-          return sendJson(res, 200, await this.quote(body.session, body.challenge.sessionId, body.challenge.credentialBlob, body.challenge.encryptedSecret));
+          return sendJson(res, 200, await this.quote(identity, body.session, body.challenge.sessionId, body.challenge.credentialBlob, body.challenge.encryptedSecret));
         case RECOVERY_ROUTES.release: {
           assertRecoveryReleaseRequest(body);
-          const secrets = this.release(body.session, body.sealed);
+          const secrets = await this.release(identity, body.session, body.sealed);
           const ok: RecoveryReleaseResponse = { v: 1, ok: true };
           sendJson(res, 200, ok);
-          this.o.log?.(`recovery: disk key received from ${client}; closing the recovery endpoint`);
+          this.o.log?.(`recovery: a disk key that opens this node's disk received from ${client} (${identity}); closing the recovery endpoint`);
           this.resolve(secrets);
           this.onSuccess();
           return;
@@ -158,7 +203,7 @@ class RecoveryEndpoint {
     }
   }
 
-  private async evidence(nonce: Buffer): Promise<RecoveryEvidenceResponse> {
+  private async evidence(client: string, nonce: Buffer): Promise<RecoveryEvidenceResponse> {
     this.sweep();
     if (this.sessions.size >= (this.o.maxSessions ?? RECOVERY_DEFAULTS.maxSessions)) {
       throw new SextantError({ code: 'RATE_LIMITED', message: 'too many recovery sessions in progress; retry later' });
@@ -166,12 +211,12 @@ class RecoveryEndpoint {
     const ekCert = Buffer.from(await this.o.tpm.ekCertificate()).toString('base64');
     const akPublic = Buffer.from(await this.o.tpm.akPublic()).toString('base64');
     const session = randomBytes(16).toString('hex');
-    this.sessions.set(session, { nonce, expiresAt: this.clock() + (this.o.sessionTtlMs ?? RECOVERY_DEFAULTS.sessionTtlMs) });
+    this.sessions.set(session, { client, nonce, expiresAt: this.clock() + (this.o.sessionTtlMs ?? RECOVERY_DEFAULTS.sessionTtlMs) });
     return { v: 1, session, ekCert, akPublic };
   }
 
-  private async quote(id: string, sealSessionId: string, credentialBlob: string, encryptedSecret: string): Promise<RecoveryQuoteResponse> {
-    const s = this.session(id);
+  private async quote(client: string, id: string, sealSessionId: string, credentialBlob: string, encryptedSecret: string): Promise<RecoveryQuoteResponse> {
+    const s = this.session(id, client);
     if (s.quoted) throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'this recovery session was already quoted: start again' });
     let credential: Uint8Array;
     try {
@@ -201,11 +246,15 @@ class RecoveryEndpoint {
     }
   }
 
-  /** Opens the admin's box with the session's one-time key; any failure ends the session. */
-  private release(id: string, sealed: SealedBox): RecoveredSecrets {
+  /**
+   * Opens the admin's box with the session's one-time key, then proves its disk key on the
+   * node's disk; any failure ends the session (the endpoint stays up) and wipes the key.
+   */
+  private async release(client: string, id: string, sealed: SealedBox): Promise<RecoveredSecrets> {
     if (this.done) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
-    const s = this.session(id);
+    const s = this.session(id, client);
     this.sessions.delete(id);
+    let secrets: RecoveredSecrets;
     try {
       if (!s.quoted) throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'this recovery session has no quote yet' });
       const plain = open(sealed, s.quoted.ephemeral, sealContext(s.quoted.sealSessionId, s.nonce, s.quoted.ephemeral.publicKey));
@@ -217,20 +266,37 @@ class RecoveryEndpoint {
           throw new SextantError({ code: 'SEAL_INVALID', message: 'the sealed answer is not JSON' });
         }
         assertReleasedSecrets(parsed);
-        return { diskKey: Buffer.from(parsed.diskKey, 'base64'), clusterId: parsed.clusterId };
+        secrets = { diskKey: Buffer.from(parsed.diskKey, 'base64'), clusterId: parsed.clusterId };
       } finally {
         zeroize(plain);
       }
     } finally {
       dispose(s);
     }
+    let opens = false;
+    try {
+      opens = await this.o.proveKey(secrets.diskKey);
+    } finally {
+      if (!opens) zeroize(secrets.diskKey);
+    }
+    if (!opens) throw new SextantError({ code: 'DISK_WRONG_KEY', message: 'the disk key does not open this node\'s disk: refused, nothing kept; the recovery endpoint stays open' });
+    if (this.done) {
+      zeroize(secrets.diskKey);
+      throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
+    }
+    this.done = true;
+    return secrets;
   }
 
-  private session(id: string): Session {
+  private session(id: string, client: string): Session {
     const s = this.sessions.get(id);
-    if (!s || s.expiresAt < this.clock()) {
-      if (s) dispose(s);
-      this.sessions.delete(id);
+    // Another identity's session id is as unknown as an expired one (and stays its owner's).
+    const foreign = s !== undefined && s.client !== client;
+    if (!s || foreign || s.expiresAt < this.clock()) {
+      if (s && !foreign) {
+        dispose(s);
+        this.sessions.delete(id);
+      }
       throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'recovery session unknown, used or expired: start again' });
     }
     return s;
@@ -275,7 +341,10 @@ export async function startRecoveryServer(o: RecoveryServerOptions): Promise<Rec
   };
   const endpoint = new RecoveryEndpoint(o, () => void close(new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint closed after a success' })));
   const onAbort = (): void => void close(new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint stopped: aborted', cause: o.signal?.reason }));
-  server = createServer({ key: tls.keyPem, cert: tls.certPem, minVersion: 'TLSv1.3' }, (req, res) => {
+  // requestCert without a CA: the handshake asks for a client certificate and OpenSSL checks
+  // the client holds its key (CertificateVerify); which certificates count is the pin check
+  // in authenticateClient, per request, before anything is read.
+  server = createServer({ key: tls.keyPem, cert: tls.certPem, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: false }, (req, res) => {
     endpoint.handle(req, res).catch((e: unknown) => {
       o.log?.(`recovery: internal error: ${(e as Error)?.stack ?? String(e)}`);
       if (!res.headersSent) sendError(res, new SextantError({ code: 'INTERNAL', message: 'internal error' }));

@@ -41,6 +41,8 @@ export interface StateDiskOps {
   classify(device: string): Promise<DiskVerdict>;
   /** agent/disk prepareStateDisk: format blank / verify ours, then (open) open, mkfs once, mount. */
   prepare(o: { device: string; key: Uint8Array; open: boolean; mapperName: string; mountpoint: string }): Promise<PrepareResult>;
+  /** Whether `key` opens the device's LUKS2 header; strictly read-only (a scratch copy of the header). */
+  keyOpens(device: string, key: Uint8Array): Promise<boolean>;
   /** Unmounts and closes the mapping again (a disk refused after opening). */
   close(mapperName: string, mountpoint: string): Promise<void>;
   /** `mount --bind source target` unless target already is that bind mount. */

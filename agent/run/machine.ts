@@ -187,7 +187,20 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
         log: deps.debug,
         recovery:
           recoveryWanted && deps.startRecovery
-            ? () => deps.startRecovery!({ tpm, diskUuid, nodeName, eventLog, host: config.recovery.address, port: config.recovery.port, log: deps.debug })
+            ? () =>
+                deps.startRecovery!({
+                  tpm,
+                  diskUuid,
+                  nodeName,
+                  eventLog,
+                  host: config.recovery.address,
+                  port: config.recovery.port,
+                  log: deps.debug,
+                  trust: { certificates: config.recovery.keyserviceCertificate ? [config.recovery.keyserviceCertificate] : [], publicKeys: config.recovery.adminKeys },
+                  // The key must open this disk before the endpoint accepts it: nothing of a
+                  // forged answer reaches the status file or the disk step.
+                  proveKey: (key) => deps.disk.keyOpens(device, key),
+                })
             : undefined,
         keyservice: (signal) =>
           attestUntilAnswered(() => ks.attestOnce(tpm, { diskUuid, role, nodeName, csr: v.kubeletKey?.csrPem, inventory: v.inventory, eventLog }), {

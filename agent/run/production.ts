@@ -13,6 +13,8 @@ import { gatherInventory } from '../attest/inventory.js';
 import { DEFAULTS, loadConfig } from '../config/config.js';
 import { classifyDisk } from '../disk/classify.js';
 import { readBlockInventory } from '../disk/find.js';
+import { deviceSize } from '../disk/device-bytes.js';
+import { keyOpensDisk } from '../disk/header-copy.js';
 import { inspectDisk } from '../disk/inspect.js';
 import { prepareStateDisk } from '../disk/prepare.js';
 import { newKubeletKey } from '../join/kubelet-csr.js';
@@ -36,6 +38,7 @@ export function productionDiskOps(log?: ExecLogger): StateDiskOps {
     blockDevices: () => readBlockInventory(run, log),
     classify: async (device) => classifyDisk(await inspectDisk(device, run, log)),
     prepare: (o) => prepareStateDisk({ ...o, runner: run, log }),
+    keyOpens: async (device, key) => keyOpensDisk({ runner: run, log }, device, await deviceSize(device, run), key),
     async close(mapperName, mountpoint) {
       const m = await run('findmnt', ['-n', '-o', 'SOURCE', '--mountpoint', mountpoint], { okExitCodes: [1], log });
       if (m.exitCode === 0) await run('umount', [mountpoint], { log });
@@ -57,7 +60,7 @@ export function productionDiskOps(log?: ExecLogger): StateDiskOps {
 
 /** agent/recovery's HTTPS endpoint as a RecoverySource (it starts asynchronously; close() waits for the start). */
 export const startRecovery: StartRecovery = (o) => {
-  const started = startRecoveryServer({ tpm: o.tpm, diskUuid: o.diskUuid, nodeName: o.nodeName, eventLog: o.eventLog, host: o.host, port: o.port, log: o.log });
+  const started = startRecoveryServer({ tpm: o.tpm, diskUuid: o.diskUuid, nodeName: o.nodeName, eventLog: o.eventLog, host: o.host, port: o.port, log: o.log, trust: o.trust, proveKey: o.proveKey });
   return {
     secrets: started.then((s) => s.secrets),
     close: async () => {

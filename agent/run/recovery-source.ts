@@ -1,7 +1,7 @@
 import type { AgentTpm } from './deps.js';
-import type { RecoveredSecrets } from '../recovery/server.js';
+import type { RecoveredSecrets, RecoveryTrust } from '../recovery/server.js';
 
-export type { RecoveredSecrets };
+export type { RecoveredSecrets, RecoveryTrust };
 
 /**
  * Where a disk key can come from besides the key service: an admin who verified the node's
@@ -23,6 +23,10 @@ export interface RecoveryStartOptions {
   host: string;
   port: number;
   log: (line: string) => void;
+  /** Who may recover this node: from the measured configuration only (agent/config). */
+  trust: RecoveryTrust;
+  /** True when the key opens the state disk (a read-only test): an answer is accepted only then. */
+  proveKey: (diskKey: Buffer) => Promise<boolean>;
 }
 
 export type StartRecovery = (o: RecoveryStartOptions) => RecoverySource;

@@ -1,3 +1,4 @@
+import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bool, str, strs, type CommandSpec } from '../command.js';
@@ -22,6 +23,17 @@ async function readText(file: string, what: string): Promise<string> {
   }
 }
 
+/** The client identity must parse and match, or the TLS layer fails later with an untyped error. */
+function assertIdentity(keyPem: string, certPem: string): void {
+  let ok = false;
+  try {
+    ok = new X509Certificate(certPem).checkPrivateKey(createPrivateKey(keyPem));
+  } catch (cause) {
+    fail('KEY_INVALID', 'the TLS client identity (--identity-key/--identity-cert) does not parse as a PEM key and certificate', cause);
+  }
+  if (!ok) fail('KEY_INVALID', 'the TLS client key (--identity-key) does not belong to its certificate (--identity-cert)');
+}
+
 const recover: CommandSpec<{ ok: true } & RecoverNodeResult> = {
   path: ['recover'],
   summary: "attest a node's recovery endpoint like the key service would, then send it its disk key",
@@ -39,7 +51,15 @@ to its one-time key. Prints the SHA-256 of the disk key, never the key.
 The disk's binding (docs/disk-binding.md) is respected as the key service does: a disk bound
 to another node's EK is DISK_BOUND_ELSEWHERE (rebind it first, deliberately), an unbound one
 is bound to this node. The bindings are read from --state-dir (default: the folder of
---master-secret); point it at the key service's state directory.`,
+--master-secret); point it at the key service's state directory.
+
+The node talks only to a TLS client it has pinned in its measured configuration: the key
+service's own certificate (keyservice.fingerprint in the image's agent.json or on the kernel
+command line) or an admin key listed in recovery.adminKeys. By default this command presents
+the key service's identity from its state dir (tls-key.pem and tls-cert.pem in --state-dir);
+--identity-key/--identity-cert present an admin key instead. Anyone else is
+refused with RECOVERY_UNAUTHORIZED before the node does any TPM work. The node accepts the key
+only if it opens its state disk (else DISK_WRONG_KEY, and its endpoint stays open).`,
   options: {
     node: { type: 'string', valueName: 'https://HOST:PORT', description: "the node's recovery endpoint" },
     'node-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: "the node's certificate fingerprint (from its log)" },
@@ -52,6 +72,8 @@ is bound to this node. The bindings are read from --state-dir (default: the fold
     'require-event-log': { type: 'boolean', description: 'refuse a node that sends no firmware event log' },
     'audit-log': { type: 'string', valueName: 'FILE', description: 'append the decisions to this hash-chained audit log' },
     'state-dir': { type: 'string', valueName: 'DIR', description: "the key service's state directory, for its disk bindings (default: the folder of --master-secret)" },
+    'identity-key': { type: 'string', valueName: 'KEY.pem', description: 'TLS client key the node has pinned (default: tls-key.pem in --state-dir)' },
+    'identity-cert': { type: 'string', valueName: 'CERT.pem', description: 'its certificate (default: tls-cert.pem in --state-dir)' },
   },
   async run(ctx) {
     const v = ctx.values;
@@ -68,6 +90,7 @@ is bound to this node. The bindings are read from --state-dir (default: the fold
     const reference = await loadReferenceSet(measurements, str(v, 'measurements-sig') ?? measurements + '.sig', await readText(measurementsKey, 'measurements public key'));
     const ekCas = loadCaCertificates(await Promise.all(ekCaFiles.map((f) => readText(f, 'EK CA'))));
     if (ekCas.length === 0) fail('CONFIG_INVALID', 'no certificate found in the --ek-ca files');
+    const stateDir = str(v, 'state-dir') ?? path.dirname(masterFile);
     const auditFile = str(v, 'audit-log');
     // The service's log has one writer: a running service holding it is AUDIT_LOG_IN_USE.
     const auditLock = auditFile ? await lockAuditLog(auditFile, 'sextant recover') : undefined;
@@ -77,10 +100,15 @@ is bound to this node. The bindings are read from --state-dir (default: the fold
     }) : undefined;
     const masterSecret = await readSecretFile(masterFile);
     try {
+      const client = {
+        keyPem: await readText(str(v, 'identity-key') ?? path.join(stateDir, 'tls-key.pem'), 'TLS client key (--identity-key)'),
+        certPem: await readText(str(v, 'identity-cert') ?? path.join(stateDir, 'tls-cert.pem'), 'TLS client certificate (--identity-cert)'),
+      };
+      assertIdentity(client.keyPem, client.certPem);
       const salt = await readSecretFile(str(v, 'salt') ?? path.join(path.dirname(masterFile), 'salt'));
       try {
         ctx.log(`recover: verifying ${node} against ${reference.label}`);
-        const endpoint = { url: node, fingerprint, peer: 'node' };
+        const endpoint = { url: node, fingerprint, peer: 'node', client };
         const r = await recoverNode({
           post: (route, body) => postJson(endpoint, route, body),
           node,
@@ -90,7 +118,7 @@ is bound to this node. The bindings are read from --state-dir (default: the fold
           ekCas,
           requireEventLog: bool(v, 'require-event-log'),
           audit,
-          diskBindings: LocalBindingStore.inStateDir(str(v, 'state-dir') ?? path.dirname(masterFile)),
+          diskBindings: LocalBindingStore.inStateDir(stateDir),
         });
         return { ok: true, ...r };
       } finally {

@@ -15,6 +15,7 @@ import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
 import { startRecoveryServer, type RecoveryServer } from '../../agent/recovery/server.js';
 import { LocalBindingStore } from '../../keyservice/binding/local-store.js';
 import { openStateDir } from '../../keyservice/state-dir.js';
+import { deriveDiskKey } from '../../keyservice/derive.js';
 
 const DISK = '7ec0e4ed-7b3d-4e8f-9a01-b2c3d4e5f607';
 let swtpm: Swtpm;
@@ -29,11 +30,19 @@ test.before(async () => {
   tpm = await EngineAttestationTpm.open(swtpm.tcti);
   dir = await mkdtemp(path.join(os.tmpdir(), 'binding-recover-'));
   state = path.join(dir, 'state');
-  await openStateDir(state);
+  const st = await openStateDir(state);
   const keys = await measurementsKeys(dir);
   const m = path.join(dir, 'measurements.json');
   await writeSignedMeasurements(m, keys.keyPem, { '4': { expected: '00'.repeat(32), enforced: true }, '9': { expected: '00'.repeat(32), enforced: true } });
-  node = await startRecoveryServer({ tpm, diskUuid: DISK, nodeName: 'worker-9', host: '127.0.0.1', port: 0 });
+  // The node trusts the key service's certificate (what `sextant recover` presents from the
+  // state dir); its disk stand-in accepts exactly the key derived for DISK (the real key proof
+  // on a LUKS2 image is recovery.test.ts's).
+  const diskKey = deriveDiskKey(st.masterSecret, st.salt, DISK);
+  node = await startRecoveryServer({
+    tpm, diskUuid: DISK, nodeName: 'worker-9', host: '127.0.0.1', port: 0,
+    trust: { certificates: [st.fingerprint], publicKeys: [] },
+    proveKey: async (k) => k.equals(diskKey),
+  });
   args = ['recover', '--node', `https://127.0.0.1:${node.port}`, '--node-fingerprint', node.fingerprint, '--master-secret', path.join(state, 'master-secret'),
     '--measurements', m, '--measurements-key', keys.pubPem, '--ek-ca', swtpm.caCertPath, '--ek-ca', swtpm.issuerCertPath, '--json'];
 });

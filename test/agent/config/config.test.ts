@@ -63,6 +63,23 @@ test('recovery bind address: 0.0.0.0 by default, sextant.recovery.address overri
   t.true(e!.message.includes('recovery.address'));
 });
 
+test('who may recover the node comes from measured sources only: the credential cannot add an admin key, and its key service fingerprint is not trusted for recovery', (t) => {
+  const pin = 'sha256:' + 'cd'.repeat(32);
+  const fileFp = 'sha256:' + 'AB:'.repeat(31) + 'AB';
+  const file = { ...FILE, keyservice: { ...FILE.keyservice, fingerprint: fileFp }, recovery: { enabled: true, adminKeys: [pin] } };
+  const c = resolveConfig(file, '', { keyservice: { fingerprint: 'sha256:' + 'ef'.repeat(32) } });
+  t.is(c.keyservice.fingerprint, 'sha256:' + 'ef'.repeat(32), 'the credential still picks the key service the agent talks to');
+  t.is(c.recovery.keyserviceCertificate, 'sha256:' + 'ab'.repeat(32), 'recovery trusts the measured (file) fingerprint, normalized');
+  t.deepEqual(c.recovery.adminKeys, [pin]);
+  t.throws(() => resolveConfig(FILE, '', { recovery: { adminKeys: [pin] } }), { code: 'CONFIG_INVALID', message: /measured source/ });
+  t.throws(() => resolveConfig({ ...FILE, recovery: { keyserviceCertificate: pin } }, ''), { code: 'CONFIG_INVALID' });
+  // Only the credential names a key service, and no admin key: nobody could recover, so refuse to start.
+  const { keyservice: _ks, ...noKs } = FILE;
+  t.throws(() => resolveConfig(noKs, 'sextant.recovery', { keyservice: FILE.keyservice }), { code: 'CONFIG_INVALID', message: /no measured identity/ });
+  t.deepEqual(resolveConfig(noKs, `sextant.recovery sextant.recovery.admin-keys=${pin},sha256:${'01'.repeat(32)}`, { keyservice: FILE.keyservice }).recovery.adminKeys, [pin, 'sha256:' + '01'.repeat(32)]);
+  t.throws(() => resolveConfig(file, 'sextant.recovery.admin-keys=sha256:xyz'), { code: 'CONFIG_INVALID', message: /adminKeys/ });
+});
+
 test('sources: defaults <- file <- credential sextant.agent.json <- kernel command line', async (t) => {
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);

@@ -314,6 +314,26 @@ test('without a confirm session (key from the recovery endpoint) the lock still 
   t.is(w.tpm.events.length, 1);
 });
 
+test('the recovery endpoint trusts only the measured identities, and accepts a key only if it opens this disk', async (t) => {
+  const w = await makeWorld({ recovery: { enabled: true, adminKeys: ['sha256:' + 'cd'.repeat(32)] } });
+  t.teardown(w.cleanup);
+  await ourDisk(w, { joinedAt: 'y' });
+  w.ks.failures = Array(50).fill('KEYSERVICE_UNREACHABLE');
+  const proofs: boolean[] = [];
+  w.recovery = (o) => {
+    t.deepEqual(o.trust, { certificates: ['sha256:' + 'ab'.repeat(32)], publicKeys: ['sha256:' + 'cd'.repeat(32)] });
+    const secrets = (async () => {
+      proofs.push(await o.proveKey(Buffer.alloc(32, 0x13)), await o.proveKey(Buffer.alloc(32, 0x42)));
+      return { diskKey: Buffer.alloc(32, 0x42), clusterId: CLUSTER };
+    })();
+    return { secrets, close: async () => {} };
+  };
+  const r = await runAgent(w.deps());
+  t.like(r, { ok: true, path: 'rejoin' }, JSON.stringify(r));
+  t.deepEqual(proofs, [false, true]);
+  t.true(w.disk.calls.includes(`keyOpens ${w.disk.calls.find((c) => c.startsWith('classify'))!.slice('classify '.length)}`));
+});
+
 test('recovery is only offered for our disk: a blank disk waits for the key service (a new node needs a join ticket)', async (t) => {
   const w = await makeWorld();
   t.teardown(w.cleanup);

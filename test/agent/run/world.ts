@@ -13,7 +13,7 @@ import { fail, SextantError, type SextantErrorCode } from '../../../lib/errors.j
 import { run } from '../../../lib/exec.js';
 import { DEFAULTS, resolveConfig, type AgentConfig } from '../../../agent/config/config.js';
 import type { AgentDeps, AgentTpm, AttestOnceRequest, StateDiskOps } from '../../../agent/run/deps.js';
-import type { RecoverySource } from '../../../agent/run/recovery-source.js';
+import type { RecoverySource, RecoveryStartOptions } from '../../../agent/run/recovery-source.js';
 import { fileStatusStore, type AgentStatus } from '../../../agent/run/status.js';
 import type { AttestResult } from '../../../agent/attest/client.js';
 import type { BlockDeviceRow } from '../../../agent/disk/find.js';
@@ -86,6 +86,10 @@ export class FakeDisk implements StateDiskOps {
       case 'foreign':
         return { kind: 'refuse' as const, code: 'DISK_FOREIGN_DATA' as const, found: 'TYPE=ext4 USAGE=filesystem' };
     }
+  }
+  async keyOpens(device: string, key: Uint8Array): Promise<boolean> {
+    this.calls.push(`keyOpens ${device}`);
+    return this.content === 'ours' && this.headerKey !== undefined && this.headerKey.equals(key);
   }
   async prepare(o: { device: string; key: Uint8Array; open: boolean; mapperName: string; mountpoint: string }): Promise<PrepareResult> {
     this.calls.push(`prepare ${o.device} open=${o.open}`);
@@ -164,7 +168,7 @@ export interface World {
   execCalls: string[][];
   kubeadmRecord: string;
   bootId: string;
-  recovery?: () => RecoverySource;
+  recovery?: (o: RecoveryStartOptions) => RecoverySource;
   /** Makes the named dependency throw once (a crash in the middle of a step). */
   crashAt?: 'openTpm' | 'inventory' | 'classify' | 'attest' | 'prepare' | 'lock' | 'kubeadm' | 'done-notify';
   deps(): AgentDeps;
@@ -256,7 +260,7 @@ export async function makeWorld(overrides: Record<string, unknown> = {}): Promis
               }
             : {}),
         }),
-        startRecovery: w.recovery ? () => w.recovery!() : undefined,
+        startRecovery: w.recovery ? (o) => w.recovery!(o) : undefined,
         disk: {
           blockDevices: () => w.disk.blockDevices(),
           classify: (d) => {
@@ -267,6 +271,7 @@ export async function makeWorld(overrides: Record<string, unknown> = {}): Promis
             crash('prepare');
             return w.disk.prepare(o);
           },
+          keyOpens: (d, k) => w.disk.keyOpens(d, k),
           close: (m, p) => w.disk.close(),
           bindMount: (s, t) => w.disk.bindMount(s, t),
         },
