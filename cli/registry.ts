@@ -7,6 +7,7 @@ import { keyserviceCommands } from './commands/keyservice.js';
 import { measureCommands } from './commands/measure.js';
 import { measurementsCommands } from './commands/measurements.js';
 import { recoverCommands } from './commands/recover.js';
+import { secureBootCommands } from './commands/secureboot.js';
 import { tpmCommands } from './commands/tpm.js';
 
 /** Every command of the CLI, one module per component. */
@@ -21,5 +22,6 @@ export function registry(): CommandSpec<any>[] {
     ...agentCommands,
     ...recoverCommands,
     ...imageCommands,
+    ...secureBootCommands,
   ];
 }

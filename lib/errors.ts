@@ -26,6 +26,10 @@ export const INPUT_ERROR_CODES = [
   'SNP_HCL_MALFORMED',
   'SNP_CERT_MALFORMED',
   'SNP_CRL_MALFORMED',
+  // Secure Boot inputs: key folders, signature lists, OVMF variable stores, PE signatures
+  'SB_KEYS_INVALID',
+  'VARSTORE_INVALID',
+  'PE_SIGNATURE_INVALID',
 ] as const;
 
 /** Codes for failures of an operation on valid input. */
@@ -38,6 +42,8 @@ export const FAILURE_ERROR_CODES = [
   'PCR_MISMATCH',
   'EVENTLOG_REPLAY_MISMATCH',
   'IMAGE_MISMATCH',
+  /** The UKI is unsigned, or no db entry authorizes its signer: the firmware would refuse it. */
+  'SB_NOT_AUTHORIZED',
   // TPM
   'TPM_RC',
   'TPM_TSS',

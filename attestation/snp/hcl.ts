@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, createPublicKey, type JsonWebKey, type KeyObject } from 'node:crypto';
 import { SextantError } from '../../lib/errors.js';
 import { SNP_REPORT_SIZE } from './report.js';
 
@@ -112,6 +112,25 @@ export function parseRuntimeClaims(bytes: Uint8Array): RuntimeClaims {
 /** The key with this `kid` (Azure: "HCLAkPub" is the vTPM's attestation key, "HCLEkPub" its EK). */
 export function findJwk(claims: RuntimeClaims, kid: string): Jwk | undefined {
   return claims.keys.find((k) => k.kid === kid);
+}
+
+/**
+ * The vTPM attestation key the runtime data carries (`HCLAkPub`), as a public key to compare
+ * with the AK that signs the quote. Missing or unusable: SNP_HCL_MALFORMED.
+ */
+export function hclAkPublicKey(claims: RuntimeClaims): KeyObject {
+  const jwk = findJwk(claims, 'HCLAkPub');
+  if (!jwk) malformed('runtime data has no HCLAkPub key');
+  let key: KeyObject;
+  try {
+    key = createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
+  } catch (cause) {
+    throw new SextantError({ code: 'SNP_HCL_MALFORMED', message: `HCL report: HCLAkPub is not a usable ${jwk.kty} public key`, cause });
+  }
+  // node:crypto imports any modulus; a vTPM AK is RSA 2048 or larger (or an EC key).
+  const bits = key.asymmetricKeyDetails?.modulusLength;
+  if (key.asymmetricKeyType === 'rsa' && (bits ?? 0) < 2048) malformed(`HCLAkPub is a ${bits}-bit RSA key (at least 2048 expected)`);
+  return key;
 }
 
 /** report_data as the platform fills it for this runtime data: the digest, zero-padded to 64 bytes. */

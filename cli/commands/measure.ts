@@ -10,6 +10,8 @@ import { cpioLiteral } from '../../measurements/uki/cpio.js';
 import { precomputeUkiFile, type UkiPrediction } from '../../measurements/uki/precompute.js';
 import { modelledStubs } from '../../measurements/uki/stub-model.js';
 import { bool, str, type CommandContext, type CommandSpec, type OptionSpec } from '../command.js';
+import { predictUkiPcr7, withPcr7 } from '../../measurements/secureboot/predict.js';
+import { SECURE_BOOT_OPTIONS, secureBootFromOptions } from './secureboot.js';
 
 const BANKS: HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
 
@@ -80,11 +82,18 @@ and, for stubs up to 257, of the kernel the stub starts with LoadImage), PCR 9 (
 command line and initrd, including the cpios a >= 254 stub generates), PCR 11 (the stub's
 sections, then --phases). PCR 12 and 13 stay zero. A stub newer than the newest modelled one
 is refused (STUB_NOT_MODELLED); what the stub measures from the platform (SMBIOS into PCR 1,
-files on the ESP) is listed as caveats, not predicted.`,
+files on the ESP) is listed as caveats, not predicted.
+With --sb-keys or --ovmf-vars also PCR 7: SecureBoot, PK, KEK, db, dbx as the firmware measures
+them, the separator, and with Secure Boot on the db entry that authorizes the UKI's signer
+(SB_NOT_AUTHORIZED when none does: the firmware would refuse the UKI).`,
   positionals: { min: 1, max: 1 },
-  options: PREDICT_OPTIONS,
+  options: { ...PREDICT_OPTIONS, ...SECURE_BOOT_OPTIONS },
   async run(ctx) {
-    return predictionJson(await precomputeUkiFile(ctx.positionals[0], predictOptions(ctx.values)));
+    const sb = await secureBootFromOptions(ctx.values);
+    const opts = predictOptions(ctx.values);
+    if (sb) opts.secureBoot = sb.secureBoot;
+    const p = await precomputeUkiFile(ctx.positionals[0], opts);
+    return predictionJson(sb ? withPcr7(p, predictUkiPcr7(await readInput(ctx.positionals[0]), sb, p.bank)) : p);
   },
   render: (r) => renderPrediction(r as UkiPrediction),
 };

@@ -4,6 +4,8 @@ import { createHash } from 'node:crypto';
 import { zeroize } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
 import { parsePcrList, requireStr } from '../args.js';
+import { predictUkiPcr7, withPcr7 } from '../../measurements/secureboot/predict.js';
+import { SECURE_BOOT_OPTIONS, secureBootFromOptions } from './secureboot.js';
 import { bool, str, type CommandSpec, type OptionValues } from '../command.js';
 import { parseMeasurementFile } from '../../measurements/format/parse.js';
 import type { BootAssumptions, ImageIdentity, MeasurementFile } from '../../measurements/format/types.js';
@@ -181,9 +183,11 @@ changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but i
     key: { type: 'string', valueName: 'PUB.pem', description: 'ECDSA P-256 public key (PEM)' },
     sig: { type: 'string', valueName: 'SIG', description: 'the signature file (default: FILE.sig)' },
     image: { type: 'string', valueName: 'UKI', description: 'recompute the PCRs from this UKI (with the file\'s boot assumptions) and compare' },
+    ...SECURE_BOOT_OPTIONS,
   },
   positionals: { min: 1, max: 1 },
   async run({ values, positionals }) {
+    const sb = await secureBootFromOptions(values);
     const keyPath = requireStr(values, 'key');
     const [path] = positionals;
     const sigPath = str(values, 'sig') ?? `${path}.sig`;
@@ -202,7 +206,8 @@ changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but i
     };
     if (imagePath !== undefined) {
       const sha256 = await sha256OfFile(imagePath, 'image');
-      const prediction = await precomputeImage(imagePath, file.bank, file.boot ?? {});
+      let prediction = await precomputeImage(imagePath, file.bank, file.boot ?? {});
+      if (sb) prediction = withPcr7(prediction, predictUkiPcr7(await readInput(imagePath, 'image'), sb, file.bank));
       const comparison = compareWithPrediction(file, prediction);
       const notes: string[] = [];
       if (file.image.ukiSha256 !== undefined && file.image.ukiSha256 !== sha256) {
@@ -344,7 +349,7 @@ function createdTime(values: OptionValues): string | undefined {
 
 const create: CommandSpec<CreateResult> = {
   path: ['measurements', 'create'],
-  summary: 'recompute a UKI\'s PCRs (4, 9, 11, 12, 13) and write them as a measurements file, with the event manifest',
+  summary: 'recompute a UKI\'s PCRs (4, 9, 11, 12, 13; 7 with --sb-keys/--ovmf-vars) and write them as a measurements file, with the event manifest',
   description: `
 Writes canonical JSON: the same UKI and options always give the same bytes (metadata.created
 comes from --created or SOURCE_DATE_EPOCH, else is left out). Every PCR is enforced unless
@@ -361,9 +366,11 @@ named in --warn-only. Sign the result with \`sextant measurements sign\`.`,
     'warn-only': { type: 'string', valueName: 'PCRS', description: 'PCRs whose mismatch only warns, e.g. 9,12' },
     builder: { type: 'string', valueName: 'TEXT', description: 'metadata.builder' },
     created: { type: 'string', valueName: 'TIME', description: 'metadata.created, RFC 3339 UTC' },
+    ...SECURE_BOOT_OPTIONS,
   },
   positionals: { min: 0, max: 0 },
   async run({ values }) {
+    const sb = await secureBootFromOptions(values);
     const ukiPath = requireStr(values, 'uki');
     const out = requireStr(values, 'out');
     const bank = str(values, 'bank');
@@ -371,8 +378,9 @@ named in --warn-only. Sign the result with \`sextant measurements sign\`.`,
     const phases = str(values, 'phases');
     const boot: BootAssumptions = {};
     if (phases !== undefined) boot.pcrPhases = phases.split(',').map((p) => p.trim()).filter((p) => p !== '');
-    if (bool(values, 'secure-boot')) boot.secureBoot = true;
-    const prediction = await precomputeImage(ukiPath, bank, boot);
+    if (bool(values, 'secure-boot') || sb?.secureBoot) boot.secureBoot = true;
+    let prediction = await precomputeImage(ukiPath, bank, boot);
+    if (sb) prediction = withPcr7(prediction, predictUkiPcr7(await readInput(ukiPath, 'UKI'), sb, bank));
     const disk = str(values, 'disk');
     const image: ImageIdentity = {
       name: requireStr(values, 'name'),

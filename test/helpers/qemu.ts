@@ -12,6 +12,8 @@ import { buildEspDisk } from './boot/esp-disk.js';
 
 export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
 export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
+/** OVMF built with Secure Boot and SMM (the variable store is only writable from SMM). */
+export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
 
 /** Host tools a measured boot needs; a missing one is a loud TOOL_MISSING, never a skip. */
 const BOOT_TOOLS = ['qemu-system-x86_64', 'swtpm', 'sgdisk', 'mkfs.vfat', 'mmd', 'mcopy', 'tar', 'objcopy'];
@@ -42,6 +44,23 @@ export interface BootCaptureOptions {
   log?: (line: string) => void;
   /** Keep the work directory (disk, serial log) for debugging. */
   keepWorkDir?: boolean;
+  /**
+   * Secure Boot on: OVMF's secure-boot build with SMM, started from this variable store (a
+   * copy: the file stays as it is), e.g. one `sextant image sb-vars` wrote.
+   */
+  secureBootVars?: string;
+  /**
+   * Stop the VM as soon as the serial console shows this (e.g. the firmware refusing the
+   * binary): bootAndCapture then rejects with a BootStoppedError carrying the serial log.
+   */
+  stopOnSerial?: RegExp;
+}
+
+/** The boot was stopped on purpose because the serial console showed `stopOnSerial`. */
+export class BootStoppedError extends Error {
+  constructor(readonly serialLog: string) {
+    super('the boot was stopped: the serial console showed the expected text');
+  }
 }
 
 export interface BootCapture {
@@ -80,7 +99,8 @@ export async function bootAndCapture(opts: BootCaptureOptions): Promise<BootCapt
     await buildEspDisk(opts.efiBinary, bootImg, log);
     await writeFile(resultsImg, '');
     await truncate(resultsImg, 16 * 1024 * 1024);
-    await copyFile(OVMF_VARS, varsImg);
+    await copyFile(opts.secureBootVars ?? OVMF_VARS, varsImg);
+    const code = opts.secureBootVars ? OVMF_CODE_SECBOOT : OVMF_CODE;
 
     const sock = path.join(tpmDir, 'sock');
     const pidFile = path.join(tpmDir, 'pid');
@@ -93,8 +113,9 @@ export async function bootAndCapture(opts: BootCaptureOptions): Promise<BootCapt
     log?.(`swtpm pid ${swtpmPid}`);
 
     const args = [
-      '-machine', 'q35,smm=off', '-accel', 'tcg', '-cpu', 'max', '-m', '1024', '-smp', '1',
-      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+      '-machine', opts.secureBootVars ? 'q35,smm=on' : 'q35,smm=off', '-accel', 'tcg', '-cpu', 'max', '-m', '1024', '-smp', '1',
+      ...(opts.secureBootVars ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
+      '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${code}`,
       '-drive', `if=pflash,format=raw,unit=1,file=${varsImg}`,
       '-chardev', `socket,id=chrtpm,path=${sock}`, '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', 'tpm-crb,tpmdev=tpm0',
       '-drive', `if=none,id=boot,format=raw,file=${bootImg}`, '-device', 'virtio-blk-pci,drive=boot,bootindex=0',
@@ -110,8 +131,26 @@ export async function bootAndCapture(opts: BootCaptureOptions): Promise<BootCapt
     const timer = setTimeout(() => {
       if (qemuPid !== undefined) killQuietly(qemuPid, 'SIGKILL');
     }, timeoutMs);
-    const r = await child.finally(() => clearTimeout(timer));
+    let stoppedOnSerial = false;
+    const watcher = opts.stopOnSerial
+      ? setInterval(() => {
+          void readFile(serialPath, 'utf8').then(
+            (text) => {
+              if (opts.stopOnSerial!.test(text) && qemuPid !== undefined) {
+                stoppedOnSerial = true;
+                killQuietly(qemuPid, 'SIGKILL');
+              }
+            },
+            () => undefined,
+          );
+        }, 500)
+      : undefined;
+    const r = await child.finally(() => {
+      clearTimeout(timer);
+      if (watcher) clearInterval(watcher);
+    });
     qemuPid = undefined;
+    if (stoppedOnSerial) throw new BootStoppedError(await readFile(serialPath, 'utf8').catch(() => ''));
     const bootSeconds = Number(process.hrtime.bigint() - started) / 1e9;
     const serialLog = await readFile(serialPath, 'utf8').catch(() => '');
     if (!serialLog.includes(CAPTURE_DONE_MARKER)) {

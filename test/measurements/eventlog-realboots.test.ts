@@ -95,3 +95,10 @@ for (const name of boots) {
     t.pass();
   });
 }
+
+test('a systemd 262 stub boot: its SMBIOS measurement into PCR 1 is named as systemd\'s tagged event', (t) => {
+  const name = 'sid-stub262';
+  if (!boots.includes(name)) return t.fail(`no ${name} boot fixture`);
+  const lines = parseEventLog(load(name).log).events.map((e) => `${e.pcr} ${e.typeName} ${describeEvent(e)}`);
+  t.true(lines.includes('1 EV_EVENT_TAG tag 0xd5cb7cbc (systemd: SMBIOS type 1) "smbios:type1"'), lines.filter((l) => l.startsWith('1 ')).join('\n'));
+});

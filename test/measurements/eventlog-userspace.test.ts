@@ -10,18 +10,19 @@
 import test from 'ava';
 import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
+import { run } from '../../lib/exec.js';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { run } from '../../lib/exec.js';
 import { isSextantError } from '../../lib/errors.js';
 import { parseEventLog } from '../../measurements/eventlog/parse.js';
-import { isExtended, replayEventLog } from '../../measurements/eventlog/replay.js';
+import { replayEventLog } from '../../measurements/eventlog/replay.js';
 import { parseUserspaceLog, replayWithUserspace } from '../../measurements/eventlog/userspace.js';
 import { sextant } from '../helpers/cli.js';
 import { bankDigest, type AnyBank } from '../helpers/eventlog.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { useSwtpm } from '../helpers/swtpm.js';
+import { celJsonRecord, extendFirmwareEvents, tpmPcrRead, type Measurement } from '../helpers/userspace-log.js';
 
 const BANKS = ['sha1', 'sha256', 'sha384', 'sha512'] as const;
 const BOOT = path.join(FIXTURES, 'boots/trixie-stub257');
@@ -29,23 +30,14 @@ const firmwareLog = readFileSync(path.join(BOOT, 'eventlog.bin'));
 const recorded = JSON.parse(readFileSync(path.join(BOOT, 'pcrs.json'), 'utf8')).banks as Record<string, Record<string, string>>;
 const tpm = useSwtpm(test, { pcrBanks: [...BANKS] });
 
-interface Measurement {
-  pcr: number;
-  eventType: string;
-  string: string;
-  /** Digest per bank when it is not H(string) (a volume key's HMAC). */
-  digests?: Record<string, Buffer>;
-}
-
-/** One record as systemd writes it: RS, the JSON object, LF. */
-function celJsonRecord(m: Measurement, banks: readonly AnyBank[] = BANKS): string {
-  const digests = banks.map((b) => ({ hashAlg: b, digest: (m.digests?.[b] ?? bankDigest(b, Buffer.from(m.string))).toString('hex') }));
-  return `\x1e${JSON.stringify({ pcr: m.pcr, digests, content_type: 'systemd', content: { string: m.string, eventType: m.eventType } })}\n`;
-}
+const record = (m: Measurement, banks: readonly AnyBank[] = BANKS): string => celJsonRecord(m, banks);
 
 const MACHINE_ID = 'machine-id:6d9d5a6fbc9d4b52a1c0a46e17d9a0c2';
 const BOOT_MEASUREMENTS: Measurement[] = [
   { pcr: 11, eventType: 'phase', string: 'enter-initrd' },
+  // systemd-tpm2-setup-early: each NvPCR's name into PCR 9, then the separator (systemd 258+).
+  { pcr: 9, eventType: 'nvpcr-init', string: 'nvpcr-init:hardware:0x1d10200:000bff27bc66b6eda11bccd3a0ca07664ae4c360bcc3d7ef019d0b19cb5fa4067541' },
+  { pcr: 9, eventType: 'nvpcr-separator', string: 'nvpcr-separator' },
   { pcr: 11, eventType: 'phase', string: 'leave-initrd' },
   { pcr: 15, eventType: 'machine-id', string: MACHINE_ID },
   { pcr: 15, eventType: 'filesystem', string: 'file-system:/:ext4:1d1c1c82-8d0c-4b1b-b3a4-5e1d7a6c7e30::c0b2d6a4-4e0d-4bcd-9a58-7a3e1f6a2c11:root-x86-64:root' },
@@ -61,43 +53,34 @@ test.after.always(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
-async function pcrRead(pcrs: number[]): Promise<Record<string, Record<string, string>>> {
-  const out = (await run('tpm2_pcrread', [BANKS.map((b) => `${b}:${pcrs.join(',')}`).join('+')], { env: tpm().env, timeoutMs: 60_000 })).stdout;
-  const banks: Record<string, Record<string, string>> = {};
-  let bank = '';
-  for (const line of out.split('\n')) {
-    const b = /^\s*(sha\d+):\s*$/.exec(line);
-    if (b) banks[(bank = b[1])] = {};
-    const p = /^\s*(\d+)\s*:\s*0x([0-9A-Fa-f]+)/.exec(line);
-    if (p) banks[bank][p[1]] = p[2].toLowerCase();
-  }
-  return banks;
-}
+const pcrRead = (pcrs: number[]) => tpmPcrRead(tpm().env, BANKS, pcrs);
 
 test.serial('firmware log + systemd userspace log replay to what a real TPM holds after the same measurements', async (t) => {
   const env = tpm().env;
-  // The firmware part: the real boot's PCR 11/15 events, extended as the firmware did.
-  for (const e of parseEventLog(firmwareLog).events.filter((x) => isExtended(x) && (x.pcr === 11 || x.pcr === 15))) {
-    await run('tpm2_pcrextend', [`${e.pcr}:${e.digests.map((d) => `${d.alg}=${d.digest.toString('hex')}`).join(',')}`], { env, timeoutMs: 60_000 });
+  // The firmware part: the real boot's PCR 9/11/15 events, extended as the firmware and the kernel's EFI stub did.
+  await extendFirmwareEvents(env, firmwareLog, [9, 11, 15]);
+  const afterFirmware = await pcrRead([9, 11]);
+  for (const b of BANKS) {
+    t.is(afterFirmware[b]['11'], recorded[b]['11'], `${b}: the TPM's PCR 11 after the firmware events is the real boot's`);
+    t.is(afterFirmware[b]['9'], recorded[b]['9'], `${b}: and PCR 9`);
   }
-  const afterFirmware = await pcrRead([11]);
-  for (const b of BANKS) t.is(afterFirmware[b]['11'], recorded[b]['11'], `${b}: the TPM's PCR 11 after the firmware events is the real boot's`);
   // The userspace part: TPM2_PCR_Event, as systemd-pcrextend measures a word into every bank.
   for (const m of BOOT_MEASUREMENTS) {
     const word = path.join(dir, 'word');
     await writeFile(word, m.string);
     await run('tpm2_pcrevent', [String(m.pcr), word], { env, timeoutMs: 60_000 });
   }
-  const tpmNow = await pcrRead([11, 15]);
+  const tpmNow = await pcrRead([9, 11, 15]);
 
   const fw = path.join(dir, 'binary_bios_measurements');
   const userspace = path.join(dir, 'tpm2-measure.log');
   await writeFile(fw, firmwareLog);
-  await writeFile(userspace, BOOT_MEASUREMENTS.map((m) => celJsonRecord(m)).join(''));
+  await writeFile(userspace, BOOT_MEASUREMENTS.map((m) => record(m)).join(''));
   const r = await sextant(['eventlog', 'replay', fw, '--userspace-log', userspace, '--json']);
   t.is(r.exitCode, 0, r.stderr);
   const out = JSON.parse(r.stdout) as { format: string; banks: Record<string, Record<string, string>>; userspace: { ok: boolean; records: { pcr: number; status: string; eventType: string; string: string }[] } };
   for (const b of BANKS) {
+    t.is(out.banks[b]['9'], tpmNow[b]['9'], `${b} PCR 9`);
     t.is(out.banks[b]['11'], tpmNow[b]['11'], `${b} PCR 11`);
     t.is(out.banks[b]['15'], tpmNow[b]['15'], `${b} PCR 15`);
     t.is(out.banks[b]['4'], recorded[b]['4'], `${b} PCR 4 untouched by userspace`);
@@ -121,7 +104,7 @@ test('each userspace record is checked against its content: a phase word that is
   const fw = path.join(dir, 'fw-forged.bin');
   const userspace = path.join(dir, 'forged.log');
   await writeFile(fw, firmwareLog);
-  await writeFile(userspace, [BOOT_MEASUREMENTS[0], forged, volumeKey].map((m) => celJsonRecord(m)).join(''));
+  await writeFile(userspace, [BOOT_MEASUREMENTS[0], forged, volumeKey].map((m) => record(m)).join(''));
   const r = await sextant(['eventlog', 'replay', fw, '--userspace-log', userspace, '--json']);
   t.is(r.exitCode, 1, r.stderr);
   const out = JSON.parse(r.stdout) as { userspace: { ok: boolean; records: { status: string; reason?: string }[] } };
@@ -133,7 +116,7 @@ test('each userspace record is checked against its content: a phase word that is
 });
 
 test('a userspace log that is not one is EVENTLOG_MALFORMED naming the record; a CEL-JSON log given as the firmware log is EVENTLOG_FORMAT_UNSUPPORTED', async (t) => {
-  const ok = celJsonRecord(BOOT_MEASUREMENTS[0]);
+  const ok = record(BOOT_MEASUREMENTS[0]);
   const cases: [string, RegExp][] = [
     [`${ok}\x1e{"pcr":11,"digests":[`, /record 1: is not JSON/],
     [`${ok}\x1e{"pcr":24,"digests":[{"hashAlg":"sha256","digest":"00"}]}`, /record 1: "pcr"/],
@@ -146,7 +129,7 @@ test('a userspace log that is not one is EVENTLOG_MALFORMED naming the record; a
     t.regex(e!.message, message);
   }
   // A record lacking a bank the firmware log has: systemd measures every active bank.
-  const sha256Only = parseUserspaceLog(Buffer.from(celJsonRecord(BOOT_MEASUREMENTS[0], ['sha256'])));
+  const sha256Only = parseUserspaceLog(Buffer.from(record(BOOT_MEASUREMENTS[0], ['sha256'])));
   const e = t.throws(() => replayWithUserspace(parseEventLog(firmwareLog), sha256Only));
   t.true(isSextantError(e, 'EVENTLOG_MALFORMED'));
   t.regex(e!.message, /no sha1 digest/);
@@ -164,7 +147,7 @@ test('userspace replay equals independent extension on top of the firmware log, 
   const measurement = fc.record({ pcr: fc.constantFrom(9, 11, 12, 15, 23), eventType: fc.constantFrom('phase', 'machine-id', 'filesystem', 'nvpcr-init'), string: fc.string({ maxLength: 40 }) });
   fc.assert(
     fc.property(fc.array(measurement, { maxLength: 12 }), (ms) => {
-      const r = replayWithUserspace(log, parseUserspaceLog(Buffer.from(ms.map((m) => celJsonRecord(m)).join(''))));
+      const r = replayWithUserspace(log, parseUserspaceLog(Buffer.from(ms.map((m) => record(m)).join(''))));
       t.true(r.userspace.every((c) => c.status === 'verified'));
       for (const b of BANKS) {
         const events = ms.map((m) => ({ pcr: m.pcr, type: 0xd, data: Buffer.from(m.string) }));
@@ -182,7 +165,7 @@ test('userspace replay equals independent extension on top of the firmware log, 
 });
 
 test('arbitrary text as a userspace log only raises EVENTLOG_MALFORMED', (t) => {
-  const ok = celJsonRecord(BOOT_MEASUREMENTS[0]);
+  const ok = record(BOOT_MEASUREMENTS[0]);
   fc.assert(
     fc.property(fc.string({ maxLength: 300 }), fc.nat({ max: ok.length }), (junk, cut) => {
       for (const text of [junk, ok.slice(0, cut) + junk, `\x1e${junk}`]) {

@@ -1,10 +1,11 @@
 import test from 'ava';
 import fc from 'fast-check';
+import { generateKeyPairSync } from 'node:crypto';
 import { isSextantError } from '../../../lib/errors.js';
 import { parseSignerCert, splitCertificates } from '../../../attestation/snp/certs.js';
 import { parseCrl } from '../../../attestation/snp/crl.js';
 import { decodeEvidence } from '../../../attestation/snp/evidence.js';
-import { HCL_MAGIC, parseHclReport } from '../../../attestation/snp/hcl.js';
+import { HCL_MAGIC, hclAkPublicKey, parseHclReport, parseRuntimeClaims } from '../../../attestation/snp/hcl.js';
 import { parseSnpReport } from '../../../attestation/snp/report.js';
 import { verifySnpAuthenticity } from '../../../attestation/snp/verify.js';
 import { snpEvidence } from '../../helpers/snp-evidence.js';
@@ -150,4 +151,13 @@ test('Azure HCL framing: every inconsistency is SNP_HCL_MALFORMED', async (t) =>
     }),
     { numRuns: 500 },
   ));
+});
+
+test('HCLAkPub becomes the public key the vTPM quote must verify with; a broken one is SNP_HCL_MALFORMED', (t) => {
+  const { publicKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  const jwk = { ...publicKey.export({ format: 'jwk' }), kid: 'HCLAkPub', key_ops: ['encrypt'] };
+  const claims = parseRuntimeClaims(Buffer.from(JSON.stringify({ keys: [jwk] })));
+  t.true(hclAkPublicKey(claims).equals(publicKey));
+  t.throws(() => hclAkPublicKey(parseRuntimeClaims(Buffer.from('{"keys":[]}'))), { code: 'SNP_HCL_MALFORMED', message: /no HCLAkPub/ });
+  t.throws(() => hclAkPublicKey(parseRuntimeClaims(Buffer.from('{"keys":[{"kid":"HCLAkPub","kty":"RSA","n":"AA","e":"x"}]}'))), { code: 'SNP_HCL_MALFORMED' });
 });
