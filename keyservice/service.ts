@@ -11,7 +11,7 @@ import { loadReferenceSet } from './measurements.js';
 import { NonceStore } from './nonce-store.js';
 import { RateLimiter } from './rate-limit.js';
 import { ReferenceStore } from './reference-store.js';
-import { KeyServiceServer } from './server.js';
+import { KeyServiceServer, type Answer } from './server.js';
 import { ServiceSelfAttestation, type ServiceTpm } from './self-attest.js';
 import { parseNodeInventory } from './policy/node-name.js';
 import { openStateDir } from './state-dir.js';
@@ -29,6 +29,8 @@ export interface RunningKeyService {
   created: string[];
   auditLog: string;
   references: ReferenceStore;
+  /** The request handler without the HTTP layer (KeyServiceServer.answer): fuzzing calls it directly. */
+  answer(route: string, body: Buffer | string, client: string): Promise<Answer>;
   close(): Promise<void>;
 }
 
@@ -154,6 +156,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     created: state.created,
     auditLog: auditPath,
     references,
+    answer: (route, body, client) => server.answer(route, body, client),
     close: async () => {
       references.unwatch();
       await server.close();

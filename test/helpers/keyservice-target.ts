@@ -10,6 +10,8 @@ import path from 'node:path';
 import { run } from '../../lib/exec.js';
 import { measurementsKeys, writeSignedMeasurements } from './keyservice-fixture.js';
 import { spawnKeyService, type KeyServiceChild } from './keyservice-process.js';
+import { readConfigFile, resolveConfig } from '../../keyservice/config.js';
+import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
 
 export interface KeyServiceTarget {
   service: KeyServiceChild;
@@ -23,8 +25,16 @@ export interface KeyServiceTarget {
   stop(): Promise<void>;
 }
 
-export async function startKeyServiceTarget(o: { rateLimit?: { burst: number; perSecond: number }; maxRequestBytes?: number } = {}): Promise<KeyServiceTarget> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-target-'));
+export interface TargetOptions {
+  rateLimit?: { burst: number; perSecond: number };
+  maxRequestBytes?: number;
+  /** Where the state (and its audit log) lives; default the OS temp dir. */
+  tmp?: string;
+}
+
+/** Writes the key service's files and config into a new directory; returns both paths. */
+export async function writeTargetFiles(o: TargetOptions = {}): Promise<{ dir: string; config: string; stateDir: string }> {
+  const dir = await mkdtemp(path.join(o.tmp ?? os.tmpdir(), 'ks-target-'));
   const keys = await measurementsKeys(dir);
   const measurements = path.join(dir, 'measurements.json');
   await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: '00'.repeat(32), enforced: true } });
@@ -43,6 +53,24 @@ export async function startKeyServiceTarget(o: { rateLimit?: { burst: number; pe
       ...(o.maxRequestBytes ? { maxRequestBytes: o.maxRequestBytes } : {}),
     }),
   );
+  return { dir, config, stateDir };
+}
+
+/** The same service in this process (its `answer` is the handler the fuzz campaigns call). */
+export async function startInProcessTarget(o: TargetOptions = {}): Promise<{ svc: RunningKeyService; stop(): Promise<void> }> {
+  const { dir, config } = await writeTargetFiles(o);
+  const svc = await startKeyService(resolveConfig(await readConfigFile(config), { listen: '127.0.0.1:0' }));
+  return {
+    svc,
+    stop: async () => {
+      await svc.close();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function startKeyServiceTarget(o: TargetOptions = {}): Promise<KeyServiceTarget> {
+  const { dir, config, stateDir } = await writeTargetFiles(o);
   const service = await spawnKeyService(['--config', config, '--listen', '127.0.0.1:0']);
   let exited = false;
   void service.child.then(() => (exited = true));

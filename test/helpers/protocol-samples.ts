@@ -5,6 +5,9 @@
  * variants start from these.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { FIXTURES } from './paths.js';
 import { ROUTES } from '../../protocol/messages.js';
 import { RECOVERY_ROUTES } from '../../protocol/recovery-messages.js';
 
@@ -34,10 +37,16 @@ export function sampleComplete(): Record<string, unknown> {
   };
 }
 
+/**
+ * A real swtpm's EK certificate and AK public area (test/fixtures/keyservice/evidence.json,
+ * recorded), so a round-1 body gets past the AK parser to the EK certificate check.
+ */
+const recorded = JSON.parse(readFileSync(path.join(FIXTURES, 'keyservice/evidence.json'), 'utf8')) as { ekCert: string; akPublic: string };
+
 /** Key service routes -> a body that passes the schema (nonce takes `{}`). */
 export const KEYSERVICE_SAMPLES: Record<string, () => Record<string, unknown>> = {
   [ROUTES.nonce]: () => ({}),
-  [ROUTES.challenge]: () => ({ v: 1, ekCert: b64(600), akPublic: b64(90) }),
+  [ROUTES.challenge]: () => ({ v: 1, ekCert: recorded.ekCert, akPublic: recorded.akPublic }),
   [ROUTES.complete]: sampleComplete,
   [ROUTES.confirm]: () => ({ v: 1, confirmId: hex(16), nonce: b64(32), ...sampleQuote() }),
   [ROUTES.serviceAttest]: () => ({ v: 1, nonce: b64(32) }),

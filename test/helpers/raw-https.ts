@@ -14,9 +14,15 @@ export interface RawAnswer {
 }
 
 export class RawHttps {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4, rejectUnauthorized: false });
+  private readonly agent: Agent;
 
-  constructor(readonly base: string) {}
+  /** `client`: a TLS client certificate to present (the recovery endpoint admits pinned ones only). */
+  constructor(
+    readonly base: string,
+    client?: { keyPem: string; certPem: string },
+  ) {
+    this.agent = new Agent({ keepAlive: true, maxSockets: 4, rejectUnauthorized: false, key: client?.keyPem, cert: client?.certPem });
+  }
 
   post(route: string, body: string | Buffer, headers: Record<string, string> = {}): Promise<RawAnswer> {
     return new Promise((resolve, reject) => {
