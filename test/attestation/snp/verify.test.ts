@@ -49,6 +49,8 @@ test('virtee/sev real Milan report passes every stage under the default policy',
     policy: { minTcb: { bootloader: 3, snp: 8, microcode: 115 }, measurements: [state.report.measurement], idKeyDigests: [state.report.idKeyDigest], vmpl: state.report.vmpl },
   });
   t.deepEqual(exact.stages.slice(-4), ['guest-policy', 'tcb-minimum', 'measurement', 'id-key']);
+  // The state is plain data: it goes into the audit record as JSON without loss.
+  t.deepEqual(JSON.parse(JSON.stringify(exact)), exact);
   const base = { signerCert: e.vcek, chain: e.chain };
   t.throws(() => verifySnpEvidence(e.report, { ...base, policy: { minTcb: { microcode: 116 } } }), { code: 'SNP_TCB_TOO_OLD' });
   t.throws(() => verifySnpEvidence(e.report, { ...base, policy: { measurements: ['00'.repeat(48)] } }), { code: 'SNP_MEASUREMENT_UNKNOWN' });
