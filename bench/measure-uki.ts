@@ -1,65 +1,113 @@
 /**
- * `sextant measure uki` throughput on a >= 64 MiB UKI, against node:crypto hashing the same
- * file once (the floor any precompute pays: every byte must be hashed at least once) and
- * against systemd-measure calculate (PCR 11 only) where it is installed.
+ * `sextant measure uki` throughput on a >= 64 MiB UKI, side by side in one run with
+ *  - node:crypto reading and hashing the file once (the floor any precompute pays: every byte
+ *    hashed at least once; sextant hashes about twice as much, PCR 4's Authenticode digest of
+ *    the whole file and PCR 11's section digests),
+ *  - systemd-measure calculate (PCR 11 only; a process, as `sextant measure uki` is one too).
+ * Candidates run interleaved, round by round, so a change in machine load hits all alike; the
+ * load average is printed with the figures. UKIs: the host's 252 stub (which also makes PCR 4
+ * hash the kernel's Authenticode digest) and, when it can be fetched, sid's 262 stub.
  *
  *   node dist/bench/measure-uki.js        (or: npm run bench measure-uki)
  */
 import { createHash, randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os, { tmpdir } from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import { buildUki } from '../measurements/uki/build.js';
 import { precomputeUki, precomputeUkiFile } from '../measurements/uki/precompute.js';
-import { report, timeItAsync, type Figure } from './harness.js';
+import { median, report, type Figure } from './harness.js';
 
-const STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const HOST_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
 const SYSTEMD_MEASURE = '/usr/lib/systemd/systemd-measure';
 const INITRD_MIB = Number(process.env.BENCH_INITRD_MIB ?? 60);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 9);
+
+async function sidStub(): Promise<string | undefined> {
+  try {
+    const { stdout } = await execa('sh', [path.join(ROOT, 'scripts/fetch-debian-package.sh'), 'sid', 'systemd-boot-efi'], { timeout: 300_000 });
+    const stub = path.join(stdout.trim().split('\n').pop()!, 'usr/lib/systemd/boot/efi/linuxx64.efi.stub');
+    return existsSync(stub) ? stub : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Runs every candidate once per round, in turn; the median seconds of each. */
+async function interleaved(candidates: Record<string, () => Promise<unknown>>): Promise<Record<string, number>> {
+  const times: Record<string, number[]> = {};
+  for (let r = 0; r < ROUNDS; r++) {
+    for (const [name, fn] of Object.entries(candidates)) {
+      const t0 = process.hrtime.bigint();
+      await fn();
+      (times[name] ??= []).push(Number(process.hrtime.bigint() - t0) / 1e9);
+    }
+  }
+  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+}
+
+async function benchOne(label: string, stub: string, linux: string, work: string): Promise<Figure[]> {
+  const f = (n: string): string => path.join(work, n);
+  const uki = f(`uki-${label}.efi`);
+  await buildUki({ stub, linux: { file: linux }, initrd: { file: f('initrd') }, cmdline: { file: f('cmdline') }, osrel: { file: f('osrel') } }, uki);
+  const mib = (await readFile(uki)).length / (1 << 20);
+  const inMemoryBytes = await readFile(uki);
+  const measureArgs = ['calculate', `--linux=${linux}`, `--initrd=${f('initrd')}`, `--cmdline=${f('cmdline')}`, `--osrel=${f('osrel')}`, '--bank=sha256', '--phase=enter-initrd'];
+  const candidates: Record<string, () => Promise<unknown>> = {
+    hashOnce: async () => createHash('sha256').update(await readFile(uki)).digest(),
+    file: () => precomputeUkiFile(uki),
+    oneThread: () => precomputeUkiFile(uki, { threads: 1 }),
+    twoThreads: () => precomputeUkiFile(uki, { threads: 2 }),
+    cli: () => execa(process.execPath, [path.join(ROOT, 'bin/sextant.js'), 'measure', 'uki', uki, '--json']),
+    memHashOnce: async () => createHash('sha256').update(inMemoryBytes).digest(),
+    memPrecompute: async () => precomputeUki(inMemoryBytes),
+  };
+  const haveMeasure = existsSync(SYSTEMD_MEASURE);
+  if (haveMeasure) candidates.systemdMeasure = () => execa(SYSTEMD_MEASURE, measureArgs);
+  const load0 = os.loadavg()[0];
+  const t = await interleaved(candidates);
+  const load1 = os.loadavg()[0];
+  const figures: Figure[] = [
+    { name: `[${label}] UKI size`, value: mib, unit: 'MiB' },
+    { name: `[${label}] load average (1 min) before / after`, value: load0, unit: `/ ${load1.toFixed(2)} on ${os.availableParallelism()} cores` },
+    { name: `[${label}] node:crypto sha256, read + hash once`, value: mib / t.hashOnce, unit: 'MiB/s' },
+    { name: `[${label}] measure uki (file; threads chosen by load)`, value: mib / t.file, unit: 'MiB/s' },
+    { name: `[${label}] ratio measure uki / hash once`, value: t.hashOnce / t.file, unit: 'x (goal >= 0.9)' },
+    { name: `[${label}]   ... one thread forced`, value: t.hashOnce / t.oneThread, unit: 'x' },
+    { name: `[${label}]   ... two threads forced`, value: t.hashOnce / t.twoThreads, unit: 'x' },
+    { name: `[${label}] in memory: ratio precomputeUki / sha256 once`, value: t.memHashOnce / t.memPrecompute, unit: 'x' },
+  ];
+  if (haveMeasure) {
+    figures.push(
+      { name: `[${label}] systemd-measure calculate (PCR 11 only)`, value: mib / t.systemdMeasure, unit: 'MiB/s' },
+      { name: `[${label}] ratio measure uki (PCRs 4, 9, 11) / systemd-measure`, value: t.systemdMeasure / t.file, unit: 'x (goal >= 1.0)' },
+      { name: `[${label}]   ... one thread forced`, value: t.systemdMeasure / t.oneThread, unit: 'x' },
+      { name: `[${label}]   ... two threads forced`, value: t.systemdMeasure / t.twoThreads, unit: 'x' },
+      { name: `[${label}] ratio CLI process \`sextant measure uki\` / systemd-measure`, value: t.systemdMeasure / t.cli, unit: 'x' },
+    );
+  } else {
+    figures.push({ name: 'systemd-measure calculate: not installed', value: 0, unit: '' });
+  }
+  return figures;
+}
 
 async function main(): Promise<void> {
   const kernel = (await readdir('/boot')).filter((f) => f.startsWith('vmlinuz-')).sort().pop();
-  if (!kernel || !existsSync(STUB)) throw new Error('needs /boot/vmlinuz-* and systemd-boot-efi (scripts/system-packages.txt)');
+  if (!kernel || !existsSync(HOST_STUB)) throw new Error('needs /boot/vmlinuz-* and systemd-boot-efi (scripts/system-packages.txt)');
   const work = await mkdtemp(path.join(tmpdir(), 'sextant-bench-uki-'));
   try {
     const f = (n: string): string => path.join(work, n);
     await writeFile(f('initrd'), randomBytes(INITRD_MIB << 20)); // incompressible padding, as a big initrd
     await writeFile(f('cmdline'), 'console=ttyS0 quiet');
     await writeFile(f('osrel'), 'ID=debian\nVERSION_ID=12\n');
-    const uki = f('uki.efi');
     const linux = path.join('/boot', kernel);
-    await buildUki({ stub: STUB, linux: { file: linux }, initrd: { file: f('initrd') }, cmdline: { file: f('cmdline') }, osrel: { file: f('osrel') } }, uki);
-    const size = (await stat(uki)).size;
-    const mib = size / (1 << 20);
-
-    const opts = { minRuns: 7 };
-    const baseline = await timeItAsync(async () => createHash('sha256').update(await readFile(uki)).digest(), opts);
-    const file = await timeItAsync(() => precomputeUkiFile(uki), opts);
-    const inMemoryBytes = await readFile(uki);
-    const memBaseline = await timeItAsync(async () => createHash('sha256').update(inMemoryBytes).digest(), opts);
-    const inMemory = await timeItAsync(async () => precomputeUki(inMemoryBytes), opts);
-
-    const figures: Figure[] = [
-      { name: 'UKI size', value: mib, unit: 'MiB' },
-      { name: 'node:crypto sha256, read + hash once', value: mib / baseline, unit: 'MiB/s' },
-      { name: 'measure uki (file, two threads)', value: mib / file, unit: 'MiB/s' },
-      { name: 'ratio measure uki / hash once', value: baseline / file, unit: 'x (goal >= 0.9)' },
-      { name: 'in memory: sha256 once', value: mib / memBaseline, unit: 'MiB/s' },
-      { name: 'in memory: precomputeUki (one thread)', value: mib / inMemory, unit: 'MiB/s' },
-      { name: 'ratio in memory, one thread', value: memBaseline / inMemory, unit: 'x' },
-    ];
-    if (existsSync(SYSTEMD_MEASURE)) {
-      const args = ['calculate', `--linux=${linux}`, `--initrd=${f('initrd')}`, `--cmdline=${f('cmdline')}`, `--osrel=${f('osrel')}`, '--bank=sha256', '--phase=enter-initrd'];
-      const measure = await timeItAsync(() => execa(SYSTEMD_MEASURE, args), { minRuns: 5 });
-      figures.push(
-        { name: 'systemd-measure calculate (PCR 11 only)', value: mib / measure, unit: 'MiB/s' },
-        { name: 'ratio measure uki (PCRs 4, 9, 11) / systemd-measure', value: measure / file, unit: 'x' },
-      );
-    } else {
-      figures.push({ name: 'systemd-measure calculate: not installed', value: 0, unit: '' });
-    }
+    const figures = await benchOne('stub 252', HOST_STUB, linux, work);
+    const sid = await sidStub();
+    if (sid) figures.push(...(await benchOne('stub 262', sid, linux, work)));
     report('measure-uki', figures);
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -1,14 +1,11 @@
-/** Worker side of runJobsParallel: hashes its share of the jobs out of the shared file buffer. */
+/** Worker side of hashFileJobs: claims jobs from the shared table until none is left. */
 import { parentPort } from 'node:worker_threads';
-import { runJob, type WireRequest } from './digest-jobs.js';
+import { hashClaimedJobs, type ClaimTable } from './stream-lane.js';
 
-parentPort?.once('message', (req: WireRequest) => {
-  const view = new Uint8Array(req.shared);
-  const digests = req.jobs.map((j) =>
-    runJob(req.alg, {
-      checkpoints: j.checkpoints,
-      pieces: j.pieces.map((p) => (p instanceof Uint8Array ? p : view.subarray(p.off, p.off + p.len))),
-    }).map((d) => new Uint8Array(d)),
-  );
-  parentPort?.postMessage(digests);
+parentPort?.once('message', (table: ClaimTable) => {
+  try {
+    parentPort?.postMessage({ digests: [...hashClaimedJobs(table, 2)] });
+  } catch (e) {
+    parentPort?.postMessage({ error: String((e as Error).message ?? e) });
+  }
 });

@@ -164,13 +164,17 @@ test('CLI: measure example builds a UKI from the host packages and predicts its 
   t.not(j.pcrs['11'], '0'.repeat(64));
 });
 
-test('fuzz: mutated UKIs never throw anything but SextantError', async (t) => {
-  // a small UKI (the stub itself stands in for the kernel PE) keeps each run cheap
-  const small = path.join(work, 'small.efi');
+/** A small UKI (the stub itself stands in for the kernel PE) keeps each fuzz run cheap; `hot` are the header offsets worth mutating. */
+async function fuzzUki(name: string): Promise<{ b: Buffer; hot: number[] }> {
+  const small = path.join(work, name);
   await buildUki({ stub: await trixieStub(), linux: { file: HOST_STUB }, initrd: INITRD, cmdline: Buffer.from(CMDLINE), osrel: Buffer.from(OSREL) }, small);
   const b = await readFile(small);
   const pe = parseUki(b).pe;
-  const hot = [0x3c, pe.checkSumOffset - 64, ...pe.sections.map((s) => s.headerOffset)];
+  return { b, hot: [0x3c, pe.checkSumOffset - 64, ...pe.sections.map((s) => s.headerOffset)] };
+}
+
+test('fuzz: mutated UKIs never throw anything but SextantError', async (t) => {
+  const { b, hot } = await fuzzUki('small.efi');
   fc.assert(
     fc.property(
       fc.array(fc.tuple(fc.constantFrom(...hot), fc.nat({ max: 47 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 6 }),
@@ -190,13 +194,38 @@ test('fuzz: mutated UKIs never throw anything but SextantError', async (t) => {
   t.pass();
 });
 
-test('a large UKI hashed on two threads from shared memory gives the same prediction as one thread', async (t) => {
+test('fuzz: for mutated UKIs, the file path (plan from the headers, then one pass) and the in-memory path agree', async (t) => {
+  const { b, hot } = await fuzzUki('small-file.efi');
+  const outcome = async (f: () => unknown): Promise<unknown> => {
+    try {
+      return await f();
+    } catch (e) {
+      if (!isSextantError(e)) throw e;
+      return e.code;
+    }
+  };
+  const mutated = path.join(work, 'mutated.efi');
+  await fc.assert(
+    fc.asyncProperty(fc.array(fc.tuple(fc.constantFrom(...hot), fc.nat({ max: 47 }), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 4 }), async (edits) => {
+      const m = Buffer.from(b);
+      for (const [base, off, v] of edits) if (base + off < m.length) m[base + off] = v;
+      await writeFile(mutated, m);
+      t.deepEqual(await outcome(() => precomputeUkiFile(mutated)), await outcome(() => precomputeUki(m)));
+    }),
+    { numRuns: 150 },
+  );
+});
+
+test('a large UKI read in one pass, on one thread or two, gives the same prediction as in memory', async (t) => {
   const initrd = randomBytes(PARALLEL_THRESHOLD + (3 << 20) + 5); // big enough for the two-lane path, odd length
   // the 257 stub: its initrd stream (PCR 11 .initrd, then + cpio for PCR 9) has two checkpoints
   const big = path.join(work, 'big.efi');
   await buildUki({ stub: await trixieStub(), linux: { file: kernel }, initrd, cmdline: Buffer.from(CMDLINE), osrel: Buffer.from(OSREL) }, big);
   const opts = { phases: ['enter-initrd'] };
-  t.deepEqual(await precomputeUkiFile(big, opts), precomputeUki(await readFile(big), opts));
+  const inMemory = precomputeUki(await readFile(big), opts);
+  t.deepEqual(await precomputeUkiFile(big, { ...opts, threads: 2 }), inMemory);
+  t.deepEqual(await precomputeUkiFile(big, { ...opts, threads: 1 }), inMemory);
+  t.deepEqual(await precomputeUkiFile(big, { ...opts, bank: 'sha384', threads: 2 }), precomputeUki(await readFile(big), { ...opts, bank: 'sha384' }));
 });
 
 test('precomputeUkiFile: a directory or a missing file is FILE_NOT_FOUND', async (t) => {
