@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import type { HashAlg } from '../../lib/bytes.js';
+import { algId } from '../../measurements/eventlog/types.js';
 import { SextantError } from '../../lib/errors.js';
 import {
   compareWithQuote,
@@ -100,7 +100,7 @@ const show: CommandSpec<ShowResult> = {
 --json prints {"format","specId":{...},"banks":["sha1",...],"events":[{"index","offset","pcr","type","typeCode","digests":{"sha256":"<hex>",...},"description","data"}]}.`,
   options: {
     pcr: { type: 'string', valueName: 'LIST', description: 'only events of these PCRs, e.g. 4 or 0-7,9' },
-    bank: { type: 'string', valueName: 'ALG', description: 'digest shown in the text output', default: 'sha256' },
+    bank: { type: 'string', valueName: 'ALG', description: 'digest shown in the text output (default: sha256, or the log\'s first bank when it has no sha256)' },
   },
   positionals: { min: 1, max: 1 },
   async run(ctx) {
@@ -110,7 +110,7 @@ const show: CommandSpec<ShowResult> = {
     return eventLogToJson(log, (e) => wanted === undefined || wanted.has(e.pcr));
   },
   render(r, ctx) {
-    const bank = str(ctx.values, 'bank') ?? 'sha256';
+    const bank = str(ctx.values, 'bank') ?? (r.banks.includes('sha256') ? 'sha256' : r.banks[0]);
     const typeWidth = Math.max(0, ...r.events.map((e) => e.type.length));
     return r.events.map((e: EventJson) => {
       const d = e.digests[bank];
@@ -127,7 +127,7 @@ interface CompareResult {
   events?: EventMatchReport;
 }
 
-const HASH_ALGS: readonly HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
+const BANK_NAMES = ['sha1', 'sha256', 'sha384', 'sha512', 'sm3_256', 'sha3_256', 'sha3_384', 'sha3_512'];
 
 function bad(message: string): never {
   throw new SextantError({ code: 'INVALID_ARGUMENT', message });
@@ -175,7 +175,7 @@ of \`sextant eventlog replay --json\` or a quote ({"banks":{"sha256":{"0":"<hex>
 the replay; expected events are paired with the log's events per PCR, naming the component that differs.`,
   options: {
     expect: { type: 'string', valueName: 'JSON', description: 'expected PCRs and/or events (required)' },
-    bank: { type: 'string', valueName: 'ALG', description: 'bank of "pcrs" and "events"', default: 'sha256' },
+    bank: { type: 'string', valueName: 'ALG', description: 'bank of "pcrs" and "events": sha1, sha256, sha384, sha512, sm3_256, sha3_256, ...', default: 'sha256' },
     pcrs: { type: 'string', valueName: 'LIST', description: 'compare only these PCRs, e.g. 0-9,11 (default: every PCR in --expect)' },
     'userspace-log': USERSPACE_OPTION,
   },
@@ -184,9 +184,8 @@ the replay; expected events are paired with the log's events per PCR, naming the
     const pcrsOpt = str(ctx.values, 'pcrs');
     const only = pcrsOpt === undefined ? undefined : new Set(parsePcrList(pcrsOpt));
     const select = (q: Record<string, string>): number[] => Object.keys(q).map(Number).filter((p) => only === undefined || only.has(p));
-    const bankName = str(ctx.values, 'bank') ?? 'sha256';
-    if (!HASH_ALGS.includes(bankName as HashAlg)) bad(`--bank must be one of ${HASH_ALGS.join(', ')}`);
-    const bank = bankName as HashAlg;
+    const bank = str(ctx.values, 'bank') ?? 'sha256';
+    if (algId(bank) === undefined) bad(`--bank must be a bank name: ${BANK_NAMES.join(', ')}`);
     const expectFile = str(ctx.values, 'expect');
     if (!expectFile) throw new SextantError({ code: 'USAGE', message: '--expect is required' });
     const exp = (await readExpectation(expectFile)) as { pcrs?: unknown; banks?: unknown; events?: unknown } | null;
@@ -202,9 +201,9 @@ the replay; expected events are paired with the log's events per PCR, naming the
     if (exp.banks !== undefined) {
       if (typeof exp.banks !== 'object' || exp.banks === null) bad('"banks" must be an object');
       for (const [b, v] of Object.entries(exp.banks)) {
-        if (!HASH_ALGS.includes(b as HashAlg)) bad(`"banks" has an unknown bank ${b}`);
+        if (algId(b) === undefined) bad(`"banks" has an unknown bank ${b}`);
         const q = hexMap(v, `banks.${b}`);
-        quote.push(compareWithQuote(replayed, q, { bank: b as HashAlg, pcrs: select(q) }));
+        quote.push(compareWithQuote(replayed, q, { bank: b, pcrs: select(q) }));
       }
     }
     const wanted = exp.events === undefined ? undefined : expectedEvents(exp.events).filter((e) => only === undefined || only.has(e.pcr));

@@ -3,8 +3,7 @@
  * (which PCR differs first), and a log's events against expected per-component events (which
  * component differs). No I/O, no printing.
  */
-import { toHex, type HashAlg } from '../../lib/bytes.js';
-import type { PcrBanks } from '../pcr/extend.js';
+import { toHex } from '../../lib/bytes.js';
 import { describeEvent } from './describe.js';
 import type { LogEvent } from './parse.js';
 import { isExtended } from './replay.js';
@@ -23,7 +22,8 @@ export interface PcrComparison {
 }
 
 export interface QuoteComparison {
-  bank: HashAlg;
+  /** A bank name as the replay keys it: sha1, sha256, ..., sm3_256, sha3_256. */
+  bank: string;
   ok: boolean;
   compared: PcrComparison[];
   /** The lowest-numbered PCR that differs. */
@@ -35,9 +35,9 @@ export interface QuoteComparison {
  * the PCRs the log touches; `pcrs` selects others (an untouched PCR replays to its reset value).
  */
 export function compareWithQuote(
-  replay: PcrBanks,
+  replay: Readonly<Record<string, Record<string, string> | undefined>>,
   quoted: Record<string, string>,
-  opts: { bank?: HashAlg; pcrs?: number[] } = {},
+  opts: { bank?: string; pcrs?: number[] } = {},
 ): QuoteComparison {
   const bank = opts.bank ?? 'sha256';
   const replayed = replay[bank] ?? {};
@@ -88,7 +88,7 @@ export interface EventMatch {
 }
 
 export interface EventMatchReport {
-  bank: HashAlg;
+  bank: string;
   ok: boolean;
   /** PCRs compared, ascending. */
   pcrs: number[];
@@ -96,7 +96,7 @@ export interface EventMatchReport {
   results: EventMatch[];
 }
 
-function actualOf(e: LogEvent, bank: HashAlg): ActualEvent {
+function actualOf(e: LogEvent, bank: string): ActualEvent {
   const d = e.digests.find((x) => x.alg === bank);
   return { index: e.index, type: e.typeName, digest: d ? toHex(d.digest) : '', description: describeEvent(e) };
 }
@@ -111,7 +111,7 @@ function actualOf(e: LogEvent, bank: HashAlg): ActualEvent {
 export function matchEvents(
   expected: ExpectedEvent[],
   events: LogEvent[],
-  opts: { bank?: HashAlg; pcrs?: number[] } = {},
+  opts: { bank?: string; pcrs?: number[] } = {},
 ): EventMatchReport {
   const bank = opts.bank ?? 'sha256';
   const pcrs = [...new Set(opts.pcrs ?? expected.map((e) => e.pcr))].sort((a, b) => a - b);

@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { sextant } from '../helpers/cli.js';
-import { buildEventLog, expectedPcrs, sampleBootEvents } from '../helpers/eventlog.js';
+import { bankDigest, buildEventLog, buildTcg12Log, expectedPcrs, sampleBootEvents } from '../helpers/eventlog.js';
 
 const events = sampleBootEvents();
 const logBytes = buildEventLog(events, { banks: ['sha1', 'sha256'] });
@@ -59,4 +59,26 @@ test('a truncated log exits 2 with EVENTLOG_TRUNCATED; a missing file with FILE_
   const m = await sextant(['eventlog', 'show', path.join(dir, 'nope.bin'), '--json']);
   t.is(m.exitCode, 2);
   t.like(JSON.parse(m.stdout), { ok: false, code: 'FILE_NOT_FOUND' });
+});
+
+test('eventlog show of a TCG 1.2 log prints its SHA-1 digests; compare checks an SM3 bank like any other', async (t) => {
+  const tcg12 = path.join(dir, 'tcg12.bin');
+  await writeFile(tcg12, buildTcg12Log(events, { specId: 'Spec ID Event02' }));
+  const show = await sextant(['eventlog', 'show', tcg12]);
+  t.is(show.exitCode, 0, show.stderr);
+  const action = show.stdout.split('\n').find((l) => l.includes('EV_EFI_ACTION'))!;
+  t.true(action.includes(bankDigest('sha1', Buffer.from('Calling EFI Application from Boot Option')).toString('hex').slice(0, 16)), action);
+  t.regex(show.stdout.split('\n')[0], /EV_NO_ACTION .*Spec ID Event02: spec 1\.2/);
+
+  const sm3 = path.join(dir, 'sm3.bin');
+  await writeFile(sm3, buildEventLog(events, { banks: ['sha256', 'sm3_256'] }));
+  const expected = expectedPcrs(events, ['sm3_256']).sm3_256;
+  const expect = path.join(dir, 'expect-sm3.json');
+  await writeFile(expect, JSON.stringify({ banks: { sm3_256: expected } }));
+  const ok = await sextant(['eventlog', 'compare', sm3, '--expect', expect, '--json']);
+  t.is(ok.exitCode, 0, ok.stdout);
+  await writeFile(expect, JSON.stringify({ banks: { sm3_256: { ...expected, '4': '00'.repeat(32) } } }));
+  const bad = await sextant(['eventlog', 'compare', sm3, '--expect', expect, '--json']);
+  t.is(bad.exitCode, 1);
+  t.like(JSON.parse(bad.stdout), { ok: false, quote: [{ bank: 'sm3_256', ok: false, firstMismatch: { pcr: 4 } }] });
 });
