@@ -23,6 +23,9 @@ function isCelTlv(b: Buffer): boolean {
 
 /** The first record parses as a JSON object or array (JSON-SEQ records start with RS, 0x1E). */
 function isJson(b: Buffer): boolean {
+  // Cheap first: a firmware log starts with a zero PCR index, JSON with RS, '{' or '['.
+  const first = b.find((x) => x !== 0x20 && x !== 0x09 && x !== 0x0a && x !== 0x0d && x !== 0x1e);
+  if (first !== 0x7b && first !== 0x5b) return false;
   const text = b.subarray(0, 1 << 20).toString('utf8').replace(/^[\s\x1e]+/, '');
   if (!text.startsWith('{') && !text.startsWith('[')) return false;
   const end = text.search(/[\x1e\n]/);
