@@ -8,7 +8,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { run } from '../lib/exec.js';
 import { quotePcrs } from '../tpm/client/attest.js';
+import { readEkCertificate } from '../tpm/client/ek-cert.js';
 import { Tpm } from '../tpm/client/tpm.js';
+import { makeCredential } from '../tpm/credential/make-credential.js';
 import { startSwtpm } from '../test/helpers/swtpm.js';
 import { SEXTANT_BIN } from '../test/helpers/paths.js';
 import { median, report, timeItAsync } from './harness.js';
@@ -27,12 +29,27 @@ try {
   let engineQuote: number;
   let engineQuoteLoaded: number;
   let enginePcrRead: number;
+  let eventPlain: number;
+  let eventSalted: number;
+  let activation: number;
   try {
     engineQuote = await timeItAsync(() => quotePcrs(tpm, { qualifyingData: Buffer.from(nonce, 'hex'), pcrs: { sha256: pcrs0to15 } }), RUNS);
     engineQuoteLoaded = await tpm.withAk((ak) =>
       timeItAsync(() => tpm.quote(ak.handle, { qualifyingData: Buffer.from(nonce, 'hex'), pcrs: { sha256: pcrs0to15 } }), RUNS),
     );
     enginePcrRead = await timeItAsync(() => tpm.pcrRead({ sha256: pcrs0to15 }), RUNS);
+    // What the protected sessions cost: PCR_Event with a password vs in a session salted to
+    // the EK (the EK created and flushed each time, as the cluster lock does).
+    const ekCert = (await readEkCertificate(tpm, 'rsa')).der;
+    eventPlain = await timeItAsync(() => tpm.pcrEvent(16, Buffer.from('bench')), RUNS);
+    eventSalted = await timeItAsync(() => tpm.pcrEventProtected(16, Buffer.from('bench'), { kind: 'rsa', certificate: ekCert }), RUNS);
+    activation = await timeItAsync(
+      () =>
+        tpm.withEkAndAk('rsa', (ek, ak) =>
+          tpm.activateCredential({ activate: ak, ek, ekCertificate: ekCert, ...makeCredential({ ekPublic: ek.public, akName: ak.name, secret: Buffer.alloc(32, 7) }) }),
+        ),
+      RUNS,
+    );
   } finally {
     await tpm.close();
   }
@@ -63,6 +80,10 @@ try {
     { name: 'PCR read 0-15, engine', value: enginePcrRead * 1000, unit: 'ms' },
     { name: 'PCR read 0-15, tpm2_pcrread process', value: toolPcrRead * 1000, unit: 'ms' },
     { name: 'ratio tpm2_pcrread process / engine', value: toolPcrRead / enginePcrRead, unit: 'x' },
+    { name: 'PCR_Event, password', value: eventPlain * 1000, unit: 'ms' },
+    { name: 'PCR_Event, session salted to the RSA EK (EK create/flush incl.)', value: eventSalted * 1000, unit: 'ms' },
+    { name: 'ratio salted / password PCR_Event', value: eventSalted / eventPlain, unit: 'x' },
+    { name: 'ActivateCredential, salted + encrypted (EK+AK create/flush incl.)', value: activation * 1000, unit: 'ms' },
   ]);
 } finally {
   await rm(dir, { recursive: true, force: true });

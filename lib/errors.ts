@@ -49,6 +49,8 @@ export const FAILURE_ERROR_CODES = [
   'TPM_TSS',
   'TPM_UNAVAILABLE',
   'TPM_NO_EK_CERT',
+  // a response whose HMAC does not verify: changed between the TPM and us (or a TPM fault)
+  'TPM_RESPONSE_HMAC_INVALID',
   'CREDENTIAL_ACTIVATION_FAILED',
   // attestation verification, in verification order
   'EK_CERT_UNTRUSTED',

@@ -17,6 +17,7 @@ const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
  */
 export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
   private ekType?: EkType;
+  private ekCert?: Uint8Array;
 
   private constructor(private readonly tpm: Tpm) {}
 
@@ -30,6 +31,7 @@ export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
       try {
         const c = await readEkCertificate(this.tpm, type);
         this.ekType = type;
+        this.ekCert = c.der;
         return c.der;
       } catch (e) {
         last = e;
@@ -44,8 +46,9 @@ export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
 
   async activateCredential(credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Uint8Array> {
     if (!this.ekType) await this.ekCertificate();
+    // The session that carries the credential back is salted to the certificate's key.
     return this.tpm.withEkAndAk(this.ekType!, (ek, ak) =>
-      this.tpm.activateCredential({ activate: ak.handle, ek: ek.handle, credentialBlob, encryptedSecret }),
+      this.tpm.activateCredential({ activate: ak, ek, ekCertificate: this.ekCert, credentialBlob, encryptedSecret }),
     );
   }
 
@@ -61,8 +64,10 @@ export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
     return Buffer.from(v, 'hex');
   }
 
+  /** The event data (the cluster ID) crosses the TPM bus encrypted, in a session salted to the EK. */
   async pcrEvent(index: number, data: Uint8Array): Promise<void> {
-    await this.tpm.pcrEvent(index, data);
+    if (!this.ekType) await this.ekCertificate();
+    await this.tpm.pcrEventProtected(index, data, { kind: this.ekType!, certificate: this.ekCert });
   }
 
   async dispose(): Promise<void> {

@@ -59,7 +59,7 @@ function coversValues(attestBytes: Uint8Array, signatureBytes: Uint8Array, pcrs:
 export function activateAkCredential(
   tpm: Tpm,
   ekKind: EkKind,
-  credential: { credentialBlob: Uint8Array; encryptedSecret: Uint8Array },
+  credential: { credentialBlob: Uint8Array; encryptedSecret: Uint8Array; ekCertificate?: Uint8Array },
 ): Promise<Uint8Array> {
-  return tpm.withEkAndAk(ekKind, (ek, ak) => tpm.activateCredential({ activate: ak.handle, ek: ek.handle, ...credential }));
+  return tpm.withEkAndAk(ekKind, (ek, ak) => tpm.activateCredential({ activate: ak, ek, ...credential }));
 }

@@ -13,35 +13,38 @@ import type { TpmsCapabilityData } from '../structures.js';
 
 export type CapabilityKind = (typeof TPM_CAP)[keyof typeof TPM_CAP];
 
+/** Up to `count` entries from `first` on (pages are fetched until the TPM has no more or `count` came). */
 export async function getCapability(t: TpmTransport, capability: CapabilityKind, first: number, count = 256): Promise<TpmsCapabilityData[]> {
   const pages: TpmsCapabilityData[] = [];
   let property = first;
+  let got = 0;
   for (let page = 0; page < 64; page++) {
-    const out = await execute(t, getCapabilityCommand, { capability, property, propertyCount: count });
+    const out = await execute(t, getCapabilityCommand, { capability, property, propertyCount: count - got });
     pages.push(out.capabilityData);
-    const next = nextProperty(out.capabilityData);
-    if (!out.moreData || next === undefined) return pages;
-    property = next;
+    const keys = keysOf(out.capabilityData);
+    got += keys.length;
+    // PCRS comes in one page: TPMS_PCR_SELECTION entries are not numbered.
+    if (!out.moreData || keys.length === 0 || out.capabilityData.capability === TPM_CAP.PCRS || got >= count) return pages;
+    property = keys[keys.length - 1] + 1;
   }
   throw new SextantError({ code: 'TPM_RC', message: `TPM2_GetCapability(${capability}) kept reporting more data` });
 }
 
-/** Where the next page starts: one past the last handle / property / command returned. */
-function nextProperty(d: TpmsCapabilityData): number | undefined {
-  const last = (xs: number[]): number | undefined => (xs.length ? xs[xs.length - 1] + 1 : undefined);
+/** The keys of a page's entries, in TPM order (the next page starts after the last one). */
+function keysOf(d: TpmsCapabilityData): number[] {
   switch (d.capability) {
     case TPM_CAP.HANDLES:
-      return last(d.handles);
+      return d.handles;
     case TPM_CAP.TPM_PROPERTIES:
-      return last(d.tpmProperties.map((p) => p.property));
+      return d.tpmProperties.map((p) => p.property);
     case TPM_CAP.COMMANDS:
-      return last(d.commands.map((c) => c & 0xffff));
+      return d.commands.map((c) => c & 0xffff);
     case TPM_CAP.ALGS:
-      return last(d.algorithms.map((a) => a.alg));
+      return d.algorithms.map((a) => a.alg);
     case TPM_CAP.ECC_CURVES:
-      return last(d.eccCurves);
+      return d.eccCurves;
     case TPM_CAP.PCRS:
-      return undefined;
+      return d.assignedPCR.map((s) => s.hash);
   }
 }
 

@@ -23,6 +23,7 @@ import { flushLeftovers, getCapability, sessionHandles, transientHandles } from 
 import { createPrimary, flushContext, readPublic, type Hierarchy, type LoadedKey } from './keys.js';
 import { nvRead, nvReadPublic, type NvPublic } from './nv.js';
 import { pcrEvent, pcrExtend, pcrRead, type DigestsByBank } from './pcrs.js';
+import { saltKeyFor, withSaltedSession } from './session.js';
 import { ObjectSlots } from './slots.js';
 
 export type { LoadedKey, Hierarchy, DigestsByBank, NvPublic, ActivateCredentialInput };
@@ -55,6 +56,8 @@ interface Shared {
   transport: TctiTransport;
   users: number;
   slots: ObjectSlots;
+  /** The `contexts` entry this connection came from. */
+  entry?: Promise<Shared>;
   nvBufferMax?: number;
 }
 
@@ -66,8 +69,28 @@ export interface PrimarySpec {
   template: TpmtPublic;
 }
 
-/** Contexts by TCTI string: one per TPM per process. */
-const contexts = new Map<string, Shared>();
+/** Connections by TCTI string: one per TPM per process (a promise while it opens). */
+const contexts = new Map<string, Promise<Shared>>();
+
+/** Connects and cleans up after dead processes; `users` is 0 until `open` counts itself. */
+async function connect(tcti: string, opts: OpenOptions): Promise<Shared> {
+  const transport = await TctiTransport.open(tcti);
+  const shared: Shared = { transport, users: 0, slots: new ObjectSlots(MIN_TRANSIENT_OBJECTS) };
+  const run = <T>(job: (t: TpmTransport) => Promise<T>) => transport.queue.run(() => job(transport));
+  try {
+    if (opts.flushLeftovers !== false) {
+      const flushed = await run((t) => flushLeftovers(t));
+      if (flushed.length) opts.log?.(`tpm: flushed ${flushed.length} transient object(s) left by an earlier process`);
+    }
+    const pages = await run((t) => getCapability(t, TPM_CAP.TPM_PROPERTIES, TPM_PT.HR_TRANSIENT_MIN, 1));
+    const slots = pages.flatMap((p) => (p.capability === TPM_CAP.TPM_PROPERTIES ? p.tpmProperties : [])).find((p) => p.property === TPM_PT.HR_TRANSIENT_MIN)?.value;
+    if (slots && slots > MIN_TRANSIENT_OBJECTS) shared.slots = new ObjectSlots(slots);
+  } catch (e) {
+    await run(async () => transport.close());
+    throw e;
+  }
+  return shared;
+}
 
 export class Tpm {
   private released = false;
@@ -77,26 +100,20 @@ export class Tpm {
   /** Opens (or joins) this process's context for the TCTI. Every `open` needs one `close`. */
   static async open(opts: OpenOptions = {}): Promise<Tpm> {
     const tcti = resolveTcti(opts.tcti);
-    let shared = contexts.get(tcti);
-    if (shared) {
+    for (;;) {
+      let pending = contexts.get(tcti);
+      if (!pending) {
+        pending = connect(tcti, opts);
+        contexts.set(tcti, pending);
+        pending.catch(() => contexts.get(tcti) === pending && contexts.delete(tcti));
+      }
+      const shared = await pending;
+      // The last user may have closed it while this caller waited: connect again.
+      if (shared.transport.closed) continue;
+      shared.entry = pending;
       shared.users++;
       return new Tpm(shared);
     }
-    shared = { transport: TctiTransport.open(tcti), users: 1, slots: new ObjectSlots(MIN_TRANSIENT_OBJECTS) };
-    contexts.set(tcti, shared);
-    const tpm = new Tpm(shared);
-    try {
-      if (opts.flushLeftovers !== false) {
-        const flushed = await tpm.run((e) => flushLeftovers(e));
-        if (flushed.length) opts.log?.(`tpm: flushed ${flushed.length} transient object(s) left by an earlier process`);
-      }
-      const slots = (await tpm.properties(TPM_PT.HR_TRANSIENT_MIN, 1)).get(TPM_PT.HR_TRANSIENT_MIN);
-      if (slots && slots > MIN_TRANSIENT_OBJECTS) shared.slots = new ObjectSlots(slots);
-    } catch (e) {
-      await tpm.close();
-      throw e;
-    }
-    return tpm;
   }
 
   get tcti(): string {
@@ -109,7 +126,7 @@ export class Tpm {
     this.released = true;
     const shared = this.shared;
     if (--shared.users > 0) return;
-    contexts.delete(shared.transport.tcti);
+    if (contexts.get(shared.transport.tcti) === shared.entry) contexts.delete(shared.transport.tcti);
     await shared.transport.queue.run(async () => shared.transport.close());
   }
 
@@ -192,6 +209,16 @@ export class Tpm {
   /** TPM2_PCR_Event: the TPM hashes `data` per bank and extends; returns the digests. */
   pcrEvent(pcr: number, data: Uint8Array): Promise<DigestsByBank> {
     return this.run((e) => pcrEvent(e, pcr, data));
+  }
+
+  /**
+   * PCR_Event with `data` encrypted on the bus: authorized by an HMAC session salted to the
+   * EK (to its certificate's key when given), decrypt attribute, response HMAC checked.
+   */
+  pcrEventProtected(pcr: number, data: Uint8Array, ek: { kind: EkKind; certificate?: Uint8Array }): Promise<DigestsByBank> {
+    return this.withEk(ek.kind, (key) =>
+      this.run((t) => withSaltedSession(t, saltKeyFor(key, ek.certificate), (session) => pcrEvent(t, pcr, data, { session, use: { decrypt: true } }))),
+    );
   }
 
   // ---- keys ---------------------------------------------------------------------------

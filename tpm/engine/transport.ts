@@ -30,10 +30,15 @@ export class TctiTransport implements TpmTransport {
     this.fns = tctiFunctions(ctx);
   }
 
-  /** Tss2_TctiLdr_Initialize: loads libtss2-tcti-NAME.so.0 and connects. */
-  static open(tcti: string): TctiTransport {
+  /**
+   * Tss2_TctiLdr_Initialize: loads libtss2-tcti-NAME.so.0 and connects, on a worker thread
+   * (a TCTI may talk to its TPM while it initializes; the event loop keeps running).
+   */
+  static async open(tcti: string): Promise<TctiTransport> {
     const out: [NativePointer | null] = [null];
-    const rc = tctiLoader().initialize(tcti, out) as number;
+    const rc = await new Promise<number>((resolve, reject) =>
+      tctiLoader().initialize.async(tcti, out, (err: unknown, code: number) => (err ? reject(err) : resolve(code))),
+    );
     if (rc !== 0 || out[0] === null) {
       throw new SextantError({ code: 'TPM_UNAVAILABLE', message: `cannot open TCTI "${tcti}"`, cause: tssError('Tss2_TctiLdr_Initialize', rc) });
     }
