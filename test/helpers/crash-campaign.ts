@@ -1,7 +1,9 @@
 /**
  * kill -9 of the real `sextant keyservice` process at random moments under a bounded stream
  * of real attestations (a live swtpm through the koffi -> ESYS engine: fresh nonce, credential
- * activation and quote every time, with a matching event log), then:
+ * activation and quote every time, with a matching event log). A kill comes at a uniformly
+ * random moment, during the start (20%), or aimed at 0-25 ms after an agent sent its 1st-4th round 2
+ * (while the release record is written). Then:
  *
  * - every restart must come up (a crash never leaves an unstartable audit log);
  * - `sextant keyservice audit verify` passes after every kill;
@@ -12,7 +14,8 @@
  * scripts/keyservice-crash-campaign.mjs (>= 50).
  */
 import { execa, type ResultPromise } from 'execa';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { appendFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -22,7 +25,7 @@ import { replaySha256 } from '../../keyservice/service.js';
 import { hash, toHex } from '../../lib/bytes.js';
 import { run } from '../../lib/exec.js';
 import { attestSteps } from './attest-steps.js';
-import { buildEventLog, EV_EVENT_TAG, EV_SEPARATOR, type SynthEvent } from './eventlog.js';
+import { buildEventLog, EV_EVENT_TAG, EV_NO_ACTION, EV_SEPARATOR, type SynthEvent } from './eventlog.js';
 import { measurementsKeys, writeSignedMeasurements } from './keyservice-fixture.js';
 import type { KeyServiceStarted } from './keyservice-process.js';
 import { SEXTANT_BIN } from './paths.js';
@@ -42,6 +45,8 @@ export interface CampaignResult {
   kills: number;
   /** Kills that hit the process before it printed its start line. */
   killsDuringStartup: number;
+  /** Kills aimed at 0-25 ms after an agent sent its 1st-4th round 2 since the start. */
+  killsInRoundTwo: number;
   restarts: number;
   restartsOk: number;
   verifyRuns: number;
@@ -50,7 +55,10 @@ export interface CampaignResult {
   releasesMissing: number;
   keysChanged: number;
   records: number;
+  /** Torn tails found and cut on a start (tail-cut records). */
   tailCuts: number;
+  /** Partial lines appended after a kill, as a kill inside write() leaves them. */
+  tornInjected: number;
   evidenceBlobs: number;
   failures: string[];
   seconds: number;
@@ -88,7 +96,10 @@ function spawn(args: string[]): Child {
       const nl = buf.indexOf('\n');
       if (nl >= 0) {
         try {
-          resolve(JSON.parse(buf.slice(0, nl)) as KeyServiceStarted);
+          const first = JSON.parse(buf.slice(0, nl)) as KeyServiceStarted;
+          // A refusal to start is printed as {"ok":false,"code",...} on the same line.
+          if (first.ok) resolve(first);
+          else reject(new Error(`keyservice refused to start: ${buf.slice(0, nl)}`));
         } catch (e) {
           reject(e as Error);
         }
@@ -107,7 +118,7 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
   const say = o.log ?? (() => undefined);
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-crash-'));
   const sw = await startSwtpm();
-  const res: CampaignResult = { seed, kills: 0, killsDuringStartup: 0, restarts: 0, restartsOk: 0, verifyRuns: 0, verifyOk: 0, releasesSeen: 0, releasesMissing: 0, keysChanged: 0, records: 0, tailCuts: 0, evidenceBlobs: 0, failures: [], seconds: 0 };
+  const res: CampaignResult = { seed, kills: 0, killsDuringStartup: 0, killsInRoundTwo: 0, restarts: 0, restartsOk: 0, verifyRuns: 0, verifyOk: 0, releasesSeen: 0, releasesMissing: 0, keysChanged: 0, records: 0, tailCuts: 0, tornInjected: 0, evidenceBlobs: 0, failures: [], seconds: 0 };
   let tpm: EngineAttestationTpm | undefined;
   let current: Child | undefined;
   try {
@@ -125,6 +136,19 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
     tpm = await EngineAttestationTpm.open(sw.tcti);
     const disks = Array.from({ length: o.disks ?? 4 }, (_, i) => `c0a5e000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`);
     const keyOf = new Map<string, string>();
+    let tornPending = false;
+    const roundTwo = (() => {
+      let waiters: (() => void)[] = [];
+      return {
+        notify: () => {
+          const w = waiters;
+          waiters = [];
+          // After the request has gone out (mutate runs just before the POST).
+          setImmediate(() => w.forEach((f) => f()));
+        },
+        next: () => new Promise<void>((r) => waiters.push(r)),
+      };
+    })();
     const seen: { sessionId: string; diskUuid: string }[] = [];
 
     const verify = async (when: string): Promise<void> => {
@@ -153,9 +177,12 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
           try {
             const r = await attestSteps({ ...ep, timeoutMs: 10_000 }, tpm!, {
               diskUuid,
-              eventLog,
+              // Mostly the same log (stored once), sometimes one with a fresh 16 KiB EV_NO_ACTION
+              // event (not extended): a new evidence record, a longer write to be cut by a kill.
+              eventLog: rnd() < 0.3 ? buildEventLog([...EVENTS, { pcr: 0, type: EV_NO_ACTION, data: randomBytes(16_384) }]) : eventLog,
               mutate: (req) => {
                 sessionId = req.sessionId;
+                roundTwo.notify();
                 return req;
               },
             });
@@ -184,6 +211,7 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
           break;
         }
         if (first === 'timer') res.killsDuringStartup++;
+        else tornPending = false;
         current.child.kill('SIGKILL');
         await current.child;
       } else {
@@ -192,13 +220,23 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
         try {
           started = await current.started;
           if (k > 0) res.restartsOk++;
+          tornPending = false; // the start cut it
         } catch (e) {
           res.failures.push(`restart ${k} did not come up: ${(e as Error).message}`);
           break;
         }
         const stop = { now: false };
         const running = agents({ url: started.listening, fingerprint: started.fingerprint }, stop);
-        await sleep(last ? 1500 : 200 + rnd() * 2300);
+        if (last) await sleep(1500);
+        else if (rnd() < 0.5) await sleep(200 + rnd() * 2300);
+        else {
+          // Aimed: a few milliseconds after an agent sent its 1st-4th round 2, while the
+          // service verifies, writes and fsyncs the release record (or has just answered).
+          res.killsInRoundTwo++;
+          const nth = 1 + Math.floor(rnd() * 4);
+          await Promise.race([(async () => { for (let i = 0; i < nth; i++) await roundTwo.next(); })(), sleep(10_000)]);
+          await sleep(rnd() * 25);
+        }
         current.child.kill(last ? 'SIGTERM' : 'SIGKILL');
         if (last) stop.now = true;
         await current.child;
@@ -208,6 +246,13 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
       if (!last) res.kills++;
       await verify(last ? 'the final stop' : `kill ${k + 1}`);
       await checkReleases(last ? 'the final stop' : `kill ${k + 1}`);
+      if (!last && !tornPending && rnd() < 0.15) {
+        // A kill in the middle of a write() leaves a partial line; landing there by chance is
+        // rare, so some kills are followed by one (the next start must cut and audit it).
+        await appendFile(auditLog, '{"seq":' + randomBytes(1 + Math.floor(rnd() * 300)).toString('base64'));
+        res.tornInjected++;
+        tornPending = true;
+      }
       say(`kill ${k + 1}/${o.kills}: releases seen so far ${res.releasesSeen}, missing ${res.releasesMissing}`);
     }
     current = undefined;
