@@ -22,12 +22,14 @@ import { verifyEkCert } from './verify/ek-cert.js';
 import { checkEventLog, type EventLogReplayer } from './verify/event-log.js';
 import { checkPcrDigest } from './verify/pcr-digest.js';
 import type { AkIdentity, TpmChecks } from './verify/tpm-checks.js';
+import { runVariantStages } from './variant/snp-stage.js';
+import type { SnpVariantSetup } from './variant/variants.js';
 
 /**
  * The verifier, as a chain of named stages over two rounds:
  *
  *   round 1  parseEvidence -> verifyEkCert -> makeCredential (challenge out)
- *   round 2  credentialProof -> verifyQuote -> checkNonce -> checkPcrDigest -> replayEventLog
+ *   round 2  credentialProof -> [SNP variants: verifySnpEvidence -> bindAk] -> verifyQuote -> checkNonce -> checkPcrDigest -> replayEventLog
  *            -> applyPolicy -> checkNodeName -> checkDiskBinding -> release (sealed secrets out, with a confirm session)
  *
  * then, after the node locked PCR 15, the confirm round (keyservice/lock-confirm.ts).
@@ -58,6 +60,8 @@ export interface AttestorOptions {
   nodeInventory?: NodeInventory;
   /** Disk UUID -> the EK it was first released to (binding/); without one, any attested TPM gets any UUID's key. */
   diskBindings?: DiskBindingStore;
+  /** An SNP attestation variant (keyservice/variant/): the CPU's report must bind the AK too. Absent: qemu-vtpm. */
+  snp?: SnpVariantSetup;
   sessionTtlMs?: number;
   /** How long a release can be confirmed after the lock (default 15 min: disk setup and kubeadm join come first). */
   confirmTtlMs?: number;
@@ -69,6 +73,8 @@ export interface AttestorOptions {
 interface Session {
   ekCert: X509Certificate;
   ak: AkIdentity;
+  /** The AK's TPMT_PUBLIC as round 1 sent it (what an SNP report binds). */
+  akPublic: Buffer;
   credential: Buffer;
   expiresAt: number;
   client: string;
@@ -99,9 +105,10 @@ export class KeyServiceAttestor implements Attestor {
     try {
       const ekDer = Buffer.from(req.ekCert, 'base64');
       facts.ekCertSha256 = toHex(hash('sha256', ekDer));
+      const akPublic = Buffer.from(req.akPublic, 'base64');
       const ak = stage('parseEvidence', () => {
         try {
-          return this.o.tpm.parseAk(Buffer.from(req.akPublic, 'base64'));
+          return this.o.tpm.parseAk(akPublic);
         } catch (e) {
           return asInputError('PROTOCOL_INVALID', 'AK public area')(e);
         }
@@ -113,7 +120,7 @@ export class KeyServiceAttestor implements Attestor {
       this.sweepSessions();
       const sessionId = randomBytes(16).toString('hex');
       const ttl = this.o.sessionTtlMs ?? 60_000;
-      this.sessions.set(sessionId, { ekCert, ak, credential, expiresAt: this.now().getTime() + ttl, client });
+      this.sessions.set(sessionId, { ekCert, ak, akPublic, credential, expiresAt: this.now().getTime() + ttl, client });
       await this.o.audit.append({ decision: 'challenge', ...facts, sessionId });
       return {
         v: 1,
@@ -145,6 +152,7 @@ export class KeyServiceAttestor implements Attestor {
           throw new SextantError({ code: 'AK_NOT_BOUND', message: 'credential activation failed: the AK is not in the TPM that holds the EK' });
         }
       });
+      runVariantStages(this.o.snp, req.snp, session.akPublic, this.now(), facts);
       // A TPM with a trusted EK holds the AK: its claims (schema-bounded) are worth recording.
       Object.assign(facts, { diskUuid: req.diskUuid, role: req.role, nodeName: req.nodeName, inventory: req.inventory });
       const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');

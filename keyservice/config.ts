@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError } from '../lib/errors.js';
+import { checkSnpConfig, parseVariant, type SnpVariantConfig, type Variant } from './variant/variants.js';
 
 /**
  * Key service configuration: a JSON file (`--config`) with the same keys as the flags; flags
@@ -30,10 +31,12 @@ export interface KeyServiceConfig {
   rateLimit: { burst: number; perSecond: number };
   join?: { apiServerEndpoint: string; caCert: string; caKey: string; tokenTtlSeconds: number; certDays: number; tokenCommand?: string };
   /**
+   * `variant` (`--attestation-variant`, default qemu-vtpm): how a node's AK is trusted
+   * (keyservice/variant/, docs/attestation-variants.md); `snp` the policy of an SNP variant.
    * Mutual attestation (off by default): the service quotes its own TPM for agents that check it.
    * `tcti` is the service's TPM (`--tpm-tcti`), `ekChain` intermediate certificates to send with its EK certificate.
    */
-  attestation?: { tcti: string; ekChain?: string[] };
+  attestation?: { variant?: Variant; snp?: SnpVariantConfig; tcti?: string; ekChain?: string[] };
   /** JSON file {ekCertSha256: nodeName}: bind node names to TPMs (off when absent). */
   nodeInventory?: string;
 }
@@ -76,6 +79,12 @@ export async function readConfigFile(file: string): Promise<Partial<KeyServiceCo
   if (c.attestation !== undefined && typeof c.attestation === 'object' && c.attestation !== null) {
     const a = c.attestation as Record<string, unknown>;
     if (a.ekChain !== undefined) a.ekChain = (Array.isArray(a.ekChain) ? a.ekChain : [a.ekChain]).map((p) => abs(p, 'attestation.ekChain'));
+    const snp = a.snp as Record<string, unknown> | undefined;
+    if (snp && typeof snp === 'object') {
+      if (snp.crl !== undefined) snp.crl = abs(snp.crl, 'attestation.snp.crl');
+      const root = snp.testOnlyRoot as Record<string, unknown> | undefined;
+      if (root && typeof root === 'object') root.cert = abs(root.cert, 'attestation.snp.testOnlyRoot.cert');
+    }
   }
   const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join', 'attestation']);
   const unknown = Object.keys(c).filter((k) => !known.has(k));
@@ -104,8 +113,15 @@ export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Pa
     j.tokenTtlSeconds ??= 3600;
     j.certDays ??= 365;
   }
-  if (c.attestation !== undefined && (typeof c.attestation !== 'object' || typeof c.attestation.tcti !== 'string' || !c.attestation.tcti)) {
-    invalid('attestation must be {tcti: "<TCTI of the service\'s TPM>", ekChain?: [PEM files]}');
+  if (c.attestation !== undefined) {
+    const a = c.attestation;
+    const unknown = typeof a === 'object' && a !== null ? Object.keys(a).filter((k) => !['variant', 'snp', 'tcti', 'ekChain'].includes(k)) : [];
+    if (typeof a !== 'object' || a === null || unknown.length || (a.tcti !== undefined && (typeof a.tcti !== 'string' || !a.tcti))) {
+      invalid('attestation must be {variant?: qemu-vtpm|azure-sev-snp|aws-sev-snp|gcp-sev-snp, snp?: {...}, tcti?: "<TCTI of the service\'s TPM>", ekChain?: [PEM files]}');
+    }
+    a.variant = parseVariant(a.variant);
+    if (a.snp !== undefined && a.variant === 'qemu-vtpm') invalid('attestation.snp is the policy of an SNP variant: set attestation.variant');
+    a.snp = checkSnpConfig(a.snp);
   }
   return c as KeyServiceConfig;
 }

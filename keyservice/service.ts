@@ -19,6 +19,7 @@ import { loadCaCertificates } from './verify/ek-cert.js';
 import type { EventLogReplayer } from './verify/event-log.js';
 import { codecTpmChecks } from './verify/tpm-codec-checks.js';
 import type { TpmChecks } from './verify/tpm-checks.js';
+import { isSnpVariant, loadSnpSetup, type Variant } from './variant/variants.js';
 
 /** Everything `sextant keyservice` starts, wired together; `close()` stops it. */
 export interface RunningKeyService {
@@ -28,6 +29,9 @@ export interface RunningKeyService {
   clusterId: string;
   created: string[];
   auditLog: string;
+  /** The attestation variant (keyservice/variant/), and the SHA-256 of a test-only AMD root if one is trusted. */
+  variant: Variant;
+  testOnlyRoot?: string;
   references: ReferenceStore;
   /** The request handler without the HTTP layer (KeyServiceServer.answer): fuzzing calls it directly. */
   answer(route: string, body: Buffer | string, client: string): Promise<Answer>;
@@ -103,7 +107,10 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: { certPem: await readText(cfg.join.caCert, 'cluster CA'), keyFile: cfg.join.caKey } }
     : undefined;
   const nonces = new NonceStore({ ttlMs: cfg.nonceTtlSeconds * 1000, clock });
+  const variant = cfg.attestation?.variant ?? 'qemu-vtpm';
+  const snp = isSnpVariant(variant) ? await loadSnpSetup(variant, cfg.attestation?.snp ?? {}) : undefined;
   const attestor = new KeyServiceAttestor({
+    snp,
     ekCas,
     tpm: o.tpm ?? codecTpmChecks,
     nonces,
@@ -121,7 +128,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     log: o.log,
   });
   let selfAttestation: ServiceSelfAttestation | undefined;
-  if (cfg.attestation) {
+  if (cfg.attestation?.tcti) {
     if (!o.openServiceTpm) throw new SextantError({ code: 'CONFIG_INVALID', message: 'attestation is configured but no TPM engine was given to open it' });
     const chain = loadCaCertificates(await Promise.all((cfg.attestation.ekChain ?? []).map((f) => readText(f, 'EK chain certificate')))).map((c) => c.raw);
     const tpm = await o.openServiceTpm(cfg.attestation.tcti, o.log);
@@ -146,13 +153,15 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   references.watch([cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)], o.watchIntervalMs);
   // Deferred: on a full disk the service still comes up (refusing with AUDIT_UNAVAILABLE) and
   // this record is written first once space returns.
-  void audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label), selfAttestation: selfAttestation !== undefined }, { deferred: true });
+  void audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label), selfAttestation: selfAttestation !== undefined, variant, testOnlyRoot: snp?.testOnlyRoot }, { deferred: true });
   await audit.settled();
   return {
     url: `https://${host.includes(':') ? `[${host}]` : host}:${addr.port}`,
     port: addr.port,
     fingerprint: state.fingerprint,
     clusterId: attestor.clusterIdHex,
+    variant,
+    ...(snp?.testOnlyRoot && { testOnlyRoot: snp.testOnlyRoot }),
     created: state.created,
     auditLog: auditPath,
     references,

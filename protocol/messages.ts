@@ -84,6 +84,20 @@ export interface CompleteRequest {
   /** PKCS#10 CSR (PEM) for the kubelet client certificate; optional. */
   csr?: string;
   inventory?: Inventory;
+  /** SEV-SNP evidence, for the key service's SNP variants (docs/attestation-variants.md). */
+  snp?: SnpEvidenceMessage;
+}
+
+/** A confidential VM's CPU evidence: what binds the AK on azure-sev-snp, aws-sev-snp, gcp-sev-snp. */
+export interface SnpEvidenceMessage {
+  /** A raw 1184-byte SNP report or Azure's HCL report (vTPM NV 0x01400001), base64. */
+  report: string;
+  /** The VCEK or VLEK certificate, DER, base64. */
+  vcek: string;
+  /** ASK/ASVK and ARK, DER each, base64. */
+  chain?: string[];
+  /** Azure with a raw report: the runtime-data JSON whose SHA-256 report_data holds, base64. */
+  runtimeData?: string;
 }
 
 /** Round 2 answer on success: everything secret is inside `sealed`. */

@@ -64,6 +64,22 @@ const inventory = object(
   ['vendor', 'model', 'serial', 'disks'],
 );
 
+/**
+ * SEV-SNP evidence (round 2 of the SNP variants). Azure's HCL report NV index is 2.6 KiB
+ * (1236 bytes + runtime data of a few hundred); 16 KiB leaves room. AMD's certificates are
+ * ~1.4 KiB (VCEK) and ~1.6 KiB (ASK, ARK).
+ */
+export const MAX_SNP_REPORT_BYTES = 16 * 1024;
+const snpEvidence = object(
+  {
+    report: base64({ min: 1184, max: MAX_SNP_REPORT_BYTES }),
+    vcek: cert,
+    chain: list(cert, 4),
+    runtimeData: base64({ min: 2, max: MAX_SNP_REPORT_BYTES }),
+  },
+  ['chain', 'runtimeData'],
+);
+
 const sealedBox = (maxBytes: number) => object({ epk: base64({ exact: 65 }), iv: base64({ exact: 12 }), ct: base64({ min: 17, max: maxBytes }) });
 
 export const SCHEMAS = {
@@ -82,8 +98,9 @@ export const SCHEMAS = {
       nodeName,
       csr: pem('CERTIFICATE REQUEST', 16384),
       inventory,
+      snp: snpEvidence,
     },
-    ['eventLog', 'csr', 'inventory'],
+    ['eventLog', 'csr', 'inventory', 'snp'],
   ),
   completeResponse: object({ v: V1, ok: literal(true), sealed: sealedBox(256 * 1024), warnings: list(text(1024), 64) }),
   releasedSecrets: object(

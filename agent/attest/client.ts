@@ -14,6 +14,7 @@ import { withRetries, type BackoffOptions } from './backoff.js';
 import { verifyKeyService, type VerifiedKeyService } from './service-check.js';
 import type { ServiceEvidenceVerifier } from '../../protocol/service-verifier.js';
 import type { AttestationTpm } from './tpm.js';
+import type { SnpEvidenceSource } from './snp-evidence.js';
 import { isFinalRefusal, postJson, type PinnedEndpoint } from './transport.js';
 
 /**
@@ -31,6 +32,8 @@ export interface AttestRequest {
   csr?: string;
   eventLog?: Uint8Array;
   inventory?: Inventory;
+  /** An SNP attestation variant: the CPU's evidence, sent with round 2 (agent/attest/snp-evidence.ts). */
+  snp?: SnpEvidenceSource;
   /** Mutual attestation: check the key service's own quote before sending any evidence. */
   verifyService?: ServiceEvidenceVerifier;
   retry?: Partial<BackoffOptions>;
@@ -57,10 +60,11 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
   assertNonceResponse(nonceRes);
   const nonce = Buffer.from(nonceRes.nonce, 'base64');
 
+  const akPublic = await tpm.akPublic();
   const round1: ChallengeRequest = {
     v: 1,
     ekCert: Buffer.from(await tpm.ekCertificate()).toString('base64'),
-    akPublic: Buffer.from(await tpm.akPublic()).toString('base64'),
+    akPublic: Buffer.from(akPublic).toString('base64'),
   };
   const challenge = await postJson(r.endpoint, ROUTES.challenge, round1);
   assertChallengeResponse(challenge);
@@ -68,6 +72,7 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
     await tpm.activateCredential(Buffer.from(challenge.credentialBlob, 'base64'), Buffer.from(challenge.encryptedSecret, 'base64')),
   );
 
+  const snp = r.snp ? await r.snp.collect({ nonce, akPublic }) : undefined;
   const eph = generateEphemeralKey();
   try {
     const quote = await tpm.quote(qualifyingData(nonce, eph.publicKey));
@@ -86,6 +91,7 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
       nodeName: r.nodeName,
       csr: r.csr,
       inventory: r.inventory,
+      snp,
     };
     const answer = await postJson(r.endpoint, ROUTES.complete, round2);
     assertCompleteResponse(answer);

@@ -5,6 +5,7 @@ import { quotePcrs } from '../../tpm/client/attest.js';
 import { readEkCertificate, type EkType } from '../../tpm/client/ek-cert.js';
 import { Tpm } from '../../tpm/client/tpm.js';
 import type { AttestationTpm } from './tpm.js';
+import type { HclNv } from './snp-evidence.js';
 import type { PcrLockTpm } from '../boot/cluster-lock.js';
 
 const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
@@ -68,6 +69,11 @@ export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
   async pcrEvent(index: number, data: Uint8Array): Promise<void> {
     if (!this.ekType) await this.ekCertificate();
     await this.tpm.pcrEventProtected(index, data, { kind: this.ekType!, certificate: this.ekCert });
+  }
+
+  /** The vTPM NV access azure-sev-snp needs (agent/attest/snp-evidence.ts azureHclSource). */
+  hclNv(): HclNv {
+    return { nvWrite: (i, d) => this.tpm.nvWrite(i, d), nvReadAll: (i) => this.tpm.nvReadAll(i) };
   }
 
   async dispose(): Promise<void> {

@@ -67,6 +67,7 @@ certificate, and credential activation for its AK.`,
     'max-request-bytes': { type: 'string', valueName: 'N', description: 'request body limit (default 524288)' },
     'node-inventory': { type: 'string', valueName: 'FILE', description: 'JSON {"<sha256 of EK cert>": "node-name"}: each TPM may only ask for its own node name' },
     'token-command': { type: 'string', valueName: 'CMD', description: 'registers each bootstrap token with the cluster (JSON on stdin, token id as argument); needs a join configuration' },
+    'attestation-variant': { type: 'string', valueName: 'VARIANT', description: 'how node AKs are trusted: qemu-vtpm (default), azure-sev-snp, aws-sev-snp, gcp-sev-snp (docs/attestation-variants.md)' },
     'tpm-tcti': { type: 'string', valueName: 'TCTI', description: "this machine's TPM: quote it for agents that check the key service (mutual attestation; off by default)" },
   },
   async run(ctx) {
@@ -75,6 +76,8 @@ certificate, and credential activation for its AK.`,
     const flags = flagConfig(ctx.values);
     const tcti = str(ctx.values, 'tpm-tcti');
     if (tcti) flags.attestation = { ...fromFile.attestation, tcti };
+    const variant = str(ctx.values, 'attestation-variant');
+    if (variant) flags.attestation = { ...fromFile.attestation, ...flags.attestation, variant: variant as never };
     const tokenCommand = str(ctx.values, 'token-command');
     if (tokenCommand) {
       if (!fromFile.join) fail('USAGE', '--token-command needs a join configuration (join: {...} in --config)');
@@ -86,9 +89,10 @@ certificate, and credential activation for its AK.`,
       // The TPM engine (koffi -> libtss2) is loaded only when the service attests itself.
       openServiceTpm: async (t, log) => (await import('../../agent/attest/engine-tpm.js')).EngineAttestationTpm.open(t, log),
     });
-    const started = { ok: true, listening: svc.url, fingerprint: svc.fingerprint, clusterId: svc.clusterId, created: svc.created };
+    const started = { ok: true, listening: svc.url, fingerprint: svc.fingerprint, clusterId: svc.clusterId, created: svc.created, variant: svc.variant, ...(svc.testOnlyRoot && { testOnlyRoot: svc.testOnlyRoot }) };
     process.stdout.write(ctx.json ? JSON.stringify(started) + '\n' : svc.fingerprint + '\n');
-    ctx.log(`key service listening on ${svc.url} (cluster ${svc.clusterId}); audit log ${svc.auditLog}`);
+    ctx.log(`key service listening on ${svc.url} (cluster ${svc.clusterId}, variant ${svc.variant}); audit log ${svc.auditLog}`);
+    if (svc.testOnlyRoot) ctx.log(`WARNING: a TEST-ONLY AMD root is trusted (sha256 ${svc.testOnlyRoot}): never in production`);
     await new Promise<void>((resolve) => (ctx.signal.aborted ? resolve() : ctx.signal.addEventListener('abort', () => resolve(), { once: true })));
     await svc.close();
     ctx.log('key service stopped');

@@ -9,6 +9,7 @@ import { SextantError } from '../../lib/errors.js';
 import { execute, type TpmTransport } from '../commands/command.js';
 import { nvRead as nvReadCommand } from '../commands/nv-read.js';
 import { nvReadPublic as nvReadPublicCommand } from '../commands/nv-read-public.js';
+import { nvWrite as nvWriteCommand } from '../commands/nv-write.js';
 import { nvIndexName } from '../name.js';
 import type { TpmsNvPublic } from '../structures.js';
 
@@ -35,4 +36,11 @@ export async function nvRead(t: TpmTransport, nvIndex: number, size: number, max
     offset += n;
   }
   return result;
+}
+
+/** Writes `data` from offset 0 in chunks of at most `maxChunk` bytes, authorized by `authHandle` (owner or the index) with an empty password. */
+export async function nvWrite(t: TpmTransport, authHandle: number, nvIndex: number, data: Uint8Array, maxChunk: number): Promise<void> {
+  for (let offset = 0; offset < data.length; offset += maxChunk) {
+    await execute(t, nvWriteCommand, { authHandle, nvIndex, data: data.subarray(offset, offset + maxChunk), offset });
+  }
 }

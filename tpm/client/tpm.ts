@@ -12,7 +12,7 @@ import { marshal } from '../codec.js';
 import { execute, type TpmTransport } from '../commands/command.js';
 import { getRandom as getRandomCommand } from '../commands/get-random.js';
 import { quote as quoteCommand } from '../commands/quote.js';
-import { TPM_ALG, TPM_CAP, TPM_PT, hashAlgName } from '../constants.js';
+import { TPM_ALG, TPM_CAP, TPM_PT, TPM_RH, hashAlgName } from '../constants.js';
 import { akTemplate, ekTemplateEccP256, ekTemplateRsa2048 } from '../ek/templates.js';
 import { resolveTcti } from '../engine/tcti.js';
 import { TctiTransport } from '../engine/transport.js';
@@ -21,7 +21,7 @@ import { TPMT_SIGNATURE, type TpmtPublic, type TpmtSigScheme } from '../structur
 import { activateCredential, type ActivateCredentialInput } from './activate.js';
 import { flushLeftovers, getCapability, sessionHandles, transientHandles } from './capability.js';
 import { createPrimary, flushContext, readPublic, type Hierarchy, type LoadedKey } from './keys.js';
-import { nvRead, nvReadPublic, type NvPublic } from './nv.js';
+import { nvRead, nvReadPublic, nvWrite, type NvPublic } from './nv.js';
 import { pcrEvent, pcrExtend, pcrRead, type DigestsByBank } from './pcrs.js';
 import { saltKeyFor, withSaltedSession } from './session.js';
 import { ObjectSlots } from './slots.js';
@@ -310,6 +310,12 @@ export class Tpm {
       const pub = await nvReadPublic(t, nvIndex);
       return { public: pub, data: await nvRead(t, nvIndex, pub.dataSize, chunk) };
     });
+  }
+
+  /** Writes `data` at offset 0 of an index, authorized by the owner hierarchy (empty password) unless `auth` names the index. */
+  async nvWrite(nvIndex: number, data: Uint8Array, auth: 'owner' | 'index' = 'owner'): Promise<void> {
+    const chunk = await this.nvBufferMax();
+    await this.run((t) => nvWrite(t, auth === 'owner' ? TPM_RH.OWNER : nvIndex, nvIndex, data, chunk));
   }
 
   private async nvBufferMax(): Promise<number> {

@@ -5,6 +5,7 @@ import { isSextantError } from '../../../lib/errors.js';
 import { parseSignerCert, splitCertificates } from '../../../attestation/snp/certs.js';
 import { parseCrl } from '../../../attestation/snp/crl.js';
 import { decodeEvidence } from '../../../attestation/snp/evidence.js';
+import { hclAround } from '../../helpers/snp-test-hierarchy.js';
 import { HCL_MAGIC, hclAkPublicKey, parseHclReport, parseRuntimeClaims } from '../../../attestation/snp/hcl.js';
 import { parseSnpReport } from '../../../attestation/snp/report.js';
 import { verifySnpAuthenticity } from '../../../attestation/snp/verify.js';
@@ -21,25 +22,7 @@ function onlyTyped(fn: () => unknown): boolean {
   }
 }
 
-/**
- * An HCL report around a real SNP report: header, report, IGVM request data, runtime JSON.
- * Only the framing is built here (Azure's layout); the SNP report inside is the real one.
- */
-function hclAround(report: Buffer, runtime: Buffer, { reportType = 2, hashType = 1 } = {}): Buffer {
-  const head = Buffer.alloc(32);
-  head.writeUInt32LE(HCL_MAGIC, 0);
-  head.writeUInt32LE(2, 4);
-  head.writeUInt32LE(32 + 1184 + 20 + runtime.length, 8);
-  head.writeUInt32LE(2, 12);
-  const req = Buffer.alloc(20);
-  req.writeUInt32LE(20 + runtime.length, 0);
-  req.writeUInt32LE(1, 4);
-  req.writeUInt32LE(reportType, 8);
-  req.writeUInt32LE(hashType, 12);
-  req.writeUInt32LE(runtime.length, 16);
-  return Buffer.concat([head, report, req, runtime, Buffer.alloc(2048 - 1236 - runtime.length)]);
-}
-
+// hclAround (test/helpers/snp-test-hierarchy.ts) builds only the framing (Azure's layout); the SNP report inside is the real one.
 const RUNTIME = Buffer.from(JSON.stringify({ keys: [{ kid: 'HCLAkPub', kty: 'RSA', e: 'AQAB', n: 'tyFq' }], 'vm-configuration': { 'secure-boot': true } }));
 
 test('virtee real report decodes field by field (version 2, Milan layout, VCEK-signed)', async (t) => {
