@@ -6,9 +6,13 @@
  */
 import test from 'ava';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { hash } from '../../lib/bytes.js';
 import { isSextantError } from '../../lib/errors.js';
+import { run } from '../../lib/exec.js';
 import { CONTINUE_SESSION, execute } from '../../tpm/commands/command.js';
 import { activateCredential as activateCredentialCommand } from '../../tpm/commands/activate-credential.js';
 import { policySecret } from '../../tpm/commands/policy-secret.js';
@@ -262,4 +266,26 @@ test.serial('PCR_Event in a salted session: the event data is encrypted on the b
     t.deepEqual(await tpm.pcrRead({ sha256: [16] }), after);
     t.deepEqual(await tpm.sessionHandles(), []);
   });
+});
+
+test.serial('the salt goes to the EK certificate\'s key: a certificate for another key makes the TPM refuse the session', async (t) => {
+  // A certificate the TPM's EK does not match (as an interposer substituting its own would be):
+  // the salt is encrypted to that key, the EK cannot decrypt it, StartAuthSession fails.
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-salt-'));
+  try {
+    await run('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-subj', '/CN=not this TPM', '-keyout', 'k.pem', '-outform', 'DER', '-out', 'c.der', '-days', '1'], { cwd: dir });
+    const other = await readFile(path.join(dir, 'c.der'));
+    await throughProxy(async (tpm, proxy) => {
+      const secret = randomBytes(32);
+      const error = await t.throwsAsync(
+        tpm.withEkAndAk('rsa', (ek, ak) => tpm.activateCredential({ activate: ak, ek, ekCertificate: other, ...makeCredential({ ekPublic: ek.public, akName: ak.name, secret }) })),
+      );
+      t.true(error instanceof TpmResponseError && error.command === 'TPM2_StartAuthSession', String(error));
+      t.false(proxy.exchanges.some((e) => e.code === TPM_CC.ActivateCredential), 'nothing was activated');
+      t.deepEqual(await tpm.sessionHandles(), []);
+      t.deepEqual(await tpm.transientHandles(), []);
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
