@@ -38,7 +38,8 @@ const MAX_SCRATCH_BYTES = 2 ** 40;
 
 /** Runs `fn` on a private sparse file holding `area` (mode 0600 in a fresh 0700 directory), then deletes it. */
 export async function withScratchCopy<T>(area: Buffer, size: number, fn: (file: string) => Promise<T>): Promise<T> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-header-'));
+  // Under the unit, $RUNTIME_DIRECTORY (/run/sextant, a 0700 tmpfs): the node's root is read-only.
+  const dir = await mkdtemp(path.join(process.env.RUNTIME_DIRECTORY ?? os.tmpdir(), 'sextant-header-'));
   try {
     const file = path.join(dir, 'header.img');
     await writeFile(file, area, { mode: 0o600 });

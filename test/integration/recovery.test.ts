@@ -115,7 +115,8 @@ test.before(async () => {
   const spki = (await run('openssl', ['pkey', '-in', keyFile, '-pubout', '-outform', 'DER'])).stdoutBytes;
   const pin = 'sha256:' + (await run('openssl', ['dgst', '-sha256', '-r'], { input: spki })).stdout.split(' ')[0];
   admin = { keyPem: await readFile(keyFile, 'utf8'), certPem: await readFile(certFile, 'utf8'), keyFile, certFile, pin };
-  node = await startNode({ nodeName: 'worker-7', log: (l) => nodeLog.push(l) });
+  // One endpoint serves the serial tests below: a bucket large enough for all of them (the limits test has its own).
+  node = await startNode({ nodeName: 'worker-7', log: (l) => nodeLog.push(l), rateLimit: { burst: 100, perSecond: 10 } });
 });
 
 test.after.always(async () => {
@@ -282,6 +283,21 @@ test.serial('a pinned identity with a wrong key (another master secret): the nod
   // Still serving: an authenticated evidence round is answered.
   const ev = (await postJson({ url: `https://127.0.0.1:${node.port}`, fingerprint: node.fingerprint, client: admin }, RECOVERY_ROUTES.evidence, { v: 1, nonce: randomBytes(32).toString('base64') })) as { session: string };
   t.regex(ev.session, /^[0-9a-f]{32}$/);
+});
+
+test.serial('a session belongs to the identity that opened it: another pinned identity cannot continue it (SESSION_UNKNOWN, no TPM work)', async (t) => {
+  // Its own endpoint: a fresh per-address token bucket, whatever the tests above spent.
+  const own = await startNode();
+  t.teardown(() => own.close());
+  const owner = { url: `https://127.0.0.1:${own.port}`, fingerprint: own.fingerprint, client: ksIdentity };
+  const ev = (await postJson(owner, RECOVERY_ROUTES.evidence, { v: 1, nonce: randomBytes(32).toString('base64') })) as { session: string };
+  const tpmBefore = tpmCalls.length;
+  const challenge = { v: 1, sessionId: randomBytes(16).toString('hex'), credentialBlob: randomBytes(64).toString('base64'), encryptedSecret: randomBytes(64).toString('base64'), ttlSeconds: 60 };
+  await t.throwsAsync(postJson({ ...owner, client: admin }, RECOVERY_ROUTES.quote, { v: 1, session: ev.session, challenge }), { code: 'SESSION_UNKNOWN' });
+  t.deepEqual(tpmCalls.slice(tpmBefore), []);
+  // The owner's session survived the foreign attempt: its (bogus) credential reaches the TPM.
+  await t.throwsAsync(postJson(owner, RECOVERY_ROUTES.quote, { v: 1, session: ev.session, challenge }), { code: 'CREDENTIAL_ACTIVATION_FAILED' });
+  t.deepEqual(tpmCalls.slice(tpmBefore), ['activateCredential']);
 });
 
 test.serial('an admin key pinned by its SPKI hash recovers with the real `sextant recover --identity-key/--identity-cert`', async (t) => {
