@@ -48,7 +48,10 @@ start when the measurements signature (FILE.sig) does not verify. Runs until SIG
 Every key option can also come from --config FILE (JSON, same names in camelCase).
 With --tpm-tcti (or "attestation": {"tcti", "ekChain"} in the file) the service also answers
 agents that check it first: a quote of its own PCRs bound to their nonce and its TLS
-certificate, and credential activation for its AK.`,
+certificate, and credential activation for its AK.
+--attestation-variant (or "attestation": {"variant", "snp"}) azure-sev-snp, aws-sev-snp or
+gcp-sev-snp requires each node's AMD SEV-SNP report in round 2, chained to a pinned AMD root
+and binding its AK (docs/attestation-variants.md); the default qemu-vtpm does not.`,
   options: {
     config: { type: 'string', valueName: 'FILE', description: 'JSON configuration (flags win)' },
     listen: { type: 'string', valueName: 'IP:PORT', description: 'address to listen on (default 127.0.0.1:8443)' },
