@@ -5,9 +5,10 @@
  *
  *   1. in process, instrumented: runAgent() wall time vs the time spent outside the agent's
  *      own code (every external command, every TPM call, the key service round trips,
- *      systeminformation). Overhead = the difference: what the agent itself costs.
+ *      the inventory). Overhead = the difference: what the agent itself costs.
  *   2. as the unit runs it, `sextant agent run` in a child process under /usr/bin/time:
- *      wall time and peak RSS, side by side with a bare `node -e ''` and `sextant --help`.
+ *      wall time and peak RSS, side by side with a bare `node -e ''` and `sextant --help`
+ *      (and, with BENCH_BASELINE_BIN, the same for another build, interleaved).
  * Each run gets a fresh image and status file, and the swtpm is power-cycled so PCR 15 is
  * zero again (a real boot).
  */
@@ -87,7 +88,7 @@ try {
     const disk = base.disk;
     const deps: AgentDeps = {
       ...base,
-      // Only the recovery-free path is measured; inventory (systeminformation) spawns tools.
+      // Only the recovery-free path is measured; inventory (lsblk) spawns a tool.
       inventory: () => timed(base.inventory()),
       exec: timedRunner(base.exec),
       disk: {
@@ -138,16 +139,22 @@ try {
     const [s, kb] = r.stderr.trim().split('\n').at(-1)!.split(' ').map(Number);
     return { s, kb };
   };
+  // BENCH_BASELINE_BIN=<another checkout>/bin/sextant.js measures that build too, interleaved
+  // run by run with this one, so "before" and "after" share the machine's load.
+  const baselineBin = process.env.BENCH_BASELINE_BIN;
   const cli: { s: number; kb: number }[] = [];
+  const baseCli: { s: number; kb: number }[] = [];
   for (let i = 0; i < RUNS; i++) {
-    const cfg = await freshNode(100 + i);
-    cli.push(await timeV([process.execPath, SEXTANT_BIN, 'agent', 'run', '--config', cfg]));
+    cli.push(await timeV([process.execPath, SEXTANT_BIN, 'agent', 'run', '--config', await freshNode(100 + i)]));
+    if (baselineBin) baseCli.push(await timeV([process.execPath, baselineBin, 'agent', 'run', '--config', await freshNode(200 + i)]));
   }
   const bare: { s: number; kb: number }[] = [];
   const help: { s: number; kb: number }[] = [];
+  const baseHelp: { s: number; kb: number }[] = [];
   for (let i = 0; i < RUNS; i++) {
     bare.push(await timeV([process.execPath, '-e', '']));
     help.push(await timeV([process.execPath, SEXTANT_BIN, '--help']));
+    if (baselineBin) baseHelp.push(await timeV([process.execPath, baselineBin, '--help']));
   }
   const m = (xs: { s: number; kb: number }[], k: 's' | 'kb') => median(xs.map((x) => x[k]));
   report(`sextant agent run as a process (/usr/bin/time), median of ${RUNS}`, [
@@ -158,7 +165,17 @@ try {
     { name: 'node -e "": peak RSS', value: m(bare, 'kb') / 1024, unit: 'MiB' },
     { name: 'sextant --help: peak RSS', value: m(help, 'kb') / 1024, unit: 'MiB' },
     { name: 'agent run RSS / bare node RSS', value: m(cli, 'kb') / m(bare, 'kb'), unit: 'x' },
+    { name: 'sextant --help wall / bare node wall (goal <= 2)', value: m(help, 's') / m(bare, 's'), unit: 'x' },
   ]);
+  if (baselineBin) {
+    report(`the same, baseline build ${baselineBin}, interleaved with the runs above`, [
+      { name: 'baseline agent run: peak RSS', value: m(baseCli, 'kb') / 1024, unit: 'MiB' },
+      { name: 'baseline agent run: wall', value: m(baseCli, 's') * 1000, unit: 'ms' },
+      { name: 'baseline sextant --help: wall', value: m(baseHelp, 's') * 1000, unit: 'ms' },
+      { name: 'agent run RSS: this / baseline', value: m(cli, 'kb') / m(baseCli, 'kb'), unit: 'x' },
+      { name: 'baseline --help wall / bare node wall', value: m(baseHelp, 's') / m(bare, 's'), unit: 'x' },
+    ]);
+  }
 } finally {
   await service?.stop();
   await swtpm.stop();

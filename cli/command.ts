@@ -8,6 +8,10 @@ export interface OptionSpec {
   multiple?: boolean;
   short?: string;
   default?: string | boolean | string[];
+  /** cli/main.ts refuses the command (USAGE, exit 2) when the option is absent or empty. */
+  required?: boolean;
+  /** The only values accepted (each value, for a repeatable option); USAGE otherwise. */
+  choices?: readonly string[];
 }
 
 export type OptionValues = Record<string, string | boolean | string[] | undefined>;

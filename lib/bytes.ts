@@ -4,6 +4,9 @@ export type HashAlg = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
 export const DIGEST_SIZE: Record<HashAlg, number> = { sha1: 20, sha256: 32, sha384: 48, sha512: 64 };
 
+/** The PCR banks sextant computes, in TCG order (CLI `--bank` choices). */
+export const HASH_ALGS = Object.keys(DIGEST_SIZE) as readonly HashAlg[];
+
 export function hash(alg: HashAlg, ...parts: Uint8Array[]): Buffer {
   const h = createHash(alg);
   for (const p of parts) h.update(p);

@@ -1,5 +1,7 @@
 import { bool, str, strs, type CommandSpec } from '../command.js';
 import { fail } from '../../lib/errors.js';
+import { requireStr } from '../args.js';
+import type { Role } from '../../protocol/messages.js';
 import { zeroize } from '../../lib/bytes.js';
 import { readKey } from '../../agent/disk/key-source.js';
 import { prepareStateDisk, type PrepareResult } from '../../agent/disk/prepare.js';
@@ -21,6 +23,8 @@ import { runAgent, type RunResult } from '../../agent/run/machine.js';
 import { readStatusFile, renderStatus, type AgentStatus } from '../../agent/run/status.js';
 import { DEFAULT_CONFIG_PATH, DEFAULTS } from '../../agent/config/config.js';
 
+const ROLES: readonly Role[] = ['join', 'rejoin'];
+
 // ---- state disk, run, status (engineer agentdisk) ----
 
 const diskPrepare: CommandSpec<PrepareResult> = {
@@ -32,15 +36,15 @@ Anything else (a filesystem, a partition table, a foreign or downgraded LUKS hea
 a wrong key: exit 1 with DISK_FOREIGN_DATA / DISK_HEADER_REJECTED / DISK_WRONG_KEY and the
 device untouched. Without --no-open it then opens the mapping, creates ext4 once, mounts.`,
   options: {
-    device: { type: 'string', valueName: 'PATH', description: 'the state disk (block device or image file)' },
-    'key-file': { type: 'string', valueName: 'FILE|-', description: 'the disk key; - reads it from stdin' },
+    device: { type: 'string', valueName: 'PATH', description: 'the state disk (block device or image file)', required: true },
+    'key-file': { type: 'string', valueName: 'FILE|-', description: 'the disk key; - reads it from stdin', required: true },
     'no-open': { type: 'boolean', description: 'stop before device-mapper steps (open, mkfs, mount)' },
     mapper: { type: 'string', valueName: 'NAME', description: 'device-mapper name', default: 'sextant-state' },
     mountpoint: { type: 'string', valueName: 'DIR', description: 'where to mount', default: '/var/lib/sextant-state' },
   },
   async run(ctx) {
-    const device = str(ctx.values, 'device') ?? fail('USAGE', '--device is required');
-    const keySource = str(ctx.values, 'key-file') ?? fail('USAGE', '--key-file is required (a file, or - for stdin)');
+    const device = requireStr(ctx.values, 'device');
+    const keySource = requireStr(ctx.values, 'key-file');
     const key = await readKey(keySource, process.stdin);
     try {
       return await prepareStateDisk({
@@ -94,10 +98,10 @@ With --keyservice-measurements (+ -key, --keyservice-ek-ca) it first checks the 
 service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evidence.`,
   options: {
     tcti: { type: 'string', valueName: 'TCTI', description: 'TPM (default $SEXTANT_TCTI or device:/dev/tpmrm0)' },
-    keyservice: { type: 'string', valueName: 'URL', description: 'https://IP:PORT of the key service' },
-    'ca-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: 'pinned key service certificate fingerprint' },
-    'disk-uuid': { type: 'string', valueName: 'UUID', description: 'the state disk whose key to fetch' },
-    role: { type: 'string', valueName: 'join|rejoin', description: 'join a cluster, or rejoin the one PCR 15 names', default: 'join' },
+    keyservice: { type: 'string', valueName: 'URL', description: 'https://IP:PORT of the key service', required: true },
+    'ca-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: 'pinned key service certificate fingerprint', required: true },
+    'disk-uuid': { type: 'string', valueName: 'UUID', description: 'the state disk whose key to fetch', required: true },
+    role: { type: 'string', choices: ROLES, description: 'join a cluster, or rejoin the one PCR 15 names', default: 'join' },
     'node-name': { type: 'string', valueName: 'NAME', description: 'Kubernetes node name (default: host name)' },
     csr: { type: 'string', valueName: 'FILE', description: 'kubelet client CSR (PEM) to have signed' },
     'event-log': { type: 'string', valueName: 'FILE', description: `event log to send (default ${FIRMWARE_EVENT_LOG} when present)` },
@@ -110,11 +114,10 @@ service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evid
   },
   async run(ctx) {
     const v = ctx.values;
-    const role = str(v, 'role') ?? 'join';
-    if (role !== 'join' && role !== 'rejoin') fail('USAGE', '--role must be join or rejoin');
-    const url = str(v, 'keyservice') ?? fail('USAGE', '--keyservice is required');
-    const fingerprint = str(v, 'ca-fingerprint') ?? fail('USAGE', '--ca-fingerprint is required');
-    const diskUuid = (str(v, 'disk-uuid') ?? fail('USAGE', '--disk-uuid is required')).toLowerCase();
+    const role = (str(v, 'role') ?? 'join') as Role;
+    const url = requireStr(v, 'keyservice');
+    const fingerprint = requireStr(v, 'ca-fingerprint');
+    const diskUuid = requireStr(v, 'disk-uuid').toLowerCase();
     let eventLog: Buffer | undefined;
     if (!bool(v, 'no-event-log')) {
       const file = str(v, 'event-log') ?? (existsSync(FIRMWARE_EVENT_LOG) ? FIRMWARE_EVENT_LOG : undefined);

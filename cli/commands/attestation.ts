@@ -87,7 +87,7 @@ zero-padded); 1 with the failing stage's code otherwise. Certificates are judged
 recorded evidence was taken. Policy findings (debug allowed, migration agent) are printed; --enforce-policy
 makes them fatal.`,
   options: {
-    vcek: { type: 'string', valueName: 'CERT', description: 'VCEK or VLEK certificate, DER or PEM' },
+    vcek: { type: 'string', valueName: 'CERT', description: 'VCEK or VLEK certificate, DER or PEM', required: true },
     chain: { type: 'string', valueName: 'ASK_ARK.pem', description: 'ASK (or ASVK) and ARK, PEM or DER (default: the rest of the --vcek file)' },
     'runtime-data': { type: 'string', valueName: 'FILE', description: 'report_data must be SHA-256 of this file, zero-padded to 64 bytes' },
     crl: { type: 'string', valueName: 'FILE', description: "AMD's CRL for the product (DER or PEM), checked against the ARK" },

@@ -10,7 +10,7 @@ import {
   type ExpectedEvent,
   type QuoteComparison,
 } from '../../measurements/eventlog/compare.js';
-import { parsePcrList } from '../args.js';
+import { parsePcrList, requireStr } from '../args.js';
 import { str, type CommandContext, type CommandSpec } from '../command.js';
 import { eventLogToJson, type EventJson } from '../../measurements/eventlog/json.js';
 import { parseEventLog, type EventLog } from '../../measurements/eventlog/parse.js';
@@ -174,7 +174,7 @@ const compare: CommandSpec<CompareResult> = {
 of \`sextant eventlog replay --json\` or a quote ({"banks":{"sha256":{"0":"<hex>"}}}). Quoted PCRs are compared with
 the replay; expected events are paired with the log's events per PCR, naming the component that differs.`,
   options: {
-    expect: { type: 'string', valueName: 'JSON', description: 'expected PCRs and/or events (required)' },
+    expect: { type: 'string', valueName: 'JSON', description: 'expected PCRs and/or events', required: true },
     bank: { type: 'string', valueName: 'ALG', description: 'bank of "pcrs" and "events": sha1, sha256, sha384, sha512, sm3_256, sha3_256, ...', default: 'sha256' },
     pcrs: { type: 'string', valueName: 'LIST', description: 'compare only these PCRs, e.g. 0-9,11 (default: every PCR in --expect)' },
     'userspace-log': USERSPACE_OPTION,
@@ -186,8 +186,7 @@ the replay; expected events are paired with the log's events per PCR, naming the
     const select = (q: Record<string, string>): number[] => Object.keys(q).map(Number).filter((p) => only === undefined || only.has(p));
     const bank = str(ctx.values, 'bank') ?? 'sha256';
     if (algId(bank) === undefined) bad(`--bank must be a bank name: ${BANK_NAMES.join(', ')}`);
-    const expectFile = str(ctx.values, 'expect');
-    if (!expectFile) throw new SextantError({ code: 'USAGE', message: '--expect is required' });
+    const expectFile = requireStr(ctx.values, 'expect');
     const exp = (await readExpectation(expectFile)) as { pcrs?: unknown; banks?: unknown; events?: unknown } | null;
     if (typeof exp !== 'object' || exp === null) bad('--expect must hold a JSON object');
     if (exp.pcrs === undefined && exp.banks === undefined && exp.events === undefined) bad('--expect has none of "pcrs", "banks", "events"');

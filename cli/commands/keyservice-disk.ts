@@ -11,7 +11,7 @@ import { UUID_RE } from '../../protocol/validate.js';
 
 // ---- sextant keyservice disk list | rebind (docs/disk-binding.md) ----
 
-const STATE_DIR = { type: 'string', valueName: 'DIR', description: "the key service's state directory (its disk-bindings/ folder)" } as const;
+const STATE_DIR = { type: 'string', valueName: 'DIR', description: "the key service's state directory (its disk-bindings/ folder)", required: true } as const;
 
 function renderBinding(b: DiskBinding): string {
   const to = b.ekPublicSha256 === null ? 'unbound' : `ek-sha256 ${b.ekPublicSha256}`;
@@ -60,7 +60,7 @@ service first (a running one makes this AUDIT_LOG_IN_USE). The binding changes o
 nobody changed it since it was read (else DISK_BINDING_CONFLICT).`,
   options: {
     'state-dir': STATE_DIR,
-    disk: { type: 'string', valueName: 'UUID', description: 'the disk UUID (lowercase, as the node sends it)' },
+    disk: { type: 'string', valueName: 'UUID', description: 'the disk UUID (lowercase, as the node sends it)', required: true },
     'to-ek-sha256': { type: 'string', valueName: 'HEX', description: "the node to bind it to: SHA-256 of its EK public key (64 hex)" },
     unbind: { type: 'boolean', description: 'unbind instead: the next attested node to ask binds it' },
     reason: { type: 'string', valueName: 'TEXT', description: 'why (kept in the binding and the audit record)' },

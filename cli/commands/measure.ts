@@ -1,7 +1,7 @@
 import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import type { HashAlg } from '../../lib/bytes.js';
+import { HASH_ALGS, type HashAlg } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
 import { authenticodeDigest } from '../../measurements/pe/authenticode.js';
 import { parsePe, type PeSection } from '../../measurements/pe/parse.js';
@@ -13,12 +13,9 @@ import { bool, str, type CommandContext, type CommandSpec, type OptionSpec } fro
 import { predictUkiPcr7, withPcr7 } from '../../measurements/secureboot/predict.js';
 import { SECURE_BOOT_OPTIONS, secureBootFromOptions } from './secureboot.js';
 
-const BANKS: HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
-
+/** --bank, one of HASH_ALGS (its `choices`, checked by cli/main.ts). */
 function bankOption(v: CommandContext['values']): HashAlg {
-  const b = str(v, 'bank') ?? 'sha256';
-  if (!(BANKS as string[]).includes(b)) throw new SextantError({ code: 'USAGE', message: `--bank must be one of ${BANKS.join(', ')}` });
-  return b as HashAlg;
+  return (str(v, 'bank') ?? 'sha256') as HashAlg;
 }
 
 async function readInput(file: string): Promise<Buffer> {
@@ -32,7 +29,7 @@ async function readInput(file: string): Promise<Buffer> {
 }
 
 const PREDICT_OPTIONS: Record<string, OptionSpec> = {
-  bank: { type: 'string', valueName: 'ALG', description: 'PCR bank: sha1, sha256, sha384, sha512', default: 'sha256' },
+  bank: { type: 'string', choices: HASH_ALGS, description: 'PCR bank', default: 'sha256' },
   phases: { type: 'string', valueName: 'LIST', description: 'systemd-pcrphase phases extended into PCR 11, e.g. enter-initrd,leave-initrd,sysinit,ready' },
   stub: { type: 'string', valueName: 'VERSION', description: `treat the stub as this systemd major instead of reading .sdmagic (modelled: ${modelledStubs()})` },
   'secure-boot': { type: 'boolean', description: 'Secure Boot on: the kernel is not measured again into PCR 4' },
@@ -111,7 +108,7 @@ const measurePe: CommandSpec<PeReport> = {
   args: 'FILE',
   summary: 'Authenticode hash and section table of a PE/COFF file (EFI binary, UKI, kernel)',
   positionals: { min: 1, max: 1 },
-  options: { bank: { type: 'string', valueName: 'ALG', description: 'hash: sha1, sha256, sha384, sha512 (default: sha256 and sha384)' } },
+  options: { bank: { type: 'string', choices: HASH_ALGS, description: 'hash (default: sha256 and sha384)' } },
   async run(ctx) {
     const bytes = await readInput(ctx.positionals[0]);
     const pe = parsePe(bytes);

@@ -55,12 +55,8 @@ async function writeOutput(path: string, bytes: Uint8Array | string, what: strin
   }
 }
 
-function requireConstellationFormat(values: OptionValues): void {
-  const format = values.format;
-  if (format !== 'constellation') {
-    throw new SextantError({ code: 'USAGE', message: `--format must be "constellation" (the only foreign format), got ${String(format ?? 'nothing')}` });
-  }
-}
+/** `--format` of import/export (required, one of these: cli/main.ts checks). */
+const FOREIGN_FORMATS = ['constellation'] as const;
 
 const sha256Hex = (b: Uint8Array): string => createHash('sha256').update(b).digest('hex');
 
@@ -136,7 +132,7 @@ ECDSA P-256 private key in PEM (openssl ecparam -genkey -name prime256v1). An en
 PKCS#8 key takes its passphrase from $${PASSPHRASE_ENV}. Check with:
   openssl dgst -sha256 -verify pub.pem -signature <(base64 -d FILE.sig) FILE`,
   options: {
-    key: { type: 'string', valueName: 'KEY.pem', description: 'ECDSA P-256 private key (PEM)' },
+    key: { type: 'string', valueName: 'KEY.pem', description: 'ECDSA P-256 private key (PEM)', required: true },
     out: { type: 'string', valueName: 'SIG', description: 'where to write the signature (default: FILE.sig)' },
   },
   positionals: { min: 1, max: 1 },
@@ -180,7 +176,7 @@ warn-only PCR that differs is reported, not fatal; firmware PCRs are "not recomp
 Errors: KEY_INVALID (not a P-256 public key, exit 2), SIGNATURE_INVALID (wrong key,
 changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but invalid, exit 2).`,
   options: {
-    key: { type: 'string', valueName: 'PUB.pem', description: 'ECDSA P-256 public key (PEM)' },
+    key: { type: 'string', valueName: 'PUB.pem', description: 'ECDSA P-256 public key (PEM)', required: true },
     sig: { type: 'string', valueName: 'SIG', description: 'the signature file (default: FILE.sig)' },
     image: { type: 'string', valueName: 'UKI', description: 'recompute the PCRs from this UKI (with the file\'s boot assumptions) and compare' },
     ...SECURE_BOOT_OPTIONS,
@@ -265,7 +261,6 @@ async function convertFile(
   [inWhat, outWhat]: [string, string],
   convert: (bytes: Buffer) => Buffer,
 ): Promise<ConvertResult> {
-  requireConstellationFormat(values);
   const out = requireStr(values, 'out');
   const bytes = convert(await readInput(input, inWhat));
   await writeOutput(out, bytes, outWhat);
@@ -282,8 +277,8 @@ Reads Constellation's {"version","ref","stream","list":[{"csp","attestationVaria
 measurements file (warnOnly false = enforced; no event manifest). Which entry: the one
 --csp/--variant name; with neither, the only entry, or else QEMU/qemu-vtpm if present.`,
   options: {
-    format: { type: 'string', valueName: 'FORMAT', description: 'the input format: constellation' },
-    out: { type: 'string', valueName: 'OUT', description: 'where to write the measurements file' },
+    format: { type: 'string', choices: FOREIGN_FORMATS, description: 'the input format', required: true },
+    out: { type: 'string', valueName: 'OUT', description: 'where to write the measurements file', required: true },
     csp: { type: 'string', valueName: 'CSP', description: 'entry to import: cloud (AWS, Azure, GCP, OpenStack, QEMU)' },
     variant: { type: 'string', valueName: 'VARIANT', description: 'entry to import: attestation variant (e.g. qemu-vtpm)' },
     name: { type: 'string', valueName: 'NAME', description: 'image.name of the result (default: constellation)' },
@@ -309,8 +304,8 @@ Writes a one-entry Constellation v2 document (enforced = warnOnly false). The en
 cloud/variant and the ref/stream come from the options, else from the file's metadata
 (kept by an import), else QEMU/qemu-vtpm, "-", "stable". Event manifests are dropped.`,
   options: {
-    format: { type: 'string', valueName: 'FORMAT', description: 'the output format: constellation' },
-    out: { type: 'string', valueName: 'OUT', description: 'where to write the Constellation document' },
+    format: { type: 'string', choices: FOREIGN_FORMATS, description: 'the output format', required: true },
+    out: { type: 'string', valueName: 'OUT', description: 'where to write the Constellation document', required: true },
     csp: { type: 'string', valueName: 'CSP', description: 'the entry\'s cloud' },
     variant: { type: 'string', valueName: 'VARIANT', description: 'the entry\'s attestation variant' },
     ref: { type: 'string', valueName: 'REF', description: 'the document\'s ref' },
@@ -355,8 +350,8 @@ Writes canonical JSON: the same UKI and options always give the same bytes (meta
 comes from --created or SOURCE_DATE_EPOCH, else is left out). Every PCR is enforced unless
 named in --warn-only. Sign the result with \`sextant measurements sign\`.`,
   options: {
-    uki: { type: 'string', valueName: 'UKI', description: 'the UKI (EFI/BOOT/BOOTX64.EFI) to measure' },
-    out: { type: 'string', valueName: 'OUT', description: 'where to write the measurements file' },
+    uki: { type: 'string', valueName: 'UKI', description: 'the UKI (EFI/BOOT/BOOTX64.EFI) to measure', required: true },
+    out: { type: 'string', valueName: 'OUT', description: 'where to write the measurements file', required: true },
     name: { type: 'string', valueName: 'NAME', description: 'image.name', default: 'sextant-node' },
     'image-version': { type: 'string', valueName: 'VERSION', description: 'image.version', default: '0.0.0' },
     disk: { type: 'string', valueName: 'IMAGE', description: 'the disk image the UKI ships in (its sha256 goes into image.diskImageSha256)' },

@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { bool, str, strs, type CommandSpec } from '../command.js';
+import { requireStr } from '../args.js';
 import { fail } from '../../lib/errors.js';
 import { zeroize } from '../../lib/bytes.js';
 import { postJson, normalizeFingerprint } from '../../agent/attest/transport.js';
@@ -61,14 +62,14 @@ the key service's identity from its state dir (tls-key.pem and tls-cert.pem in -
 refused with RECOVERY_UNAUTHORIZED before the node does any TPM work. The node accepts the key
 only if it opens its state disk (else DISK_WRONG_KEY, and its endpoint stays open).`,
   options: {
-    node: { type: 'string', valueName: 'https://HOST:PORT', description: "the node's recovery endpoint" },
-    'node-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: "the node's certificate fingerprint (from its log)" },
-    'master-secret': { type: 'string', valueName: 'FILE', description: "the key service's master secret (32 raw bytes, 0600)" },
+    node: { type: 'string', valueName: 'https://HOST:PORT', description: "the node's recovery endpoint (from its log)", required: true },
+    'node-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: "the node's certificate fingerprint (from its log)", required: true },
+    'master-secret': { type: 'string', valueName: 'FILE', description: "the key service's master secret (32 raw bytes, 0600)", required: true },
     salt: { type: 'string', valueName: 'FILE', description: 'its salt (default: the file "salt" beside --master-secret)' },
-    measurements: { type: 'string', valueName: 'FILE', description: 'signed measurements file' },
+    measurements: { type: 'string', valueName: 'FILE', description: 'signed measurements file', required: true },
     'measurements-sig': { type: 'string', valueName: 'FILE', description: 'its signature (default FILE.sig)' },
-    'measurements-key': { type: 'string', valueName: 'PUB.pem', description: 'public key the measurements are signed with' },
-    'ek-ca': { type: 'string', multiple: true, valueName: 'CA.pem', description: 'trusted EK certificate CA' },
+    'measurements-key': { type: 'string', valueName: 'PUB.pem', description: 'public key the measurements are signed with', required: true },
+    'ek-ca': { type: 'string', multiple: true, valueName: 'CA.pem', description: 'trusted EK certificate CA', required: true },
     'require-event-log': { type: 'boolean', description: 'refuse a node that sends no firmware event log' },
     'audit-log': { type: 'string', valueName: 'FILE', description: 'append the decisions to this hash-chained audit log' },
     'state-dir': { type: 'string', valueName: 'DIR', description: "the key service's state directory, for its disk bindings (default: the folder of --master-secret)" },
@@ -77,14 +78,13 @@ only if it opens its state disk (else DISK_WRONG_KEY, and its endpoint stays ope
   },
   async run(ctx) {
     const v = ctx.values;
-    const node = str(v, 'node') ?? fail('USAGE', '--node is required (https://HOST:PORT from the node\'s log)');
+    const node = requireStr(v, 'node');
     if (!/^https:\/\/[^\s/]+\/?$/.test(node)) fail('USAGE', `--node must be https://HOST:PORT, got "${node}"`);
-    const fingerprint = normalizeFingerprint(str(v, 'node-fingerprint') ?? fail('USAGE', '--node-fingerprint is required (sha256:HEX from the node\'s log)'));
-    const masterFile = str(v, 'master-secret') ?? fail('USAGE', '--master-secret is required');
-    const measurements = str(v, 'measurements') ?? fail('USAGE', '--measurements is required');
-    const measurementsKey = str(v, 'measurements-key') ?? fail('USAGE', '--measurements-key is required');
+    const fingerprint = normalizeFingerprint(requireStr(v, 'node-fingerprint'));
+    const masterFile = requireStr(v, 'master-secret');
+    const measurements = requireStr(v, 'measurements');
+    const measurementsKey = requireStr(v, 'measurements-key');
     const ekCaFiles = strs(v, 'ek-ca');
-    if (ekCaFiles.length === 0) fail('USAGE', '--ek-ca is required');
 
     // Everything that can be refused locally is checked before the node is contacted.
     const reference = await loadReferenceSet(measurements, str(v, 'measurements-sig') ?? measurements + '.sig', await readText(measurementsKey, 'measurements public key'));

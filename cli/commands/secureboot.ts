@@ -63,8 +63,8 @@ of the certificates). The store starts from --template (Debian's empty OVMF 4M s
 reproducible: the same keys, template and --time give the same bytes. Boot it with OVMF's
 secure-boot build and SMM (qemu -machine q35,smm=on -global driver=cfi.pflash01,property=secure,value=on).`,
   options: {
-    keys: { type: 'string', valueName: 'DIR', description: 'the key folder' },
-    out: { type: 'string', valueName: 'VARS.fd', description: 'the variable store to write' },
+    keys: { type: 'string', valueName: 'DIR', description: 'the key folder', required: true },
+    out: { type: 'string', valueName: 'VARS.fd', description: 'the variable store to write', required: true },
     template: { type: 'string', valueName: 'FILE', description: 'the empty store to start from', default: OVMF_VARS_TEMPLATE },
     time: { type: 'string', valueName: 'TIME', description: 'timestamp of the enrolled variables (unix seconds or RFC 3339)', default: DEFAULT_VARS_TIME },
   },
@@ -99,9 +99,9 @@ Signs with an RSA db key and its certificate. The signing time is fixed (--time,
 SOURCE_DATE_EPOCH, else 0), so the same UKI, key and time give the same signed bytes.
 Predict the boot with \`sextant measure uki SIGNED --sb-keys DIR\`.`,
   options: {
-    key: { type: 'string', valueName: 'KEY.pem', description: 'the db signing key (RSA)' },
-    cert: { type: 'string', valueName: 'CERT', description: 'its certificate (enrolled in db, or issued by a db certificate)' },
-    out: { type: 'string', valueName: 'OUT', description: 'the signed UKI' },
+    key: { type: 'string', valueName: 'KEY.pem', description: 'the db signing key (RSA)', required: true },
+    cert: { type: 'string', valueName: 'CERT', description: 'its certificate (enrolled in db, or issued by a db certificate)', required: true },
+    out: { type: 'string', valueName: 'OUT', description: 'the signed UKI', required: true },
     time: { type: 'string', valueName: 'SECONDS', description: 'signing time (unix seconds)' },
   },
   positionals: { min: 1, max: 1 },

@@ -1,5 +1,5 @@
 import type { HashAlg } from '../../lib/bytes.js';
-import { fromHex, toHex } from '../../lib/bytes.js';
+import { fromHex, HASH_ALGS, toHex } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
 import type { PcrBanks } from '../../measurements/pcr/extend.js';
 import { parsePcrList, requireStr } from '../args.js';
@@ -15,8 +15,6 @@ const TCTI_OPTION: OptionSpec = {
   valueName: 'TCTI',
   description: `tpm2-tss TCTI, e.g. swtpm:host=127.0.0.1,port=2321 (default: $${TCTI_ENV}, else ${DEFAULT_TCTI})`,
 };
-
-const BANKS: readonly HashAlg[] = ['sha1', 'sha256', 'sha384', 'sha512'];
 
 /** Opens the TPM for one command and always releases it. */
 async function withTpm<T>(ctx: CommandContext, fn: (tpm: Tpm) => Promise<T>): Promise<T> {
@@ -63,9 +61,9 @@ const quote: CommandSpec<QuoteResult> = {
   description: 'The output verifies with: tpm2_checkquote -u ak.pem -m attest.bin -s sig.bin -q NONCE -g sha256',
   options: {
     tcti: TCTI_OPTION,
-    nonce: { type: 'string', valueName: 'HEX', description: 'qualifying data (the verifier nonce), hex, at most 64 bytes' },
+    nonce: { type: 'string', valueName: 'HEX', description: 'qualifying data (the verifier nonce), hex, at most 64 bytes', required: true },
     pcrs: { type: 'string', valueName: 'LIST', description: 'PCRs to quote, e.g. 0-7,11', default: '0-15' },
-    bank: { type: 'string', valueName: 'ALG', description: 'PCR bank to quote', default: 'sha256' },
+    bank: { type: 'string', choices: HASH_ALGS, description: 'PCR bank to quote', default: 'sha256' },
   },
   async run(ctx) {
     const nonceHex = requireStr(ctx.values, 'nonce');
@@ -73,7 +71,6 @@ const quote: CommandSpec<QuoteResult> = {
       throw new SextantError({ code: 'USAGE', message: '--nonce must be 1 to 64 bytes of hex' });
     }
     const bank = (str(ctx.values, 'bank') ?? 'sha256') as HashAlg;
-    if (!BANKS.includes(bank)) throw new SextantError({ code: 'USAGE', message: `--bank must be one of ${BANKS.join(', ')}` });
     const indices = parsePcrList(str(ctx.values, 'pcrs') ?? '0-15');
     const q = await withTpm(ctx, (tpm) => quotePcrs(tpm, { qualifyingData: fromHex(nonceHex), pcrs: { [bank]: indices } }));
     return {
@@ -94,17 +91,18 @@ interface EkCertResult {
   pem: string;
 }
 
+const EK_TYPES: readonly EkType[] = ['rsa', 'ecc'];
+
 const ekCert: CommandSpec<EkCertResult> = {
   path: ['tpm', 'ek-cert'],
   summary: "print the TPM's endorsement key certificate (PEM)",
   description: 'Reads the EK certificate from its TCG NV index (RSA 0x01C00002, ECC 0x01C0000A; then the high range).',
   options: {
     tcti: TCTI_OPTION,
-    type: { type: 'string', valueName: 'rsa|ecc', description: 'which EK certificate', default: 'rsa' },
+    type: { type: 'string', choices: EK_TYPES, description: 'which EK certificate', default: 'rsa' },
   },
   async run(ctx) {
-    const type = str(ctx.values, 'type') ?? 'rsa';
-    if (type !== 'rsa' && type !== 'ecc') throw new SextantError({ code: 'USAGE', message: `--type must be rsa or ecc, not "${type}"` });
+    const type = (str(ctx.values, 'type') ?? 'rsa') as EkType;
     const cert = await withTpm(ctx, (tpm) => readEkCertificate(tpm, type));
     return { type, nvIndex: `0x${cert.nvIndex.toString(16).padStart(8, '0')}`, pem: derToPem(cert.der) };
   },
