@@ -6,6 +6,6 @@ import { runCrashCampaign } from '../dist/test/helpers/crash-campaign.js';
 
 const kills = Number(process.argv[2] ?? 50);
 const seed = process.argv[3] === undefined ? undefined : Number(process.argv[3]);
-const r = await runCrashCampaign({ kills, seed, log: (l) => process.stderr.write(l + '\n') });
+const r = await runCrashCampaign({ kills, seed, minReleases: 2 * kills, log: (l) => process.stderr.write(l + '\n') });
 process.stdout.write(JSON.stringify(r) + '\n');
 process.exit(r.failures.length === 0 && r.restartsOk === r.restarts && r.verifyOk === r.verifyRuns && r.releasesMissing === 0 && r.keysChanged === 0 ? 0 : 1);

@@ -37,6 +37,8 @@ export interface CampaignOptions {
   agents?: number;
   disks?: number;
   seed?: number;
+  /** The final, not killed run goes on until this many releases were seen in all. */
+  minReleases?: number;
   log?: (line: string) => void;
 }
 
@@ -227,7 +229,13 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
         }
         const stop = { now: false };
         const running = agents({ url: started.listening, fingerprint: started.fingerprint }, stop);
-        if (last) await sleep(1500);
+        if (last) {
+          // Run on until the campaign has seen `minReleases` releases (a loaded CI host can be
+          // slow enough for the kills to leave few), at most 120 s.
+          const until = Date.now() + 120_000;
+          await sleep(1500);
+          while (res.releasesSeen + seen.length < (o.minReleases ?? 0) && Date.now() < until) await sleep(200);
+        }
         else if (rnd() < 0.5) await sleep(200 + rnd() * 2300);
         else {
           // Aimed: a few milliseconds after an agent sent its 1st-4th round 2, while the
