@@ -102,12 +102,17 @@ export async function tamperCmdline(imageDir: string, outRaw: string, log?: (l: 
   const after = uki.subarray(start, start + cmd.virtualSize).toString('latin1').replace(/\0+$/, '');
   const efi = outRaw + '.efi';
   await writeFile(efi, uki);
-  const table = JSON.parse((await run('sfdisk', ['--json', outRaw], { log })).stdout) as SfdiskJson;
-  const esp = table.partitiontable.partitions.find((p) => p.type.toUpperCase() === 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
-  if (!esp) throw new SextantError({ code: 'IMAGE_MISMATCH', message: 'no ESP in the image' });
-  await run('mcopy', ['-o', '-i', `${outRaw}@@${esp.start * (table.partitiontable.sectorsize ?? 512)}`, efi, `::/${FALLBACK_BOOT_PATH}`], { log });
+  await writeUkiToDisk(outRaw, efi, log);
   await rm(efi);
   return { before, after };
+}
+
+/** Replaces the UKI the firmware boots (EFI/BOOT/BOOTX64.EFI on the ESP) in a disk image, with mtools. */
+export async function writeUkiToDisk(raw: string, efi: string, log?: (l: string) => void): Promise<void> {
+  const table = JSON.parse((await run('sfdisk', ['--json', raw], { log })).stdout) as SfdiskJson;
+  const esp = table.partitiontable.partitions.find((p) => p.type.toUpperCase() === 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
+  if (!esp) throw new SextantError({ code: 'IMAGE_MISMATCH', message: 'no ESP in the image' });
+  await run('mcopy', ['-o', '-i', `${raw}@@${esp.start * (table.partitiontable.sectorsize ?? 512)}`, efi, `::/${FALLBACK_BOOT_PATH}`], { log });
 }
 
 /** SHA-256 of a whole disk image file (the state disk "unchanged" check). */

@@ -19,7 +19,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { hasTool, run } from '../../lib/exec.js';
 import { SextantError } from '../../lib/errors.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
-import { OVMF_CODE, OVMF_VARS, processAlive } from './qemu.js';
+import { OVMF_CODE, OVMF_CODE_SECBOOT, OVMF_VARS, processAlive } from './qemu.js';
 import { killAndWait, provisionSwtpm, startSwtpmForVm, type ProvisionedTpm } from './swtpm.js';
 import { REPO_ROOT, SEXTANT_BIN } from './paths.js';
 
@@ -56,19 +56,21 @@ export interface NodeMachine {
   bootDisk: string;
   /** Raw GPT disk with one partition labelled sextant-state, all zeros inside. */
   stateDisk: string;
+  /** Secure Boot on: OVMF's secure-boot build with SMM, `vars` started from an enrolled store. */
+  secureBoot?: boolean;
 }
 
-export async function createNodeMachine(o: { image: string; dir: string; stateDiskMiB?: number; log?: Log }): Promise<NodeMachine> {
+export async function createNodeMachine(o: { image: string; dir: string; stateDiskMiB?: number; secureBootVars?: string; log?: Log }): Promise<NodeMachine> {
   await assertVmToolsPresent();
   await mkdir(o.dir, { recursive: true });
   const tpm = await provisionSwtpm(path.join(o.dir, 'tpm'), { pcrBanks: ['sha1', 'sha256'], log: o.log });
   const vars = path.join(o.dir, 'OVMF_VARS.fd');
-  await copyFile(OVMF_VARS, vars);
+  await copyFile(o.secureBootVars ?? OVMF_VARS, vars);
   const bootDisk = path.join(o.dir, 'boot.qcow2');
   await createOverlay(o.image, bootDisk, o.log);
   const stateDisk = path.join(o.dir, 'state.img');
   await createStateDisk(stateDisk, o.stateDiskMiB ?? 256, o.log);
-  return { dir: o.dir, tpm, vars, bootDisk, stateDisk };
+  return { dir: o.dir, tpm, vars, bootDisk, stateDisk, secureBoot: o.secureBootVars !== undefined };
 }
 
 export async function createOverlay(rawImage: string, overlay: string, log?: Log): Promise<void> {
@@ -359,15 +361,22 @@ export function qemuArgs(o: { machine: NodeMachine; bootDisk: string; swtpmSocke
   const bootFormat = o.bootDisk.endsWith('.qcow2') ? 'qcow2' : 'raw';
   const relay = `${process.execPath} --no-warnings ${path.join(REPO_ROOT, 'scripts/e2e/tcp-relay.mjs')} 127.0.0.1 ${o.keyServicePort}`;
   const credential = Buffer.from(JSON.stringify(o.agentConfig)).toString('base64');
+  const sb = o.machine.secureBoot === true;
+  const netdev = `user,id=net0,restrict=on,guestfwd=tcp:${GUEST_KEYSERVICE_ADDR}:${GUEST_KEYSERVICE_PORT}-cmd:${relay}`;
   return [
-    '-machine', 'q35,smm=off', '-accel', 'tcg', '-cpu', 'max', '-m', String(o.memoryMiB), '-smp', String(o.cpus),
-    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${OVMF_CODE}`,
+    '-machine', sb ? 'q35,smm=on' : 'q35,smm=off', '-accel', 'tcg', '-cpu', 'max', '-m', String(o.memoryMiB), '-smp', String(o.cpus),
+    ...(sb ? ['-global', 'driver=cfi.pflash01,property=secure,value=on'] : []),
+    '-drive', `if=pflash,format=raw,unit=0,readonly=on,file=${sb ? OVMF_CODE_SECBOOT : OVMF_CODE}`,
     '-drive', `if=pflash,format=raw,unit=1,file=${o.machine.vars}`,
     '-chardev', `socket,id=chrtpm,path=${o.swtpmSocket}`, '-tpmdev', 'emulator,id=tpm0,chardev=chrtpm', '-device', 'tpm-crb,tpmdev=tpm0',
     '-drive', `if=none,id=boot,format=${bootFormat},file=${o.bootDisk}`, '-device', 'virtio-blk-pci,drive=boot,bootindex=0',
     '-drive', `if=none,id=state,format=raw,file=${o.machine.stateDisk}`, '-device', 'virtio-blk-pci,drive=state,serial=sextant-state',
     // User-mode networking only; restrict=on: the guest reaches nothing but the relayed key service.
-    '-nic', `user,model=virtio-net-pci,restrict=on,guestfwd=tcp:${GUEST_KEYSERVICE_ADDR}:${GUEST_KEYSERVICE_PORT}-cmd:${relay}`,
+    // With Secure Boot on the NIC has no option ROM: an unsigned ROM is refused by the firmware,
+    // and a ROM's authority would be one more PCR 7 event than the prediction assumes.
+    ...(sb
+      ? ['-netdev', netdev, '-device', 'virtio-net-pci,netdev=net0,romfile=']
+      : ['-nic', `user,model=virtio-net-pci,restrict=on,guestfwd=tcp:${GUEST_KEYSERVICE_ADDR}:${GUEST_KEYSERVICE_PORT}-cmd:${relay}`]),
     '-smbios', `type=11,value=io.systemd.credential.binary:sextant.agent.json=${credential}`,
     ...Object.entries(o.credentials ?? {}).flatMap(([name, value]) => ['-smbios', `type=11,value=io.systemd.credential.binary:${name}=${Buffer.from(value).toString('base64')}`]),
     '-display', 'none', '-serial', `file:${o.serialLog}`, '-monitor', 'none', '-qmp', `unix:${o.qmpSocket},server=on,wait=off`, '-no-reboot',
