@@ -120,9 +120,17 @@ function checkSameBoot(s: AcceptedAttestation, q: QuotedFacts): void {
   }
 }
 
-/** PCRs 0-14 must be exactly the ones accepted: only PCR 15 may move, and only to the lock. */
+/**
+ * PCR 10 is the kernel's IMA runtime log, not boot state: with Secure Boot on, the kernel's
+ * architecture policy measures every module it loads (the agent's cryptsetup loads dm-crypt
+ * between the attestation and the confirm; seen on the node image's Secure Boot boot), so it
+ * moves by design. sextant enforces no IMA policy; the attestation never compares PCR 10.
+ */
+export const RUNTIME_PCRS: readonly number[] = [10];
+
+/** PCRs 0-14 but PCR 10 must be exactly the ones accepted: PCR 15 may move, and only to the lock. */
 function checkPcrsUnchanged(accepted: Record<string, string>, now: Record<string, string>): void {
-  const changed = QUOTED_PCRS.filter((i) => i !== 15 && accepted[String(i)] !== now[String(i)]);
+  const changed = QUOTED_PCRS.filter((i) => i !== 15 && !RUNTIME_PCRS.includes(i) && accepted[String(i)] !== now[String(i)]);
   if (changed.length) {
     throw new SextantError({
       code: 'CONFIRM_PCRS_CHANGED',

@@ -93,7 +93,17 @@ test.serial('a replayed confirm nonce (NONCE_REPLAYED), an unknown session (SESS
   t.deepEqual(refusals, ['CLUSTER_LOCK_MISMATCH', 'NONCE_REPLAYED', 'SESSION_UNKNOWN', 'QUOTE_SIGNATURE_INVALID']);
 });
 
-test.serial('a PCR other than 15 extended after the attestation: CONFIRM_PCRS_CHANGED names it', async (t) => {
+test.serial('PCR 10 (the IMA runtime log: a Secure Boot kernel measures each module it loads) extended after the attestation: the confirm still holds', async (t) => {
+  await ta.extendPcr(10, 'ab'.repeat(32));
+  const c = await confirmLock(ta, ep, session, { retry: { attempts: 1 } });
+  const rec = (await auditRecords()).at(-1)!;
+  t.like(rec, { decision: 'lock-confirmed', clusterId: c.clusterId });
+  const pcr10 = (await ta.readPcrs())['10'];
+  t.not(pcr10, '0'.repeat(64));
+  t.is((rec.pcrs as Record<string, string>)['10'], pcr10, 'the confirm record keeps the moved PCR 10');
+});
+
+test.serial('a PCR other than 10 and 15 extended after the attestation: CONFIRM_PCRS_CHANGED names it', async (t) => {
   await ta.extendPcr(9, 'cd'.repeat(32));
   const e = await t.throwsAsync(confirmLock(ta, ep, session, { retry: { attempts: 1 } }), { code: 'CONFIRM_PCRS_CHANGED' });
   t.regex(e!.message, /PCR 9 was 0{64}, now /);
