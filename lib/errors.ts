@@ -39,7 +39,6 @@ export const FAILURE_ERROR_CODES = [
   'TOOL_MISSING',
   'IO_FAILED',
   'SIGNATURE_INVALID',
-  'PCR_MISMATCH',
   'EVENTLOG_REPLAY_MISMATCH',
   'IMAGE_MISMATCH',
   /** The UKI is unsigned, or no db entry authorizes its signer: the firmware would refuse it. */
@@ -136,7 +135,6 @@ export const FAILURE_ERROR_CODES = [
   // image build
   'BUILD_FAILED',
   'COMPONENT_HASH_MISMATCH',
-  'NOT_REPRODUCIBLE',
   'TIMEOUT',
 ] as const;
 

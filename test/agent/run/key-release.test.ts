@@ -40,7 +40,7 @@ test('attestUntilAnswered: retries transport trouble, stops at a refusal, stops 
   const r = await attestUntilAnswered(async () => (++n < 4 ? Promise.reject(unreachable()) : answer(1)), { initialMs: 100, maxMs: 1000, clock, random: () => 0 });
   t.is(r.attempts, 4);
   t.deepEqual(waits, [75, 150, 300]);
-  await t.throwsAsync(attestUntilAnswered(async () => Promise.reject(new SextantError({ code: 'PCR_MISMATCH', message: 'no' })), { initialMs: 1, maxMs: 1, clock, random: () => 0 }), { code: 'PCR_MISMATCH' });
+  await t.throwsAsync(attestUntilAnswered(async () => Promise.reject(new SextantError({ code: 'MEASUREMENTS_MISMATCH', message: 'no' })), { initialMs: 1, maxMs: 1, clock, random: () => 0 }), { code: 'MEASUREMENTS_MISMATCH' });
   const ac = new AbortController();
   const p = attestUntilAnswered(async () => Promise.reject(unreachable()), { initialMs: 10_000, maxMs: 10_000, clock: { now: () => new Date(), sleep }, random: () => 0, signal: ac.signal });
   setTimeout(() => ac.abort(), 20);
