@@ -33,6 +33,15 @@ async function cosign(bin: string, dir: string, args: string[]) {
   return { exitCode: r.exitCode ?? -1, out: `${r.stdout}\n${r.stderr}` };
 }
 
+/** A copy of `file` with one byte changed near its end. */
+async function changedCopy(dir: string, file: string): Promise<string> {
+  const bytes = await readFile(file);
+  bytes[bytes.length - 3] ^= 0x01;
+  const changed = path.join(dir, 'changed.json');
+  await writeFile(changed, bytes);
+  return changed;
+}
+
 for (const { suite, major } of COSIGNS) {
   test(`cosign ${major} (${suite}) verify-blob --key accepts what sextant measurements sign writes, and refuses a changed file`, async (t) => {
     const bin = await cosignBinary(suite);
@@ -45,10 +54,7 @@ for (const { suite, major } of COSIGNS) {
     t.is(ok.exitCode, 0, ok.out);
     t.regex(ok.out, /Verified OK/);
 
-    const bytes = await readFile(file);
-    bytes[bytes.length - 3] ^= 0x01;
-    const changed = path.join(dir, 'changed.json');
-    await writeFile(changed, bytes);
+    const changed = await changedCopy(dir, file);
     const bad = await cosign(bin, dir, ['verify-blob', '--key', pub, '--signature', `${file}.sig`, '--insecure-ignore-tlog=true', changed]);
     t.not(bad.exitCode, 0, 'cosign refuses the changed file');
   });
@@ -88,10 +94,7 @@ test('sextant measurements verify accepts a cosign 3 Sigstore bundle (sign-blob 
   t.is(r.exitCode, 0, r.stderr);
   t.regex(r.stdout, /signature OK/);
 
-  const bytes = await readFile(file);
-  bytes[bytes.length - 3] ^= 0x01;
-  const changed = path.join(dir, 'changed.json');
-  await writeFile(changed, bytes);
+  const changed = await changedCopy(dir, file);
   const c = await sextant(['measurements', 'verify', '--key', path.join(dir, 'cosign.pub'), '--sig', bundle, changed]);
   t.is(c.exitCode, 1);
   t.regex(c.stderr, /SIGNATURE_INVALID: the sigstore bundle signs other bytes/);
