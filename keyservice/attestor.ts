@@ -240,7 +240,7 @@ export class KeyServiceAttestor implements Attestor {
       if (changed.length === 0) throw e;
       facts.changedComponents = changed;
       const named = [...new Set(changed.map((c) => `PCR ${c.pcr} ${c.component}`))].join(', ');
-      throw new SextantError({ code: e.code, message: `${e.message}; changed components: ${named}`, cause: e });
+      throw new SextantError({ code: e.code, message: e.withComponents(named), cause: e });
     }
   }
 

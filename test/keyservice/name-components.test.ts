@@ -4,6 +4,8 @@ import path from 'node:path';
 import { toHex } from '../../lib/bytes.js';
 import { describeEvent, isExtended, parseEventLog } from '../../measurements/eventlog/index.js';
 import { nameChangedComponents } from '../../keyservice/policy/name-components.js';
+import { PcrMismatchError } from '../../keyservice/policy/pcr-mismatch.js';
+import { MAX_AUDIT_REASON } from '../../keyservice/stage.js';
 import type { ReferenceEvent, ReferenceSet } from '../../keyservice/policy/reference.js';
 import { FIXTURES } from '../helpers/paths.js';
 
@@ -43,4 +45,13 @@ test('no events in the signed file, or an unreadable log: nothing named (the PCR
   t.deepEqual(nameChangedComponents({ label: 'x', pcrs: { '11': { expected: 'ef'.repeat(32), enforced: true } } }, mismatch, log), []);
   const set: ReferenceSet = { label: 'x', pcrs: { '11': { expected: 'ef'.repeat(32), enforced: true, events: referenceFromLog(log, 11) } } };
   t.deepEqual(nameChangedComponents(set, mismatch, Buffer.from('not an event log')), []);
+});
+
+test('a refusal names the changed components before the PCR values, so a reason cut at 512 characters still names them', (t) => {
+  const mismatches = [4, 9, 11].map((pcr) => ({ pcr, expected: 'ab'.repeat(32), observed: 'cd'.repeat(32) }));
+  const e = new PcrMismatchError(mismatches, ['sextant-node 0.1.0 (sha256:7648995cf9f42359)']);
+  const message = e.withComponents('PCR 4 uki, PCR 9 .cmdline, PCR 11 .cmdline');
+  const cut = message.slice(0, MAX_AUDIT_REASON);
+  t.regex(cut, /^enforced PCRs 4, 9, 11 differ from sextant-node 0\.1\.0 \(sha256:7648995cf9f42359\); changed components: PCR 4 uki, PCR 9 \.cmdline, PCR 11 \.cmdline; PCR 4 expected/);
+  t.true(message.includes(`PCR 11 expected ${'ab'.repeat(32)}, quoted ${'cd'.repeat(32)}`), 'every value is still in the full message');
 });
