@@ -6,7 +6,7 @@ import { writeFile } from 'node:fs/promises';
 import { sextant } from '../helpers/cli.js';
 import { editLuks2Json } from '../agent/disk/luks2-header-edit.js';
 import {
-  MiB, blkid, cryptsetup, FOREIGN_FORMAT, luksJson, plantData, sha256File, sha256Range, sparseImage, tempDir, writeAt,
+  MiB, blkid, cryptsetup, FOREIGN_FORMAT, luksJson, plantData, sha256File, sha256Range, sparseImage, keyFileDir, tempDir, writeAt,
 } from '../agent/disk/images.js';
 
 // Real cryptsetup, blkid, mkfs.ext4 and sgdisk on image files (these hosts have no
@@ -16,13 +16,7 @@ import {
 const KEY = randomBytes(64);
 const OTHER_KEY = randomBytes(64);
 
-async function setup(t: { teardown: (f: () => Promise<void>) => void }) {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const keyFile = path.join(dir, 'key');
-  await writeFile(keyFile, KEY, { mode: 0o600 });
-  return { dir, keyFile };
-}
+const setup = (t: { teardown: (f: () => Promise<void>) => void }) => keyFileDir(t, KEY);
 
 function prepare(device: string, keyFile: string) {
   return sextant(['agent', 'disk', 'prepare', '--device', device, '--key-file', keyFile, '--no-open', '--json']);

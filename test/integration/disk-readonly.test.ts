@@ -13,19 +13,13 @@ import { run } from '../../lib/exec.js';
 import { prepareStateDisk } from '../../agent/disk/prepare.js';
 import type { Runner } from '../../agent/disk/runner.js';
 import { sextant } from '../helpers/cli.js';
-import { FOREIGN_FORMAT, MiB, sha256File, sparseImage, tempDir, writeAt } from '../agent/disk/images.js';
+import { FOREIGN_FORMAT, MiB, sha256File, sparseImage, keyFileDir, tempDir, writeAt } from '../agent/disk/images.js';
 
 const KEY = randomBytes(64);
 const HDR = 16 * 1024; // cryptsetup's default hdr_size: the secondary copy starts here
 const GARBAGE = Buffer.alloc(64, 0x58);
 
-async function setup(t: { teardown: (f: () => Promise<void>) => void }) {
-  const { dir, cleanup } = await tempDir();
-  t.teardown(cleanup);
-  const keyFile = path.join(dir, 'key');
-  await writeFile(keyFile, KEY, { mode: 0o600 });
-  return { dir, keyFile };
-}
+const setup = (t: { teardown: (f: () => Promise<void>) => void }) => keyFileDir(t, KEY);
 
 const prepare = (img: string, keyFile: string) => sextant(['agent', 'disk', 'prepare', '--device', img, '--key-file', keyFile, '--no-open', '--json']);
 

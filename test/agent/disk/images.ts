@@ -13,6 +13,15 @@ export async function tempDir(): Promise<{ dir: string; cleanup: () => Promise<v
   return { dir, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
+/** A temp folder removed after the test, holding `key` as a 0600 key file. */
+export async function keyFileDir(t: { teardown: (f: () => Promise<void>) => void }, key: Uint8Array): Promise<{ dir: string; keyFile: string }> {
+  const { dir, cleanup } = await tempDir();
+  t.teardown(cleanup);
+  const keyFile = path.join(dir, 'key');
+  await writeFile(keyFile, key, { mode: 0o600 });
+  return { dir, keyFile };
+}
+
 export async function sparseImage(file: string, bytes = 48 * MiB): Promise<string> {
   await writeFile(file, '');
   await truncate(file, bytes);
