@@ -8,6 +8,7 @@ STUB="$ROOT/.cache/trixie-stub/usr/lib/systemd/boot/efi/linuxx64.efi.stub"
 [ -f "$STUB" ] && { echo "$STUB"; exit 0; }
 PKG=$(sh "$ROOT/scripts/fetch-debian-package.sh" trixie systemd-boot-efi | tail -n1)
 [ -f "$PKG/usr/lib/systemd/boot/efi/linuxx64.efi.stub" ] || { echo "no stub in $PKG" >&2; exit 1; }
-rm -rf "$ROOT/.cache/trixie-stub"
-ln -s "$PKG" "$ROOT/.cache/trixie-stub"
+# Replaced in one rename, so a reader never sees the link missing.
+ln -sfn "$PKG" "$ROOT/.cache/trixie-stub.tmp.$$"
+mv -T "$ROOT/.cache/trixie-stub.tmp.$$" "$ROOT/.cache/trixie-stub"
 echo "$STUB"

@@ -1,4 +1,3 @@
-import { existsSync } from 'node:fs';
 import { readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -9,14 +8,15 @@ export { buildUki } from '../../measurements/uki/build.js';
 
 /** Debian 12's systemd-boot-efi stub (systemd 252), installed on the host. */
 export const HOST_STUB = '/usr/lib/systemd/boot/efi/linuxx64.efi.stub';
-/** Debian 13's stub (systemd 257), fetched by scripts/fetch-trixie-stub.sh into .cache/. */
-export const TRIXIE_STUB = path.join(REPO_ROOT, '.cache/trixie-stub/usr/lib/systemd/boot/efi/linuxx64.efi.stub');
 export const SYSTEMD_MEASURE = '/usr/lib/systemd/systemd-measure';
 
-/** Fetches the trixie stub once (private apt state; the host's apt configuration is not touched). */
+/**
+ * Debian 13's stub (systemd 257), fetched once (private apt state; the host's apt configuration
+ * is not touched). Test files run in parallel: the fetch script's lock makes one fetch and the
+ * others wait, and the returned path is never replaced while another file reads it.
+ */
 export async function trixieStub(): Promise<string> {
-  if (!existsSync(TRIXIE_STUB)) await execa('sh', [path.join(REPO_ROOT, 'scripts/fetch-trixie-stub.sh')], { timeout: 300_000 });
-  return TRIXIE_STUB;
+  return path.join(await debianPackage('trixie', 'systemd-boot-efi'), 'usr/lib/systemd/boot/efi/linuxx64.efi.stub');
 }
 
 /** Debian sid's systemd-boot-efi stub (systemd 262.1 when the fixtures were captured), fetched privately. */

@@ -3,10 +3,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { hash, toHex } from '../../../lib/bytes.js';
 import { buildUki } from '../../../measurements/uki/build.js';
-import { buildWithUkify, HOST_STUB, sidStub, trixieStub, TRIXIE_STUB } from '../uki.js';
+import { buildWithUkify, HOST_STUB, sidStub, trixieStub } from '../uki.js';
 import { buildCaptureInitrd } from './capture-initrd.js';
-
-export { TRIXIE_STUB };
 
 /**
  * The command line of every capture UKI: serial console; a panic ends the VM (-no-reboot);
