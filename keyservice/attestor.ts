@@ -1,4 +1,4 @@
-import { randomBytes, timingSafeEqual, type X509Certificate } from 'node:crypto';
+import { randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
 import { hash, toHex, zeroize } from '../lib/bytes.js';
 import { SextantError } from '../lib/errors.js';
 import type { ExecLogger } from '../lib/exec.js';
@@ -8,16 +8,17 @@ import { pcrsEvidence, type AuditLog } from './audit/log.js';
 import { deriveClusterId, deriveDiskKey } from './derive.js';
 import { makeJoinTicket, type JoinConfig } from './join-ticket.js';
 import { LockConfirmer } from './lock-confirm.js';
-import type { NonceStore } from './nonce-store.js';
 import { checkMeasurements } from './policy/check-measurements.js';
 import { checkClusterLock } from './policy/cluster-lock.js';
 import { checkNodeName, type NodeInventory } from './policy/node-name.js';
 import { nameChangedComponents } from './policy/name-components.js';
 import { PcrMismatchError } from './policy/pcr-mismatch.js';
 import type { ReferenceSet } from './policy/reference.js';
-import { asInputError, auditRefusal, stage, StageError } from './stage.js';
+import { asInputError, auditRefusal, stage, stageAsync } from './stage.js';
 import { checkDiskBinding } from './binding/check.js';
 import type { DiskBindingStore } from './binding/store.js';
+import { LocalSessionBook } from './store/local.js';
+import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
 import { verifyEkCert } from './verify/ek-cert.js';
 import { checkEventLog, type EventLogReplayer } from './verify/event-log.js';
 import { checkPcrDigest } from './verify/pcr-digest.js';
@@ -46,7 +47,9 @@ export interface Attestor {
 export interface AttestorOptions {
   ekCas: readonly X509Certificate[];
   tpm: TpmChecks;
-  nonces: NonceStore;
+  nonces: NonceBook;
+  /** Where half-done sessions live (store/): default process memory; etcd when replicated. */
+  sessions?: <T>(spec: SessionBookSpec<T>) => SessionBook<T>;
   /** Accepted measurement sets, newest first (two during a rollout). Read per request. */
   references: () => readonly ReferenceSet[];
   masterSecret: Buffer;
@@ -76,12 +79,23 @@ interface Session {
   /** The AK's TPMT_PUBLIC as round 1 sent it (what an SNP report binds). */
   akPublic: Buffer;
   credential: Buffer;
-  expiresAt: number;
   client: string;
 }
 
+/** A round-1 session as a shared store keeps it (sealed there: the credential proves the AK binding). */
+export function attestSessionCodec(tpm: TpmChecks) {
+  return {
+    encode: (s: Session) => Buffer.from(JSON.stringify({ ek: s.ekCert.raw.toString('base64'), ak: s.akPublic.toString('base64'), credential: s.credential.toString('base64'), client: s.client })),
+    decode: (b: Buffer): Session => {
+      const j = JSON.parse(b.toString('utf8')) as { ek: string; ak: string; credential: string; client: string };
+      const akPublic = Buffer.from(j.ak, 'base64');
+      return { ekCert: new X509Certificate(Buffer.from(j.ek, 'base64')), ak: tpm.parseAk(akPublic), akPublic, credential: Buffer.from(j.credential, 'base64'), client: j.client };
+    },
+  };
+}
+
 export class KeyServiceAttestor implements Attestor {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions: SessionBook<Session>;
   private readonly now: () => Date;
   private readonly clusterId: Buffer;
   private readonly confirmer: LockConfirmer;
@@ -89,7 +103,17 @@ export class KeyServiceAttestor implements Attestor {
   constructor(private readonly o: AttestorOptions) {
     this.now = o.now ?? (() => new Date());
     this.clusterId = deriveClusterId(o.masterSecret, o.salt);
-    this.confirmer = new LockConfirmer({ tpm: o.tpm, nonces: o.nonces, audit: o.audit, clusterId: this.clusterId, ttlMs: o.confirmTtlMs ?? 15 * 60_000, maxSessions: o.maxSessions, now: this.now });
+    const books = o.sessions ?? (<T>(spec: SessionBookSpec<T>) => new LocalSessionBook<T>(spec, () => this.now().getTime()));
+    this.sessions = books({
+      name: 'attest',
+      ttlMs: o.sessionTtlMs ?? 60_000,
+      maxEntries: o.maxSessions ?? 100_000,
+      // Round 1 is unauthenticated: a flood of openers is refused, it never pushes out sessions in progress.
+      overflow: 'refuse',
+      codec: attestSessionCodec(o.tpm),
+      full: () => new SextantError({ code: 'RATE_LIMITED', message: 'too many open attestation sessions; retry later' }),
+    });
+    this.confirmer = new LockConfirmer({ tpm: o.tpm, nonces: o.nonces, audit: o.audit, clusterId: this.clusterId, ttlMs: o.confirmTtlMs ?? 15 * 60_000, maxSessions: o.maxSessions, now: this.now, sessions: books });
   }
 
   confirm(req: ConfirmRequest, client: string): Promise<ConfirmResponse> {
@@ -117,10 +141,8 @@ export class KeyServiceAttestor implements Attestor {
       const ekCert = stage('verifyEkCert', () => verifyEkCert(ekDer, this.o.ekCas, this.now(), (req.ekChain ?? []).map((c) => Buffer.from(c, 'base64'))));
       const credential = randomBytes(32);
       const blob = stage('makeCredential', () => this.o.tpm.makeCredential(ekCert, ak.name, credential));
-      this.sweepSessions();
-      const sessionId = randomBytes(16).toString('hex');
       const ttl = this.o.sessionTtlMs ?? 60_000;
-      this.sessions.set(sessionId, { ekCert, ak, akPublic, credential, expiresAt: this.now().getTime() + ttl, client });
+      const { id: sessionId } = await stageAsync('makeCredential', () => this.sessions.open({ ekCert, ak, akPublic, credential, client }));
       await this.o.audit.append({ decision: 'challenge', ...facts, sessionId });
       return {
         v: 1,
@@ -141,9 +163,9 @@ export class KeyServiceAttestor implements Attestor {
     const secrets: Buffer[] = [];
     const nonce = Buffer.from(req.nonce, 'base64');
     // Consumed before anything is checked: a refused request, at any stage, has used its nonce up.
-    const nonceRefusal = this.o.nonces.take(nonce);
+    const nonceRefusal = await this.o.nonces.take(nonce);
     try {
-      const session = stage('credentialProof', () => this.takeSession(req.sessionId));
+      const session = await stageAsync('credentialProof', () => this.takeSession(req.sessionId));
       facts.akName = toHex(session.ak.name);
       facts.ekSubject = session.ekCert.subject.replace(/\n/g, ', ');
       stage('credentialProof', () => {
@@ -202,8 +224,9 @@ export class KeyServiceAttestor implements Attestor {
         clusterId: this.clusterIdHex,
         // A rejoining node's kubelet credentials live on its state disk: no new join ticket.
         joinTicket: this.o.join && req.role === 'join' ? await makeJoinTicket(this.o.join, req.nodeName, req.csr, this.now(), this.o.log) : undefined,
-        confirm: this.confirmer.open({
+        confirm: await this.confirmer.open({
           ak: session.ak,
+          akPublic: session.akPublic,
           pcrs: req.pcrs,
           resetCount: quoted.resetCount,
           restartCount: quoted.restartCount,
@@ -244,21 +267,10 @@ export class KeyServiceAttestor implements Attestor {
     }
   }
 
-  private takeSession(id: string): Session {
-    const s = this.sessions.get(id);
-    this.sessions.delete(id);
-    if (!s || s.expiresAt < this.now().getTime()) {
-      throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'attestation session unknown, used or expired: start again with round 1' });
-    }
+  private async takeSession(id: string): Promise<Session> {
+    const s = await this.sessions.take(id);
+    if (!s) throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'attestation session unknown, used or expired: start again with round 1' });
     return s;
-  }
-
-  private sweepSessions(): void {
-    const now = this.now().getTime();
-    for (const [k, s] of this.sessions) if (s.expiresAt < now) this.sessions.delete(k);
-    if (this.sessions.size >= (this.o.maxSessions ?? 100_000)) {
-      throw new StageError('makeCredential', new SextantError({ code: 'RATE_LIMITED', message: 'too many open attestation sessions; retry later' }));
-    }
   }
 
   private refused(e: unknown, facts: Record<string, unknown>): Promise<unknown> {

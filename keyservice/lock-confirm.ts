@@ -1,12 +1,12 @@
-import { randomBytes } from 'node:crypto';
 import { toHex } from '../lib/bytes.js';
 import { SextantError } from '../lib/errors.js';
 import type { ConfirmRequest, ConfirmResponse, ConfirmSession, Role } from '../protocol/messages.js';
 import { confirmQualifyingData } from '../protocol/seal.js';
 import { pcrsEvidence, type AuditLog } from './audit/log.js';
 import { clusterLockPcr } from './derive.js';
-import type { NonceStore } from './nonce-store.js';
-import { asInputError, auditRefusal, stage } from './stage.js';
+import { LocalSessionBook } from './store/local.js';
+import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
+import { asInputError, auditRefusal, stage, stageAsync } from './stage.js';
 import { checkPcrDigest, QUOTED_PCRS } from './verify/pcr-digest.js';
 import type { AkIdentity, QuotedFacts, TpmChecks } from './verify/tpm-checks.js';
 
@@ -28,6 +28,8 @@ import type { AkIdentity, QuotedFacts, TpmChecks } from './verify/tpm-checks.js'
 
 export interface AcceptedAttestation {
   ak: AkIdentity;
+  /** Its TPMT_PUBLIC: what a shared store keeps (the identity is parsed again from it). */
+  akPublic: Buffer;
   /** The PCRs the attestation was accepted with (0-15, hex). */
   pcrs: Record<string, string>;
   resetCount: number;
@@ -38,34 +40,49 @@ export interface AcceptedAttestation {
   role: Role;
 }
 
-interface Entry extends AcceptedAttestation {
-  expiresAt: number;
+/** A confirm session as a shared store keeps it. */
+export function confirmSessionCodec(tpm: TpmChecks) {
+  return {
+    encode: ({ ak: _ak, akPublic, ...rest }: AcceptedAttestation) => Buffer.from(JSON.stringify({ ...rest, akPublic: akPublic.toString('base64') })),
+    decode: (b: Buffer): AcceptedAttestation => {
+      const j = JSON.parse(b.toString('utf8')) as Omit<AcceptedAttestation, 'ak' | 'akPublic'> & { akPublic: string };
+      const akPublic = Buffer.from(j.akPublic, 'base64');
+      return { ...j, akPublic, ak: tpm.parseAk(akPublic) };
+    },
+  };
 }
 
 export interface LockConfirmOptions {
   tpm: TpmChecks;
-  nonces: NonceStore;
+  nonces: NonceBook;
   audit: Pick<AuditLog, 'append'>;
   clusterId: Uint8Array;
   ttlMs: number;
   maxSessions?: number;
   now: () => Date;
+  /** Where the sessions live (store/): default process memory. */
+  sessions?: <T>(spec: SessionBookSpec<T>) => SessionBook<T>;
 }
 
 export class LockConfirmer {
-  private readonly sessions = new Map<string, Entry>();
+  private readonly sessions: SessionBook<AcceptedAttestation>;
 
-  constructor(private readonly o: LockConfirmOptions) {}
+  constructor(private readonly o: LockConfirmOptions) {
+    const books = o.sessions ?? (<T>(spec: SessionBookSpec<T>) => new LocalSessionBook<T>(spec, () => this.o.now().getTime()));
+    this.sessions = books({
+      name: 'confirm',
+      ttlMs: o.ttlMs,
+      maxEntries: o.maxSessions ?? 100_000,
+      // Opened only by a release, which must never be refused for want of room: the oldest goes.
+      overflow: 'evict-oldest',
+      codec: confirmSessionCodec(o.tpm),
+      full: () => new SextantError({ code: 'RATE_LIMITED', message: 'too many confirm sessions' }),
+    });
+  }
 
   /** Called at release: the id goes into the sealed answer. */
-  open(a: AcceptedAttestation): ConfirmSession {
-    const now = this.o.now().getTime();
-    for (const [k, s] of this.sessions) if (s.expiresAt < now) this.sessions.delete(k);
-    // Bounded like the attestation sessions: drop the oldest rather than refuse a release.
-    if (this.sessions.size >= (this.o.maxSessions ?? 100_000)) this.sessions.delete(this.sessions.keys().next().value!);
-    const id = randomBytes(16).toString('hex');
-    const expiresAt = now + this.o.ttlMs;
-    this.sessions.set(id, { ...a, expiresAt });
+  async open(a: AcceptedAttestation): Promise<ConfirmSession> {
+    const { id, expiresAt } = await this.sessions.open(a);
     return { id, expiresAt: new Date(expiresAt).toISOString() };
   }
 
@@ -74,9 +91,9 @@ export class LockConfirmer {
     const lock = toHex(clusterLockPcr(this.o.clusterId));
     const nonce = Buffer.from(req.nonce, 'base64');
     // Consumed before anything is checked: a refused quote has used its nonce up.
-    const nonceRefusal = this.o.nonces.take(nonce);
+    const nonceRefusal = await this.o.nonces.take(nonce);
     try {
-      const s = stage('confirmSession', () => this.session(req.confirmId));
+      const s = await stageAsync('confirmSession', () => this.session(req.confirmId));
       Object.assign(facts, { sessionId: s.sessionId, diskUuid: s.diskUuid, nodeName: s.nodeName, role: s.role, akName: toHex(s.ak.name) });
       const quoted = stage('verifyQuote', () => {
         try {
@@ -104,9 +121,9 @@ export class LockConfirmer {
     }
   }
 
-  private session(id: string): Entry {
-    const s = this.sessions.get(id);
-    if (!s || s.expiresAt < this.o.now().getTime()) {
+  private async session(id: string): Promise<AcceptedAttestation> {
+    const s = await this.sessions.get(id);
+    if (!s) {
       throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'confirm session unknown or expired: attest again' });
     }
     return s;

@@ -7,7 +7,7 @@ import { parseJsonBounded } from '../lib/json-bounded.js';
 import { ROUTES, type ErrorResponse, type NonceResponse } from '../protocol/messages.js';
 import { assertChallengeRequest, assertCompleteRequest, assertConfirmRequest, assertNonceRequest, assertServiceActivateRequest, assertServiceAttestRequest } from '../protocol/validate.js';
 import type { ServiceSelfAttestation } from './self-attest.js';
-import type { NonceStore } from './nonce-store.js';
+import type { NonceBook } from './store/store.js';
 import type { RateLimiter } from './rate-limit.js';
 import type { Attestor } from './attestor.js';
 
@@ -24,7 +24,7 @@ import type { Attestor } from './attestor.js';
 export interface ServerOptions {
   tlsKeyPem: string;
   tlsCertPem: string;
-  nonces: NonceStore;
+  nonces: NonceBook;
   attestor: Attestor;
   limiter: RateLimiter;
   maxRequestBytes: number;
@@ -67,7 +67,7 @@ export class KeyServiceServer {
     this.routes = {
       [ROUTES.nonce]: async (b) => {
         assertNonceRequest(b);
-        const r: NonceResponse = { v: 1, nonce: this.opts.nonces.issue().toString('base64'), ttlSeconds: Math.round(this.opts.nonces.ttlMs / 1000) };
+        const r: NonceResponse = { v: 1, nonce: (await this.opts.nonces.issue()).toString('base64'), ttlSeconds: Math.round(this.opts.nonces.ttlMs / 1000) };
         return r;
       },
       [ROUTES.challenge]: async (b, client) => {

@@ -2,19 +2,17 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError, isSextantError } from '../lib/errors.js';
 import { parseEventLog, replayEventLog } from '../measurements/eventlog/index.js';
-import { AuditLog } from './audit/log.js';
-import { lockAuditLog } from './audit-writer-lock.js';
-import { LocalBindingStore } from './binding/local-store.js';
 import { KeyServiceAttestor } from './attestor.js';
 import { parseListen, type KeyServiceConfig } from './config.js';
 import { loadReferenceSet } from './measurements.js';
-import { NonceStore } from './nonce-store.js';
 import { RateLimiter } from './rate-limit.js';
 import { ReferenceStore } from './reference-store.js';
 import { KeyServiceServer, type Answer } from './server.js';
 import { ServiceSelfAttestation, type ServiceTpm } from './self-attest.js';
 import { parseNodeInventory } from './policy/node-name.js';
 import { openStateDir } from './state-dir.js';
+import { openLocalStore } from './store/local.js';
+import type { AuditSink, KeyServiceStore } from './store/store.js';
 import { loadCaCertificates } from './verify/ek-cert.js';
 import type { EventLogReplayer } from './verify/event-log.js';
 import { codecTpmChecks } from './verify/tpm-codec-checks.js';
@@ -81,7 +79,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   const pinnedPrevious = cfg.previousMeasurements
     ? await loadReferenceSet(cfg.previousMeasurements, sigOf(cfg.previousMeasurements, cfg.previousMeasurementsSig), pub)
     : undefined;
-  let audit: AuditLog | undefined;
+  let audit: AuditSink | undefined;
   const references = await ReferenceStore.open({
     load: loadCurrent,
     rolloutMs: o.rolloutMs ?? 24 * 3600_000,
@@ -97,16 +95,12 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   if (ekCas.length === 0) throw new SextantError({ code: 'CONFIG_INVALID', message: 'no certificate found in the --ek-ca files' });
 
   const state = await openStateDir(cfg.stateDir, { log: o.log, tls: cfg.tlsCert && cfg.tlsKey ? { certFile: cfg.tlsCert, keyFile: cfg.tlsKey } : undefined });
-  // One appender per audit log (audit-writer-lock.ts): a second writer would fork the chain.
-  const auditLock = await lockAuditLog(auditPath, 'sextant keyservice');
-  audit = await AuditLog.open(auditPath).catch(async (e: unknown) => {
-    await auditLock.release();
-    throw e;
-  });
+  const store: KeyServiceStore = await openLocalStore({ stateDir: cfg.stateDir, auditPath, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock });
+  audit = store.audit;
   const join = cfg.join
     ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: { certPem: await readText(cfg.join.caCert, 'cluster CA'), keyFile: cfg.join.caKey } }
     : undefined;
-  const nonces = new NonceStore({ ttlMs: cfg.nonceTtlSeconds * 1000, clock });
+  const nonces = store.nonces;
   const variant = cfg.attestation?.variant ?? 'qemu-vtpm';
   const snp = isSnpVariant(variant) ? await loadSnpSetup(variant, cfg.attestation?.snp ?? {}) : undefined;
   const attestor = new KeyServiceAttestor({
@@ -114,6 +108,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     ekCas,
     tpm: o.tpm ?? codecTpmChecks,
     nonces,
+    sessions: (spec) => store.sessions(spec),
     references: () => references.sets(),
     masterSecret: state.masterSecret,
     salt: state.salt,
@@ -122,7 +117,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     requireEventLog: cfg.requireEventLog,
     confirmTtlMs: cfg.confirmTtlSeconds * 1000,
     nodeInventory: cfg.nodeInventory ? parseNodeInventory(await readText(cfg.nodeInventory, 'node inventory'), cfg.nodeInventory) : undefined,
-    diskBindings: LocalBindingStore.inStateDir(cfg.stateDir),
+    diskBindings: store.bindings,
     join,
     now: () => new Date(clock()),
     log: o.log,
@@ -163,15 +158,14 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     variant,
     ...(snp?.testOnlyRoot && { testOnlyRoot: snp.testOnlyRoot }),
     created: state.created,
-    auditLog: auditPath,
+    auditLog: store.auditLocation,
     references,
     answer: (route, body, client) => server.answer(route, body, client),
     close: async () => {
       references.unwatch();
       await server.close();
       await selfAttestation?.dispose();
-      await audit?.close();
-      await auditLock.release();
+      await store.close();
       state.masterSecret.fill(0);
       state.salt.fill(0);
     },

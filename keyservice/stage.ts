@@ -21,6 +21,16 @@ export function stage<T>(name: string, f: () => T): T {
   }
 }
 
+/** stage() for an asynchronous step (a store round trip). */
+export async function stageAsync<T>(name: string, f: () => Promise<T>): Promise<T> {
+  try {
+    return await f();
+  } catch (e) {
+    if (isSextantError(e)) throw new StageError(name, e);
+    throw e;
+  }
+}
+
 /** Malformed TPM structures inside a well-formed message count as the stage's own failure. */
 export function asInputError(code: SextantErrorCode, what: string) {
   return (e: unknown): never => {

@@ -6,6 +6,7 @@ import type { TLSSocket } from 'node:tls';
 import { hash, toHex, zeroize } from '../../lib/bytes.js';
 import { SextantError, isSextantError, type SextantErrorCode } from '../../lib/errors.js';
 import { readJsonBody, sendJson } from '../../lib/http-json.js';
+import { ExpiringMap } from '../../lib/expiring-map.js';
 import { RateLimiter } from '../../lib/rate-limit.js';
 import type { ErrorResponse, SealedBox } from '../../protocol/messages.js';
 import {
@@ -106,7 +107,6 @@ interface Session {
   /** The pin the opening client matched: only it may continue this session. */
   client: string;
   nonce: Buffer;
-  expiresAt: number;
   /** Set once the quote went out: the key and seal context the admin's answer must use. */
   quoted?: { ephemeral: EphemeralKey; sealSessionId: string };
 }
@@ -145,7 +145,7 @@ function dispose(s: Session): void {
 }
 
 class RecoveryEndpoint {
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions: ExpiringMap<Session>;
   private readonly limiter: RateLimiter;
   private readonly clock: () => number;
   private done = false;
@@ -163,6 +163,8 @@ class RecoveryEndpoint {
     const rl = o.rateLimit ?? RECOVERY_DEFAULTS.rateLimit;
     this.clock = o.clock ?? Date.now;
     this.limiter = new RateLimiter(rl.burst, rl.perSecond, this.clock);
+    // A handful of admins at once: more openers are refused, never pushing out one in progress.
+    this.sessions = new ExpiringMap({ ttlMs: o.sessionTtlMs ?? RECOVERY_DEFAULTS.sessionTtlMs, maxEntries: o.maxSessions ?? RECOVERY_DEFAULTS.maxSessions, overflow: 'refuse', clock: this.clock, onDrop: dispose });
     // Nobody may be listening (the key service won the race): never an unhandled rejection.
     this.secrets.catch(() => undefined);
   }
@@ -204,15 +206,18 @@ class RecoveryEndpoint {
   }
 
   private async evidence(client: string, nonce: Buffer): Promise<RecoveryEvidenceResponse> {
-    this.sweep();
-    if (this.sessions.size >= (this.o.maxSessions ?? RECOVERY_DEFAULTS.maxSessions)) {
+    const session = randomBytes(16).toString('hex');
+    if (this.sessions.set(session, { client, nonce }) === false) {
       throw new SextantError({ code: 'RATE_LIMITED', message: 'too many recovery sessions in progress; retry later' });
     }
-    const ekCert = Buffer.from(await this.o.tpm.ekCertificate()).toString('base64');
-    const akPublic = Buffer.from(await this.o.tpm.akPublic()).toString('base64');
-    const session = randomBytes(16).toString('hex');
-    this.sessions.set(session, { client, nonce, expiresAt: this.clock() + (this.o.sessionTtlMs ?? RECOVERY_DEFAULTS.sessionTtlMs) });
-    return { v: 1, session, ekCert, akPublic };
+    try {
+      const ekCert = Buffer.from(await this.o.tpm.ekCertificate()).toString('base64');
+      const akPublic = Buffer.from(await this.o.tpm.akPublic()).toString('base64');
+      return { v: 1, session, ekCert, akPublic };
+    } catch (e) {
+      this.sessions.delete(session);
+      throw e;
+    }
   }
 
   private async quote(client: string, id: string, sealSessionId: string, credentialBlob: string, encryptedSecret: string): Promise<RecoveryQuoteResponse> {
@@ -253,7 +258,8 @@ class RecoveryEndpoint {
   private async release(client: string, id: string, sealed: SealedBox): Promise<RecoveredSecrets> {
     if (this.done) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
     const s = this.session(id, client);
-    this.sessions.delete(id);
+    // Taken, not dropped: its one-time key opens the answer below, then `dispose` wipes it.
+    this.sessions.take(id);
     let secrets: RecoveredSecrets;
     try {
       if (!s.quoted) throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'this recovery session has no quote yet' });
@@ -289,33 +295,18 @@ class RecoveryEndpoint {
   }
 
   private session(id: string, client: string): Session {
+    // An expired session is dropped (and wiped) by the map.
     const s = this.sessions.get(id);
     // Another identity's session id is as unknown as an expired one (and stays its owner's).
-    const foreign = s !== undefined && s.client !== client;
-    if (!s || foreign || s.expiresAt < this.clock()) {
-      if (s && !foreign) {
-        dispose(s);
-        this.sessions.delete(id);
-      }
+    if (!s || s.client !== client) {
       throw new SextantError({ code: 'SESSION_UNKNOWN', message: 'recovery session unknown, used or expired: start again' });
     }
     return s;
   }
 
-  private sweep(): void {
-    const now = this.clock();
-    for (const [k, s] of this.sessions) {
-      if (s.expiresAt < now) {
-        dispose(s);
-        this.sessions.delete(k);
-      }
-    }
-  }
-
   /** Stops accepting; rejects `secrets` unless they were already delivered. */
   finish(reason: unknown): void {
     this.done = true;
-    for (const s of this.sessions.values()) dispose(s);
     this.sessions.clear();
     this.reject(reason);
   }
