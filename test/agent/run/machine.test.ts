@@ -361,3 +361,30 @@ test('no configuration at all: exit 2, FILE_NOT_FOUND, and the error is where ag
   t.like(saved[0], { outcome: 'failed', lastError: { step: 'config', code: 'FILE_NOT_FOUND' } });
   t.like(w.records[0], { step: 'config', outcome: 'failed', code: 'FILE_NOT_FOUND' });
 });
+
+const wiped = (b: Buffer): boolean => b.every((x) => x === 0);
+
+for (const [name, setUp, expect] of [
+  ['a run that joins', async () => {}, { ok: true }],
+  ['a disk key that does not open our disk', async (w: World) => {
+    w.disk.content = 'ours';
+    w.disk.headerKey = Buffer.alloc(32, 0x99);
+  }, { ok: false, code: 'DISK_WRONG_KEY' }],
+  ['a PCR 15 that is not this cluster\'s lock', async (w: World) => {
+    w.tpm.pcr15 = Buffer.alloc(32, 0xee);
+  }, { ok: false, code: 'CLUSTER_LOCK_MISMATCH' }],
+  ['a crash at the lock', async (w: World) => {
+    w.crashAt = 'lock';
+  }, { ok: false, step: 'lock' }],
+] as const) {
+  test(`every disk key and kubelet key the run received is zero after it: ${name}`, async (t) => {
+    const w = await makeWorld();
+    t.teardown(w.cleanup);
+    await setUp(w);
+    t.like(await runAgent(w.deps()), expect);
+    t.true(w.ks.released.length >= 1);
+    t.true(w.ks.released.every(wiped), 'disk keys wiped');
+    t.true(w.kubeletKeys.length >= 1);
+    t.true(w.kubeletKeys.every(wiped), 'kubelet keys wiped');
+  });
+}

@@ -146,13 +146,17 @@ export class FakeKeyService {
   ticket: typeof TICKET | undefined = TICKET;
   confirms: string[] = [];
   withConfirm = false;
+  /** Every disk key handed to the agent (to check that the run wiped each one). */
+  released: Buffer[] = [];
   async attestOnce(_tpm: AgentTpm, req: AttestOnceRequest): Promise<AttestResult> {
     this.calls.push(req);
     const code = this.failures.shift();
     if (code) throw new SextantError({ code, message: `injected ${code}` });
     // As keyservice/attestor.ts: a join ticket only for a join, never for a rejoin.
     const confirm = this.withConfirm ? { id: (this.calls.length % 16).toString(16).repeat(32), expiresAt: '2030-01-01T00:00:00Z' } : undefined;
-    return { diskKey: Buffer.alloc(32, this.keyByte), clusterId: this.clusterId, joinTicket: req.role === 'join' ? this.ticket : undefined, confirm, warnings: [], attempts: 1 };
+    const diskKey = Buffer.alloc(32, this.keyByte);
+    this.released.push(diskKey);
+    return { diskKey, clusterId: this.clusterId, joinTicket: req.role === 'join' ? this.ticket : undefined, confirm, warnings: [], attempts: 1 };
   }
 }
 
@@ -168,6 +172,8 @@ export interface World {
   execCalls: string[][];
   kubeadmRecord: string;
   bootId: string;
+  /** Every kubelet private key (PEM bytes) the agent made. */
+  kubeletKeys: Buffer[];
   recovery?: (o: RecoveryStartOptions) => RecoverySource;
   /** Makes the named dependency throw once (a crash in the middle of a step). */
   crashAt?: 'openTpm' | 'inventory' | 'classify' | 'attest' | 'prepare' | 'lock' | 'kubeadm' | 'done-notify';
@@ -207,6 +213,7 @@ export async function makeWorld(overrides: Record<string, unknown> = {}): Promis
     execCalls: [],
     kubeadmRecord: path.join(dir, 'kubeadm-calls.jsonl'),
     bootId: 'boot-1',
+    kubeletKeys: [],
     deps() {
       const crash = (at: World['crashAt']) => {
         if (w.crashAt === at) {
@@ -277,7 +284,11 @@ export async function makeWorld(overrides: Record<string, unknown> = {}): Promis
         },
         exec,
         eventLog: async () => undefined,
-        kubeletKey: () => ({ csrPem: '-----BEGIN CERTIFICATE REQUEST-----\nMA==\n-----END CERTIFICATE REQUEST-----\n', keyPem: Buffer.from('-----BEGIN EC PRIVATE KEY-----\nMg==\n-----END EC PRIVATE KEY-----\n') }),
+        kubeletKey: () => {
+          const keyPem = Buffer.from('-----BEGIN EC PRIVATE KEY-----\nMg==\n-----END EC PRIVATE KEY-----\n');
+          w.kubeletKeys.push(keyPem);
+          return { csrPem: '-----BEGIN CERTIFICATE REQUEST-----\nMA==\n-----END CERTIFICATE REQUEST-----\n', keyPem };
+        },
         hostname: () => 'host',
         clock: {
           now: () => new Date((clock += 7)),
