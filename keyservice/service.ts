@@ -3,6 +3,7 @@ import path from 'node:path';
 import { SextantError, isSextantError } from '../lib/errors.js';
 import { parseEventLog, replayEventLog } from '../measurements/eventlog/index.js';
 import { KeyServiceAttestor } from './attestor.js';
+import { ClusterCa } from './kubelet-cert.js';
 import { parseListen, type KeyServiceConfig } from './config.js';
 import { loadReferenceSet } from './measurements.js';
 import { RateLimiter } from './rate-limit.js';
@@ -98,7 +99,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   const store: KeyServiceStore = await openLocalStore({ stateDir: cfg.stateDir, auditPath, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock });
   audit = store.audit;
   const join = cfg.join
-    ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: { certPem: await readText(cfg.join.caCert, 'cluster CA'), keyFile: cfg.join.caKey } }
+    ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: await ClusterCa.load(cfg.join.caCert, cfg.join.caKey) }
     : undefined;
   const nonces = store.nonces;
   const variant = cfg.attestation?.variant ?? 'qemu-vtpm';

@@ -16,7 +16,7 @@ async function world(script: string) {
   const cmd = path.join(dir, 'register-token');
   await writeFile(cmd, `#!/bin/sh\n${script}\n`);
   await chmod(cmd, 0o700);
-  const cfg: JoinConfig = { apiServerEndpoint: '10.0.0.1:6443', tokenTtlSeconds: 900, certDays: 1, ca: { certPem: await readFile(ca.caCert, 'utf8'), keyFile: ca.caKey }, tokenCommand: cmd };
+  const cfg: JoinConfig = { apiServerEndpoint: '10.0.0.1:6443', tokenTtlSeconds: 900, certDays: 1, ca: await ca.load(), tokenCommand: cmd };
   return { dir, cfg, cleanup: () => rm(dir, { recursive: true, force: true }) };
 }
 
