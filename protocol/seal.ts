@@ -15,7 +15,10 @@ import type { SealedBox } from './messages.js';
 const CURVE = 'prime256v1';
 const INFO = Buffer.from('sextant-seal-v1', 'utf8');
 
-/** An agent's one-time key pair; call dispose() once the answer is opened. */
+/**
+ * An agent's one-time key pair. Its private key stays inside the ECDH object until it is
+ * garbage-collected: drop the reference once the answer is opened (it cannot be wiped).
+ */
 export interface EphemeralKey {
   readonly publicKey: Buffer;
   readonly ecdh: ECDH;
@@ -74,9 +77,9 @@ export function seal(plaintext: Uint8Array, recipientPublicKey: Uint8Array, cont
     const ct = Buffer.concat([c.update(plaintext), c.final(), c.getAuthTag()]);
     return { epk: epk.toString('base64'), iv: iv.toString('base64'), ct: ct.toString('base64') };
   } finally {
+    // The one-time private key lives inside the ECDH object (OpenSSL memory): Node gives no
+    // way to wipe it, only to drop `eph` (docs/secrets-in-memory.md).
     zeroize(shared, key);
-    // The one-time private key is dropped with `eph`; overwrite our copy of it.
-    zeroize(eph.getPrivateKey());
   }
 }
 

@@ -109,7 +109,8 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
       zeroize(plain);
     }
   } finally {
-    zeroize(eph.ecdh.getPrivateKey(), credential);
+    // `eph`'s private key cannot be wiped (it is inside OpenSSL); it goes with the object.
+    zeroize(credential);
   }
 }
 

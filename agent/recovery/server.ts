@@ -140,7 +140,7 @@ function sendError(res: ServerResponse, e: SextantError): void {
 }
 
 function dispose(s: Session): void {
-  if (s.quoted) zeroize(s.quoted.ephemeral.ecdh.getPrivateKey());
+  // Dropping the reference is all Node allows for an ECDH private key (docs/secrets-in-memory.md).
   s.quoted = undefined;
 }
 
