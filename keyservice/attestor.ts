@@ -8,23 +8,24 @@ import { pcrsEvidence, type AuditLog } from './audit/log.js';
 import { deriveClusterId, deriveDiskKey } from './derive.js';
 import { makeJoinTicket, type JoinConfig } from './join-ticket.js';
 import { LockConfirmer } from './lock-confirm.js';
-import { checkMeasurements } from './policy/check-measurements.js';
+import { checkMeasurements } from '../attestation/policy/check-measurements.js';
 import { checkClusterLock } from './policy/cluster-lock.js';
 import { checkNodeName, type NodeInventory } from './policy/node-name.js';
-import { nameChangedComponents } from './policy/name-components.js';
-import { PcrMismatchError } from './policy/pcr-mismatch.js';
-import type { ReferenceSet } from './policy/reference.js';
-import { asInputError, auditRefusal, stage, stageAsync } from './stage.js';
+import { nameChangedComponents } from '../attestation/policy/name-components.js';
+import { PcrMismatchError } from '../attestation/policy/pcr-mismatch.js';
+import type { ReferenceSet } from '../attestation/policy/reference.js';
+import { asInputError, stage, stageAsync } from '../attestation/stage.js';
+import { auditRefusal } from './stage.js';
 import { checkDiskBinding } from './binding/check.js';
 import type { DiskBindingStore } from './binding/store.js';
 import { LocalSessionBook } from './store/local.js';
 import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
-import { verifyEkCert } from './verify/ek-cert.js';
-import { checkEventLog, type EventLogReplayer } from './verify/event-log.js';
-import { checkPcrDigest } from './verify/pcr-digest.js';
-import type { AkIdentity, TpmChecks } from './verify/tpm-checks.js';
-import { runVariantStages } from './variant/snp-stage.js';
-import type { SnpVariantSetup } from './variant/variants.js';
+import { verifyEkCert } from '../attestation/tpm/ek-chain.js';
+import { checkEventLog, type EventLogReplayer } from '../attestation/tpm/event-log.js';
+import { checkPcrDigest } from '../attestation/tpm/pcr-digest.js';
+import type { AkIdentity, TpmChecks } from '../attestation/tpm/checks.js';
+import { runVariantStages } from '../attestation/snp/bind-ak.js';
+import type { SnpVariantSetup } from '../attestation/variant.js';
 
 /**
  * The verifier, as a chain of named stages over two rounds:

@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError } from '../lib/errors.js';
-import { checkSnpConfig, parseVariant, type SnpVariantConfig, type Variant } from './variant/variants.js';
+import type { Variant } from '../attestation/variant.js';
+import { checkSnpConfig, parseVariant, type SnpVariantConfig } from './variant/variants.js';
 
 /**
  * Key service configuration: a JSON file (`--config`) with the same keys as the flags; flags

@@ -6,9 +6,10 @@ import { pcrsEvidence, type AuditLog } from './audit/log.js';
 import { clusterLockPcr } from './derive.js';
 import { LocalSessionBook } from './store/local.js';
 import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
-import { asInputError, auditRefusal, stage, stageAsync } from './stage.js';
-import { checkPcrDigest, QUOTED_PCRS } from './verify/pcr-digest.js';
-import type { AkIdentity, QuotedFacts, TpmChecks } from './verify/tpm-checks.js';
+import { asInputError, stage, stageAsync } from '../attestation/stage.js';
+import { auditRefusal } from './stage.js';
+import { checkPcrDigest, QUOTED_PCRS } from '../attestation/tpm/pcr-digest.js';
+import type { AkIdentity, QuotedFacts, TpmChecks } from '../attestation/tpm/checks.js';
 
 /**
  * The post-lock confirm round. A release opens a confirm session that remembers what was

@@ -8,10 +8,10 @@ import { KeyServiceAttestor } from './attestor.js';
 import type { DiskBindingStore } from './binding/store.js';
 import { deriveDiskKey } from './derive.js';
 import { NonceStore } from './nonce-store.js';
-import type { ReferenceSet } from './policy/reference.js';
+import type { ReferenceSet } from '../attestation/policy/reference.js';
 import { replaySha256 } from './service.js';
-import { codecTpmChecks } from './verify/tpm-codec-checks.js';
-import type { TpmChecks } from './verify/tpm-checks.js';
+import { codecTpmChecks } from '../attestation/tpm/codec-checks.js';
+import type { TpmChecks } from '../attestation/tpm/checks.js';
 
 /**
  * The admin's side of recovery (`sextant recover`): the key service's verifier run against

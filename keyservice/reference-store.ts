@@ -1,5 +1,5 @@
 import { watchFile, unwatchFile } from 'node:fs';
-import type { ReferenceSet } from './policy/reference.js';
+import type { ReferenceSet } from '../attestation/policy/reference.js';
 
 /**
  * The accepted measurement sets: the current one, and during a rollout window the one it

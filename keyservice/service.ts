@@ -5,20 +5,22 @@ import { parseEventLog, replayEventLog } from '../measurements/eventlog/index.js
 import { KeyServiceAttestor } from './attestor.js';
 import { ClusterCa } from './kubelet-cert.js';
 import { parseListen, type KeyServiceConfig } from './config.js';
-import { loadReferenceSet } from './measurements.js';
+import { loadReferenceSet } from '../attestation/policy/load-reference.js';
 import { RateLimiter } from './rate-limit.js';
 import { ReferenceStore } from './reference-store.js';
 import { KeyServiceServer, type Answer } from './server.js';
-import { ServiceSelfAttestation, type ServiceTpm } from './self-attest.js';
+import { ServiceSelfAttestation } from './self-attest.js';
+import type { AttestationTpm } from '../attestation/tpm/tpm.js';
 import { parseNodeInventory } from './policy/node-name.js';
 import { openStateDir } from './state-dir.js';
 import { openLocalStore } from './store/local.js';
 import type { AuditSink, KeyServiceStore } from './store/store.js';
-import { loadCaCertificates } from './verify/ek-cert.js';
-import type { EventLogReplayer } from './verify/event-log.js';
-import { codecTpmChecks } from './verify/tpm-codec-checks.js';
-import type { TpmChecks } from './verify/tpm-checks.js';
-import { isSnpVariant, loadSnpSetup, type Variant } from './variant/variants.js';
+import { loadCaCertificates } from '../attestation/tpm/ek-chain.js';
+import type { EventLogReplayer } from '../attestation/tpm/event-log.js';
+import { codecTpmChecks } from '../attestation/tpm/codec-checks.js';
+import type { TpmChecks } from '../attestation/tpm/checks.js';
+import { isSnpVariant, type Variant } from '../attestation/variant.js';
+import { loadSnpSetup } from './variant/variants.js';
 
 /** Everything `sextant keyservice` starts, wired together; `close()` stops it. */
 export interface RunningKeyService {
@@ -48,7 +50,7 @@ export interface StartOptions {
    * Opens the service's own TPM for mutual attestation (`attestation.tcti`). Handed in by the
    * caller (cli/ passes the koffi -> ESYS engine), so the service loads no TPM library unless asked.
    */
-  openServiceTpm?: (tcti: string, log?: (line: string) => void) => Promise<ServiceTpm>;
+  openServiceTpm?: (tcti: string, log?: (line: string) => void) => Promise<AttestationTpm>;
 }
 
 export const replaySha256: EventLogReplayer = (bytes) => {

@@ -104,7 +104,7 @@ export const FAILURE_ERROR_CODES = [
   'SNP_TCB_TOO_OLD',
   'SNP_MEASUREMENT_UNKNOWN',
   'SNP_ID_KEY_UNKNOWN',
-  // attestation variants (keyservice/variant/): the node's SNP evidence and what it binds
+  // attestation variants (attestation/variant.ts, attestation/snp/bind-ak.ts): the node's SNP evidence and what it binds
   'VARIANT_EVIDENCE_REQUIRED',
   'VARIANT_EVIDENCE_UNEXPECTED',
   'VARIANT_AK_NOT_BOUND',

@@ -1,6 +1,9 @@
+import type { EventLogEvidence, SnpEvidenceMessage, TpmIdentityEvidence, TpmQuoteEvidence } from '../attestation/evidence.js';
+
 /**
  * The messages between the agent and the key service (JSON over HTTPS). Binary fields are
- * base64 (standard alphabet), hashes and IDs lowercase hex. See README.md "Protocol".
+ * base64 (standard alphabet), hashes and IDs lowercase hex. The evidence parts (TPM identity,
+ * quote, event log, SNP report) are attestation/evidence.ts's format. See docs/protocol.md.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -29,14 +32,8 @@ export interface NonceResponse {
 }
 
 /** Round 1: the node's TPM identity. */
-export interface ChallengeRequest {
+export interface ChallengeRequest extends TpmIdentityEvidence {
   v: 1;
-  /** EK certificate, DER, base64. */
-  ekCert: string;
-  /** Intermediate CA certificates between the EK certificate and the service's EK CAs (DER, base64). */
-  ekChain?: string[];
-  /** The AK's TPMT_PUBLIC (without the TPM2B size), base64. */
-  akPublic: string;
 }
 
 /** Round 1 answer: a TPM2_MakeCredential blob only the EK's TPM can open, and only for that AK. */
@@ -60,7 +57,7 @@ export interface Inventory {
 }
 
 /** Round 2: proof of credential activation plus the quote, bound to a nonce and an ephemeral key. */
-export interface CompleteRequest {
+export interface CompleteRequest extends TpmQuoteEvidence, EventLogEvidence {
   v: 1;
   sessionId: string;
   /** The credential TPM2_ActivateCredential returned, base64. */
@@ -69,14 +66,6 @@ export interface CompleteRequest {
   nonce: string;
   /** The agent's ephemeral ECDH P-256 public key, uncompressed point (65 bytes), base64. */
   ephemeralPublicKey: string;
-  /** TPMS_ATTEST bytes as the TPM returned them (TPM2B_ATTEST contents), base64. */
-  quoteAttest: string;
-  /** TPMT_SIGNATURE over quoteAttest, base64. */
-  quoteSignature: string;
-  /** The quoted PCR values, SHA-256 bank, index -> lowercase hex. */
-  pcrs: Record<string, string>;
-  /** TCG crypto-agile event log, base64; absent on hosts without firmware logs (swtpm tests). */
-  eventLog?: string;
   diskUuid: string;
   role: Role;
   /** Kubernetes node name (DNS-1123 label). */
@@ -86,18 +75,6 @@ export interface CompleteRequest {
   inventory?: Inventory;
   /** SEV-SNP evidence, for the key service's SNP variants (docs/attestation-variants.md). */
   snp?: SnpEvidenceMessage;
-}
-
-/** A confidential VM's CPU evidence: what binds the AK on azure-sev-snp, aws-sev-snp, gcp-sev-snp. */
-export interface SnpEvidenceMessage {
-  /** A raw 1184-byte SNP report or Azure's HCL report (vTPM NV 0x01400001), base64. */
-  report: string;
-  /** The VCEK or VLEK certificate, DER, base64. */
-  vcek: string;
-  /** ASK/ASVK and ARK, DER each, base64. */
-  chain?: string[];
-  /** Azure with a raw report: the runtime-data JSON whose SHA-256 report_data holds, base64. */
-  runtimeData?: string;
 }
 
 /** Round 2 answer on success: everything secret is inside `sealed`. */
@@ -146,15 +123,11 @@ export interface ConfirmSession {
  * a fresh quote (same AK, same PCR selection), qualifying data
  * SHA-256("sextant-confirm-v1\0" || confirm id || "\0" || nonce) (protocol/seal.ts confirmQualifyingData).
  */
-export interface ConfirmRequest {
+export interface ConfirmRequest extends TpmQuoteEvidence {
   v: 1;
   confirmId: string;
   /** A fresh nonce from /v1/nonce, base64. */
   nonce: string;
-  quoteAttest: string;
-  quoteSignature: string;
-  /** The quoted PCR values, SHA-256 bank, 0-15. */
-  pcrs: Record<string, string>;
 }
 
 export interface ConfirmResponse {
@@ -196,17 +169,9 @@ export interface ServiceAttestRequest {
   nonce: string;
 }
 
-export interface ServiceAttestResponse {
+/** The service TPM's identity and its quote. */
+export interface ServiceAttestResponse extends TpmIdentityEvidence, TpmQuoteEvidence {
   v: 1;
-  /** The service TPM's EK certificate, DER, base64. */
-  ekCert: string;
-  ekChain?: string[];
-  /** The service AK's TPMT_PUBLIC, base64. */
-  akPublic: string;
-  quoteAttest: string;
-  quoteSignature: string;
-  /** The quoted PCR values, SHA-256 bank, 0-15. */
-  pcrs: Record<string, string>;
 }
 
 /** The agent's TPM2_MakeCredential to the service's EK for the service's AK. */

@@ -8,10 +8,11 @@
  *                                                          PCRs, event log, disk UUID}
  *   3. admin -> node  release   {session, sealed}        node -> {ok}   (one success closes it)
  *
- * The admin verifies with the key service's own attestor (keyservice/attestor.ts) before it
+ * The admin verifies with the key service's own attestor (keyservice/attestor.ts, on attestation/'s stages) before it
  * sends anything secret; `sealed` is protocol/seal.ts to the node's ephemeral key with the
  * context sealContext(challenge.sessionId, nonce, ephemeral key). Binary fields are base64.
  */
+import type { TpmIdentityEvidence } from '../attestation/evidence.js';
 import type { ChallengeResponse, CompleteRequest, SealedBox } from './messages.js';
 
 export const RECOVERY_ROUTES = {
@@ -27,13 +28,10 @@ export interface RecoveryEvidenceRequest {
 }
 
 /** Step 1 answer: the node's TPM identity, as in the key service's round 1. */
-export interface RecoveryEvidenceResponse {
+export interface RecoveryEvidenceResponse extends TpmIdentityEvidence {
   v: 1;
   /** Names this recovery session on the node (32 hex digits). */
   session: string;
-  ekCert: string;
-  ekChain?: string[];
-  akPublic: string;
 }
 
 /** Step 2: the admin's credential challenge, exactly the key service's round-1 answer. */

@@ -12,8 +12,9 @@ import {
 } from '../../protocol/validate.js';
 import { withRetries, type BackoffOptions } from './backoff.js';
 import { verifyKeyService, type VerifiedKeyService } from './service-check.js';
-import type { ServiceEvidenceVerifier } from '../../protocol/service-verifier.js';
-import type { AttestationTpm } from './tpm.js';
+import type { ServiceVerifierOptions } from '../../attestation/tpm/verify-service.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
+import { eventLogEvidence, produceIdentity, produceQuote } from '../../attestation/tpm/produce.js';
 import type { SnpEvidenceSource } from './snp-evidence.js';
 import { isFinalRefusal, postJson, type PinnedEndpoint } from './transport.js';
 
@@ -34,8 +35,8 @@ export interface AttestRequest {
   inventory?: Inventory;
   /** An SNP attestation variant: the CPU's evidence, sent with round 2 (agent/attest/snp-evidence.ts). */
   snp?: SnpEvidenceSource;
-  /** Mutual attestation: check the key service's own quote before sending any evidence. */
-  verifyService?: ServiceEvidenceVerifier;
+  /** Mutual attestation: what to trust in the key service's own quote, checked before sending any evidence. */
+  verifyService?: ServiceVerifierOptions;
   retry?: Partial<BackoffOptions>;
   log?: (line: string) => void;
 }
@@ -60,12 +61,8 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
   assertNonceResponse(nonceRes);
   const nonce = Buffer.from(nonceRes.nonce, 'base64');
 
-  const akPublic = await tpm.akPublic();
-  const round1: ChallengeRequest = {
-    v: 1,
-    ekCert: Buffer.from(await tpm.ekCertificate()).toString('base64'),
-    akPublic: Buffer.from(akPublic).toString('base64'),
-  };
+  const round1: ChallengeRequest = { v: 1, ...(await produceIdentity(tpm)) };
+  const akPublic = Buffer.from(round1.akPublic, 'base64');
   const challenge = await postJson(r.endpoint, ROUTES.challenge, round1);
   assertChallengeResponse(challenge);
   const credential = Buffer.from(
@@ -75,17 +72,15 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
   const snp = r.snp ? await r.snp.collect({ nonce, akPublic }) : undefined;
   const eph = generateEphemeralKey();
   try {
-    const quote = await tpm.quote(qualifyingData(nonce, eph.publicKey));
+    const quote = await produceQuote(tpm, qualifyingData(nonce, eph.publicKey));
     const round2: CompleteRequest = {
       v: 1,
       sessionId: challenge.sessionId,
       activatedCredential: credential.toString('base64'),
       nonce: nonceRes.nonce,
       ephemeralPublicKey: eph.publicKey.toString('base64'),
-      quoteAttest: Buffer.from(quote.attest).toString('base64'),
-      quoteSignature: Buffer.from(quote.signature).toString('base64'),
-      pcrs: quote.pcrs,
-      eventLog: r.eventLog ? Buffer.from(r.eventLog).toString('base64') : undefined,
+      ...quote,
+      ...eventLogEvidence(r.eventLog),
       diskUuid: r.diskUuid,
       role: r.role,
       nodeName: r.nodeName,

@@ -3,7 +3,7 @@ import { ROUTES, type ConfirmRequest, type ConfirmSession } from '../../protocol
 import { confirmQualifyingData } from '../../protocol/seal.js';
 import { assertConfirmResponse, assertNonceResponse } from '../../protocol/validate.js';
 import { withRetries, type BackoffOptions } from './backoff.js';
-import type { AttestationTpm } from './tpm.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 import { isFinalRefusal, postJson, type PinnedEndpoint } from './transport.js';
 
 /**

@@ -2,7 +2,7 @@ import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { SextantError } from '../../lib/errors.js';
 import { ROUTES, type ServiceActivateRequest, type ServiceAttestRequest } from '../../protocol/messages.js';
 import { serviceQualifyingData } from '../../protocol/seal.js';
-import type { ServiceEvidenceVerifier } from '../../protocol/service-verifier.js';
+import { verifyServiceEvidence, type ServiceVerifierOptions } from '../../attestation/tpm/verify-service.js';
 import { assertServiceActivateResponse, assertServiceAttestResponse } from '../../protocol/validate.js';
 import { normalizeFingerprint, postJson, type PinnedEndpoint } from './transport.js';
 
@@ -12,7 +12,8 @@ import { normalizeFingerprint, postJson, type PinnedEndpoint } from './transport
  *
  *   1. POST /v1/service/attest {nonce}: the service's EK certificate, AK public and a quote of
  *      its PCRs over SHA-256(tag || nonce || SHA-256 of the TLS certificate this connection
- *      presented); `verifier` checks it with the key service's own stages.
+ *      presented); attestation/tpm/verify-service.ts checks it with the stages the key
+ *      service runs on nodes.
  *   2. POST /v1/service/activate: TPM2_MakeCredential to that EK for that AK with a fresh
  *      secret; only the TPM holding both returns it (the AK really is the EK's TPM's).
  *
@@ -26,7 +27,7 @@ export interface VerifiedKeyService {
   warnings: string[];
 }
 
-export async function verifyKeyService(endpoint: PinnedEndpoint, verifier: ServiceEvidenceVerifier): Promise<VerifiedKeyService> {
+export async function verifyKeyService(endpoint: PinnedEndpoint, trust: ServiceVerifierOptions): Promise<VerifiedKeyService> {
   const nonce = randomBytes(32);
   const certSha256 = Buffer.from(normalizeFingerprint(endpoint.fingerprint).slice('sha256:'.length), 'hex');
   const req: ServiceAttestRequest = { v: 1, nonce: nonce.toString('base64') };
@@ -36,7 +37,7 @@ export async function verifyKeyService(endpoint: PinnedEndpoint, verifier: Servi
   } catch (cause) {
     throw new SextantError({ code: 'KEYSERVICE_QUOTE_INVALID', message: `key service attestation is malformed: ${(cause as Error).message}`, cause });
   }
-  const verified = verifier.verify(evidence, serviceQualifyingData(nonce, certSha256));
+  const verified = verifyServiceEvidence(trust, evidence, serviceQualifyingData(nonce, certSha256));
 
   const secret = randomBytes(32);
   const challenge = verified.makeCredential(secret);

@@ -1,11 +1,11 @@
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError } from '../../lib/errors.js';
-import { HCL_NV_INDEX, isHclReport } from '../../attestation/snp/hcl.js';
+import { HCL_NV_INDEX, isHclReport, type HclNv } from '../../attestation/snp/hcl.js';
 import { SNP_REPORT_SIZE } from '../../attestation/snp/report.js';
 import { MAX_SNP_REPORT_BYTES } from '../../protocol/validate.js';
-import type { SnpEvidenceMessage } from '../../protocol/messages.js';
-import { akReportData, hclUserData } from '../../protocol/snp-binding.js';
+import type { SnpEvidenceMessage } from '../../attestation/evidence.js';
+import { akReportData, hclUserData } from '../../attestation/snp/binding.js';
 
 /**
  * Where the node's SEV-SNP evidence comes from, per variant (docs/attestation-variants.md):
@@ -15,7 +15,7 @@ import { akReportData, hclUserData } from '../../protocol/snp-binding.js';
  *   0x01400002; sextant writes SHA-512(nonce). (On swtpm that write is only stored.)
  * - aws-sev-snp, gcp-sev-snp: a raw report from configfs-tsm (/sys/kernel/config/tsm/report,
  *   Linux 6.7+) with report_data = SHA-512 of the AK's TPMT_PUBLIC, which is what the key
- *   service checks (keyservice/variant/snp-stage.ts akReportData). /dev/sev-guest's ioctl is
+ *   service checks (attestation/snp/bind-ak.ts with attestation/snp/binding.ts akReportData). /dev/sev-guest's ioctl is
  *   not wrapped: configfs-tsm is the kernel's interface for it.
  *
  * The VCEK/VLEK and chain come from the cloud (Azure THIM, the extended report's certificate
@@ -42,11 +42,6 @@ function withCerts(report: Uint8Array, certs: SnpCerts): SnpEvidenceMessage {
   };
 }
 
-/** The vTPM NV operations the Azure source needs (tpm/client's Tpm has them). */
-export interface HclNv {
-  nvWrite(nvIndex: number, data: Uint8Array): Promise<void>;
-  nvReadAll(nvIndex: number): Promise<{ data: Uint8Array }>;
-}
 
 
 export function azureHclSource(nv: HclNv, certs: SnpCerts): SnpEvidenceSource {
@@ -93,7 +88,7 @@ export function configfsTsm(root = '/sys/kernel/config/tsm/report'): SnpReportPr
   };
 }
 
-/** aws-sev-snp / gcp-sev-snp: a report whose report_data binds the AK (protocol/snp-binding.ts). */
+/** aws-sev-snp / gcp-sev-snp: a report whose report_data binds the AK (attestation/snp/binding.ts). */
 export function rawReportSource(provider: SnpReportProvider, certs: SnpCerts): SnpEvidenceSource {
   return {
     async collect({ akPublic }) {

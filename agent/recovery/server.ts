@@ -22,7 +22,8 @@ import {
   assertRecoveryReleaseRequest,
   assertReleasedSecrets,
 } from '../../protocol/validate.js';
-import type { AttestationTpm } from '../attest/tpm.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
+import { eventLogEvidence, produceIdentity, produceQuote } from '../../attestation/tpm/produce.js';
 import { generateTlsIdentity } from './self-signed-cert.js';
 
 /**
@@ -211,9 +212,7 @@ class RecoveryEndpoint {
       throw new SextantError({ code: 'RATE_LIMITED', message: 'too many recovery sessions in progress; retry later' });
     }
     try {
-      const ekCert = Buffer.from(await this.o.tpm.ekCertificate()).toString('base64');
-      const akPublic = Buffer.from(await this.o.tpm.akPublic()).toString('base64');
-      return { v: 1, session, ekCert, akPublic };
+      return { v: 1, session, ...(await produceIdentity(this.o.tpm)) };
     } catch (e) {
       this.sessions.delete(session);
       throw e;
@@ -232,17 +231,15 @@ class RecoveryEndpoint {
     }
     const ephemeral = generateEphemeralKey();
     s.quoted = { ephemeral, sealSessionId };
-    const q = await this.o.tpm.quote(qualifyingData(s.nonce, ephemeral.publicKey));
+    const quote = await produceQuote(this.o.tpm, qualifyingData(s.nonce, ephemeral.publicKey));
     try {
       return {
         v: 1,
         session: id,
         activatedCredential: Buffer.from(credential).toString('base64'),
         ephemeralPublicKey: ephemeral.publicKey.toString('base64'),
-        quoteAttest: Buffer.from(q.attest).toString('base64'),
-        quoteSignature: Buffer.from(q.signature).toString('base64'),
-        pcrs: q.pcrs,
-        eventLog: this.o.eventLog ? Buffer.from(this.o.eventLog).toString('base64') : undefined,
+        ...quote,
+        ...eventLogEvidence(this.o.eventLog),
         diskUuid: this.o.diskUuid,
         nodeName: this.o.nodeName,
       };

@@ -1,6 +1,6 @@
 import type { ConfirmSession, Inventory, Role } from '../../protocol/messages.js';
 import type { AttestResult } from '../attest/client.js';
-import type { AttestationTpm } from '../attest/tpm.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 import type { PcrLockTpm } from '../boot/cluster-lock.js';
 import type { AgentConfig } from '../config/config.js';
 import type { DiskVerdict } from '../disk/classify.js';

@@ -8,7 +8,7 @@ import { readEventLogFile } from '../../measurements/eventlog/read.js';
 import { sleep } from '../attest/backoff.js';
 import { attest } from '../attest/client.js';
 import { confirmLock } from '../attest/confirm.js';
-import { EngineAttestationTpm } from '../attest/engine-tpm.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { gatherInventory } from '../attest/inventory.js';
 import { DEFAULTS, loadConfig } from '../config/config.js';
 import { classifyDisk } from '../disk/classify.js';

@@ -18,6 +18,12 @@ import { SNP_REPORT_SIZE } from './report.js';
  */
 export const HCL_MAGIC = 0x414c4348; // "HCLA" little-endian
 export const HCL_NV_INDEX = 0x01400001;
+
+/** The vTPM NV operations the Azure source needs (tpm/client's Tpm has them). */
+export interface HclNv {
+  nvWrite(nvIndex: number, data: Uint8Array): Promise<void>;
+  nvReadAll(nvIndex: number): Promise<{ data: Uint8Array }>;
+}
 const HEADER_SIZE = 32;
 const REQUEST_OFFSET = HEADER_SIZE + SNP_REPORT_SIZE;
 const REQUEST_FIXED = 20;

@@ -8,13 +8,12 @@ import { prepareStateDisk, type PrepareResult } from '../../agent/disk/prepare.j
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { attest, describeResult } from '../../agent/attest/client.js';
-import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { confirmLock } from '../../agent/attest/confirm.js';
 import { lockToCluster } from '../../agent/boot/cluster-lock.js';
-import { loadReferenceSet } from '../../keyservice/measurements.js';
-import { loadCaCertificates } from '../../keyservice/verify/ek-cert.js';
-import { serviceEvidenceVerifier } from '../../keyservice/verify/service-attestation.js';
-import type { ServiceEvidenceVerifier } from '../../protocol/service-verifier.js';
+import { loadReferenceSet } from '../../attestation/policy/load-reference.js';
+import { loadCaCertificates } from '../../attestation/tpm/ek-chain.js';
+import type { ServiceVerifierOptions } from '../../attestation/tpm/verify-service.js';
 import { gatherInventory } from '../../agent/attest/inventory.js';
 import { readEventLogFile } from '../../measurements/eventlog/index.js';
 import { resolveTcti } from '../../tpm/engine/tcti.js';
@@ -72,8 +71,8 @@ export const agentDiskCommands: CommandSpec<any>[] = [diskPrepare];
 
 // ---- attestation (engineer keyservice) ----
 
-/** Mutual attestation: the key service's verifier stages, checking the key service itself. */
-async function keyserviceVerifier(v: Record<string, unknown>): Promise<ServiceEvidenceVerifier | undefined> {
+/** Mutual attestation: what the agent trusts in the key service's own quote (attestation/tpm/verify-service.ts). */
+async function keyserviceVerifier(v: Record<string, unknown>): Promise<ServiceVerifierOptions | undefined> {
   const file = str(v as never, 'keyservice-measurements');
   if (!file) return undefined;
   const key = str(v as never, 'keyservice-measurements-key') ?? fail('USAGE', '--keyservice-measurements needs --keyservice-measurements-key');
@@ -81,7 +80,7 @@ async function keyserviceVerifier(v: Record<string, unknown>): Promise<ServiceEv
   if (!cas?.length) fail('USAGE', '--keyservice-measurements needs --keyservice-ek-ca (the CA of the key service TPM\'s EK certificate)');
   const references = [await loadReferenceSet(file, file + '.sig', await readFile(key, 'utf8'))];
   const ekCas = loadCaCertificates(await Promise.all(cas.map((f) => readFile(f, 'utf8'))));
-  return serviceEvidenceVerifier({ ekCas, references });
+  return { ekCas, references };
 }
 
 const attestCmd: CommandSpec<Record<string, unknown>> = {

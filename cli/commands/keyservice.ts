@@ -90,7 +90,7 @@ and binding its AK (docs/attestation-variants.md); the default qemu-vtpm does no
     const svc = await startKeyService(cfg, {
       log: ctx.log,
       // The TPM engine (koffi -> libtss2) is loaded only when the service attests itself.
-      openServiceTpm: async (t, log) => (await import('../../agent/attest/engine-tpm.js')).EngineAttestationTpm.open(t, log),
+      openServiceTpm: async (t, log) => (await import('../../attestation/tpm/engine-tpm.js')).EngineAttestationTpm.open(t, log),
     });
     const started = { ok: true, listening: svc.url, fingerprint: svc.fingerprint, clusterId: svc.clusterId, created: svc.created, variant: svc.variant, ...(svc.testOnlyRoot && { testOnlyRoot: svc.testOnlyRoot }) };
     process.stdout.write(ctx.json ? JSON.stringify(started) + '\n' : svc.fingerprint + '\n');

@@ -9,10 +9,10 @@ import { postJson, normalizeFingerprint } from '../../agent/attest/transport.js'
 import { AuditLog } from '../../keyservice/audit/log.js';
 import { lockAuditLog } from '../../keyservice/audit-writer-lock.js';
 import { LocalBindingStore } from '../../keyservice/binding/local-store.js';
-import { loadReferenceSet } from '../../keyservice/measurements.js';
+import { loadReferenceSet } from '../../attestation/policy/load-reference.js';
 import { recoverNode, type RecoverNodeResult } from '../../keyservice/recover.js';
 import { readSecretFile } from '../../keyservice/state-dir.js';
-import { loadCaCertificates } from '../../keyservice/verify/ek-cert.js';
+import { loadCaCertificates } from '../../attestation/tpm/ek-chain.js';
 
 // ---- sextant recover (engineer recovery) ----
 

@@ -1,6 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import { SextantError, isSextantError } from '../../lib/errors.js';
-import { StageError } from '../stage.js';
+import { StageError } from '../../attestation/stage.js';
 import { ekPublicSha256, type DiskBindingStore } from './store.js';
 
 /**

@@ -5,7 +5,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { postJson, type PinnedEndpoint } from '../../agent/attest/transport.js';
-import type { AttestationTpm } from '../../agent/attest/tpm.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 import { ROUTES, type CompleteRequest, type ReleasedSecrets, type Role } from '../../protocol/messages.js';
 import { generateEphemeralKey, open, qualifyingData, sealContext } from '../../protocol/seal.js';
 import { assertChallengeResponse, assertCompleteResponse, assertNonceResponse, assertReleasedSecrets } from '../../protocol/validate.js';

@@ -7,7 +7,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../lib/exec.js';
-import type { AttestationTpm } from '../../agent/attest/tpm.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 
 const PCR_LIST = 'sha256:' + Array.from({ length: 16 }, (_, i) => i).join(',');
 

@@ -25,9 +25,9 @@ import { run } from '../../lib/exec.js';
 import { postJson } from '../../agent/attest/transport.js';
 import { generateTlsIdentity } from '../../agent/recovery/self-signed-cert.js';
 import { openStateDir } from '../../keyservice/state-dir.js';
-import { loadReferenceSet } from '../../keyservice/measurements.js';
+import { loadReferenceSet } from '../../attestation/policy/load-reference.js';
 import { recoverNode } from '../../keyservice/recover.js';
-import { loadCaCertificates } from '../../keyservice/verify/ek-cert.js';
+import { loadCaCertificates } from '../../attestation/tpm/ek-chain.js';
 
 const DISK = 'b7d2e3f4-5a6b-4c7d-8e9f-0a1b2c3d4e5f';
 let tpm: Swtpm | undefined;

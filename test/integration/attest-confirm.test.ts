@@ -16,7 +16,7 @@ import type { RunningKeyService } from '../../keyservice/service.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { attest } from '../../agent/attest/client.js';
 import { confirmLock } from '../../agent/attest/confirm.js';
-import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { lockToCluster, type PcrLockTpm } from '../../agent/boot/cluster-lock.js';
 import { postJson, type PinnedEndpoint } from '../../agent/attest/transport.js';
 import { ROUTES, type ConfirmRequest, type ConfirmSession } from '../../protocol/messages.js';

@@ -19,14 +19,14 @@ import { sextant } from '../helpers/cli.js';
 import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
 import { resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
 import { openStateDir } from '../../keyservice/state-dir.js';
-import { serviceEvidenceVerifier } from '../../keyservice/verify/service-attestation.js';
-import type { ReferenceSet } from '../../keyservice/policy/reference.js';
-import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import type { ServiceVerifierOptions } from '../../attestation/tpm/verify-service.js';
+import type { ReferenceSet } from '../../attestation/policy/reference.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { attest } from '../../agent/attest/client.js';
 import { postJson, type PinnedEndpoint } from '../../agent/attest/transport.js';
 import { readJsonBody, sendJson } from '../../lib/http-json.js';
 import { hash, toHex } from '../../lib/bytes.js';
-import type { ServiceTpm } from '../../keyservice/self-attest.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 
 const DISK = '0b5e55ed-aaaa-4bbb-8ccc-dddddddddddd';
 const BOOT = [
@@ -97,7 +97,7 @@ async function refusedBeforeEvidence(t: import('ava').ExecutionContext, code: st
 }
 
 test.serial('the key service proves its PCRs and EK/AK binding; then the node attests and gets HKDF(master, salt, "key-"+uuid)', async (t) => {
-  const verifyService = serviceEvidenceVerifier({ ekCas: await caCerts(cas()), references: [good] });
+  const verifyService: ServiceVerifierOptions = { ekCas: await caCerts(cas()), references: [good] };
   const r = await attest(tn, { endpoint: ep, diskUuid: DISK, role: 'join', nodeName: 'worker-1', verifyService, retry: { attempts: 1 } });
   t.is(r.service?.measurements, 'keyservice machine');
   const s = await readStateSecrets(cfg.stateDir);
@@ -106,7 +106,7 @@ test.serial('the key service proves its PCRs and EK/AK binding; then the node at
 
 test.serial('a key service whose PCRs differ from the signed expectation: KEYSERVICE_MEASUREMENTS_MISMATCH, nothing sent', async (t) => {
   const other: ReferenceSet = { label: 'other', pcrs: { ...good.pcrs, '9': { expected: 'ab'.repeat(32), enforced: true } } };
-  const verifyService = serviceEvidenceVerifier({ ekCas: await caCerts(cas()), references: [other] });
+  const verifyService: ServiceVerifierOptions = { ekCas: await caCerts(cas()), references: [other] };
   await refusedBeforeEvidence(t, 'KEYSERVICE_MEASUREMENTS_MISMATCH', () => attest(tn, { endpoint: ep, diskUuid: DISK, role: 'join', nodeName: 'worker-1', verifyService, retry: { attempts: 1 } }));
 });
 
@@ -125,18 +125,18 @@ test.serial('a quote relayed by another TLS server (other certificate): KEYSERVI
   await new Promise<void>((resolve) => relay.listen(0, '127.0.0.1', resolve));
   t.teardown(() => new Promise<void>((resolve) => relay.close(() => resolve())));
   const relayEp = { url: `https://127.0.0.1:${(relay.address() as { port: number }).port}`, fingerprint: relayState.fingerprint };
-  const verifyService = serviceEvidenceVerifier({ ekCas: await caCerts(cas()), references: [good] });
+  const verifyService: ServiceVerifierOptions = { ekCas: await caCerts(cas()), references: [good] };
   await refusedBeforeEvidence(t, 'KEYSERVICE_QUOTE_NOT_BOUND', () => attest(tn, { endpoint: relayEp, diskUuid: DISK, role: 'join', nodeName: 'worker-1', verifyService, retry: { attempts: 1 } }));
 });
 
 test.serial("the service TPM's EK certificate from a CA the node does not trust: KEYSERVICE_EK_UNTRUSTED, nothing sent", async (t) => {
-  const verifyService = serviceEvidenceVerifier({ ekCas: await caCerts([node.caCertPath, node.issuerCertPath]), references: [good] });
+  const verifyService: ServiceVerifierOptions = { ekCas: await caCerts([node.caCertPath, node.issuerCertPath]), references: [good] };
   await refusedBeforeEvidence(t, 'KEYSERVICE_EK_UNTRUSTED', () => attest(tn, { endpoint: ep, diskUuid: DISK, role: 'join', nodeName: 'worker-1', verifyService, retry: { attempts: 1 } }));
 });
 
 test.serial("a service presenting another TPM's EK certificate with its AK: KEYSERVICE_AK_NOT_BOUND (credential activation fails)", async (t) => {
   // A real EK certificate (the service swtpm's) next to an AK, quote and ActivateCredential from another real TPM.
-  const liar: ServiceTpm = {
+  const liar: AttestationTpm = {
     ekCertificate: async () => serviceEkDer,
     akPublic: () => tn.akPublic(),
     quote: (d) => tn.quote(d),
@@ -145,7 +145,7 @@ test.serial("a service presenting another TPM's EK certificate with its AK: KEYS
   };
   const fake = await startKeyService({ ...cfg, stateDir: path.join(dir, 'liar'), auditLog: undefined }, { openServiceTpm: async () => liar });
   t.teardown(() => fake.close());
-  const verifyService = serviceEvidenceVerifier({ ekCas: await caCerts(cas()), references: [good] });
+  const verifyService: ServiceVerifierOptions = { ekCas: await caCerts(cas()), references: [good] };
   await t.throwsAsync(attest(tn, { endpoint: { url: fake.url, fingerprint: fake.fingerprint }, diskUuid: DISK, role: 'join', nodeName: 'worker-1', verifyService, retry: { attempts: 1 } }), { code: 'KEYSERVICE_AK_NOT_BOUND' });
   t.false((await readFile(fake.auditLog, 'utf8')).includes('"decision":"challenge"'));
 });

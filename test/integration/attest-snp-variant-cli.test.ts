@@ -3,7 +3,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { attest } from '../../agent/attest/client.js';
-import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { rawReportSource } from '../../agent/attest/snp-evidence.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { measurementsKeys, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';

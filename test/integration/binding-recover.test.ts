@@ -11,7 +11,7 @@ import path from 'node:path';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { sextant } from '../helpers/cli.js';
 import { measurementsKeys, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
-import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { startRecoveryServer, type RecoveryServer } from '../../agent/recovery/server.js';
 import { LocalBindingStore } from '../../keyservice/binding/local-store.js';
 import { openStateDir } from '../../keyservice/state-dir.js';

@@ -9,7 +9,7 @@ import test from 'ava';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { postJson } from '../../agent/attest/transport.js';
 import { readAuditRecords, verifyAuditLog } from '../../keyservice/audit/log.js';
 import { replaySha256 } from '../../keyservice/service.js';

@@ -20,7 +20,7 @@ import { RECOVERY_SAMPLES } from '../helpers/protocol-samples.js';
 import { RawHttps } from '../helpers/raw-https.js';
 import { startRecoveryServer } from '../../agent/recovery/server.js';
 import { RECOVERY_ROUTES } from '../../protocol/recovery-messages.js';
-import type { AttestationTpm } from '../../agent/attest/tpm.js';
+import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 
 const RUNS = 400;
 

@@ -1,11 +1,11 @@
 import test from 'ava';
 import fc from 'fast-check';
-import { checkMeasurements } from '../../keyservice/policy/check-measurements.js';
+import { checkMeasurements } from '../../attestation/policy/check-measurements.js';
 import { checkClusterLock } from '../../keyservice/policy/cluster-lock.js';
 import { clusterLockPcr } from '../../keyservice/derive.js';
 import { toHex } from '../../lib/bytes.js';
-import type { ReferenceSet } from '../../keyservice/policy/reference.js';
-import { PcrMismatchError } from '../../keyservice/policy/pcr-mismatch.js';
+import type { ReferenceSet } from '../../attestation/policy/reference.js';
+import { PcrMismatchError } from '../../attestation/policy/pcr-mismatch.js';
 
 const v = (b: number) => b.toString(16).padStart(2, '0').repeat(32);
 const observed = Object.fromEntries(Array.from({ length: 16 }, (_, i) => [String(i), v(i)]));

@@ -2,7 +2,7 @@ import test from 'ava';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { ReferenceStore } from '../../keyservice/reference-store.js';
-import { loadReferenceSet } from '../../keyservice/measurements.js';
+import { loadReferenceSet } from '../../attestation/policy/load-reference.js';
 import { measurementsKeys, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 
 const v = (b: string) => b.repeat(32);

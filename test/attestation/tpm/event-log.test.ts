@@ -1,9 +1,9 @@
 import test from 'ava';
-import { checkEventLog } from '../../keyservice/verify/event-log.js';
-import { replaySha256 } from '../../keyservice/service.js';
-import { extendAll } from '../../measurements/pcr/extend.js';
-import { hash, toHex } from '../../lib/bytes.js';
-import { buildEventLog, EV_EVENT_TAG, EV_SEPARATOR } from '../helpers/eventlog.js';
+import { checkEventLog } from '../../../attestation/tpm/event-log.js';
+import { replaySha256 } from '../../../keyservice/service.js';
+import { extendAll } from '../../../measurements/pcr/extend.js';
+import { hash, toHex } from '../../../lib/bytes.js';
+import { buildEventLog, EV_EVENT_TAG, EV_SEPARATOR } from '../../helpers/eventlog.js';
 
 const zero = '00'.repeat(32);
 const events = [

@@ -1,15 +1,15 @@
 import { createHash, type KeyObject } from 'node:crypto';
 import { bytesEqual, toHex } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
-import { hclAkPublicKey, parseRuntimeClaims, runtimeReportData, type RuntimeClaims } from '../../attestation/snp/hcl.js';
-import { verifySnpEvidence, type SnpAttestedState } from '../../attestation/snp/verify.js';
+import { hclAkPublicKey, parseRuntimeClaims, runtimeReportData, type RuntimeClaims } from './hcl.js';
+import { verifySnpEvidence, type SnpAttestedState } from './verify.js';
 import { unmarshal } from '../../tpm/codec.js';
 import { publicKeyFromTpmt } from '../../tpm/public-key.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
-import type { SnpEvidenceMessage } from '../../protocol/messages.js';
-import { akReportData } from '../../protocol/snp-binding.js';
+import type { SnpEvidenceMessage } from '../evidence.js';
+import { akReportData } from './binding.js';
 import { stage } from '../stage.js';
-import type { SnpVariantSetup } from './variants.js';
+import type { SnpVariantSetup } from '../variant.js';
 
 /**
  * The SNP variant hook of round 2 (keyservice/attestor.ts): verify the node's SEV-SNP evidence
@@ -20,7 +20,7 @@ import type { SnpVariantSetup } from './variants.js';
  *   HCL report, here for a raw report sent with `runtimeData`), and the runtime data's
  *   `HCLAkPub` is the AK's public key (the key material is compared, not the encoding).
  * - aws-sev-snp, gcp-sev-snp: report_data = SHA-512 of the AK's TPMT_PUBLIC bytes exactly as
- *   round 1 sent them (64 bytes, no padding): protocol/snp-binding.ts `akReportData()`.
+ *   round 1 sent them (64 bytes, no padding): attestation/snp/binding.ts `akReportData()`.
  */
 
 /** What the audit record keeps: the typed, decoded state without the (up to 64 KiB) runtime claims. */

@@ -1,7 +1,8 @@
 /**
- * The TPM operations an attestation needs, as the agent sees them. The real one is the
- * TPM client (tpm/client over the TCTI transport tpm/engine); tests also drive swtpm through tpm2-tools with the same
- * shape. The AK lives from `createAk` to `dispose`.
+ * The TPM operations producing evidence needs: the agent's attestation and recovery endpoint,
+ * and the key service's own attestation (mutual attestation). The real one is
+ * attestation/tpm/engine-tpm.ts (tpm/client over the TCTI transport); tests also drive swtpm
+ * through tpm2-tools with the same shape. The AK lives from `akPublic` to `dispose`.
  */
 export interface AttestationTpm {
   /** The EK certificate (DER) from its NV index. */

@@ -1,8 +1,8 @@
 import { readFile } from 'node:fs/promises';
-import { hash, toHex } from '../lib/bytes.js';
-import { SextantError } from '../lib/errors.js';
-import { loadSignedMeasurements } from '../measurements/verify/load-signed.js';
-import type { ReferenceSet } from './policy/reference.js';
+import { hash, toHex } from '../../lib/bytes.js';
+import { SextantError } from '../../lib/errors.js';
+import { loadSignedMeasurements } from '../../measurements/verify/load-signed.js';
+import type { ReferenceSet } from './reference.js';
 
 /**
  * Loads a signed measurements file into a reference set. The signature is checked over the

@@ -1,6 +1,6 @@
 import { bytesEqual, hash } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
-import type { QuotedFacts } from './tpm-checks.js';
+import type { QuotedFacts } from './checks.js';
 
 export const QUOTED_PCRS = Array.from({ length: 16 }, (_, i) => i);
 

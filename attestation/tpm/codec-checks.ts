@@ -8,7 +8,7 @@ import { ekTemplateEccP256, ekTemplateRsa2048 } from '../../tpm/ek/templates.js'
 import { makeCredential } from '../../tpm/credential/make-credential.js';
 import { verifyQuote } from '../../tpm/quote/verify.js';
 import { TPMT_PUBLIC, type TpmtPublic } from '../../tpm/structures.js';
-import type { AkIdentity, QuotedFacts, TpmChecks } from './tpm-checks.js';
+import type { AkIdentity, QuotedFacts, TpmChecks } from './checks.js';
 
 /**
  * TpmChecks on tpm/'s pure-TypeScript codec: what the key service runs (no TPM library).

@@ -1,13 +1,13 @@
 import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { toHex } from '../../lib/bytes.js';
-import { describeEvent, isExtended, parseEventLog } from '../../measurements/eventlog/index.js';
-import { nameChangedComponents } from '../../keyservice/policy/name-components.js';
-import { PcrMismatchError } from '../../keyservice/policy/pcr-mismatch.js';
-import { MAX_AUDIT_REASON } from '../../keyservice/stage.js';
-import type { ReferenceEvent, ReferenceSet } from '../../keyservice/policy/reference.js';
-import { FIXTURES } from '../helpers/paths.js';
+import { toHex } from '../../../lib/bytes.js';
+import { describeEvent, isExtended, parseEventLog } from '../../../measurements/eventlog/index.js';
+import { nameChangedComponents } from '../../../attestation/policy/name-components.js';
+import { PcrMismatchError } from '../../../attestation/policy/pcr-mismatch.js';
+import { MAX_AUDIT_REASON } from '../../../keyservice/stage.js';
+import type { ReferenceEvent, ReferenceSet } from '../../../attestation/policy/reference.js';
+import { FIXTURES } from '../../helpers/paths.js';
 
 // A real OVMF + systemd-stub 257 boot's firmware log (test/fixtures/boots): its PCR 11 events
 // are the stub's section measurements, named like measurements.json names them.

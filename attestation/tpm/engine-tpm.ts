@@ -5,18 +5,18 @@ import { quotePcrs } from '../../tpm/client/attest.js';
 import { readEkCertificate, type EkType } from '../../tpm/client/ek-cert.js';
 import { Tpm } from '../../tpm/client/tpm.js';
 import type { AttestationTpm } from './tpm.js';
-import type { HclNv } from './snp-evidence.js';
-import type { PcrLockTpm } from '../boot/cluster-lock.js';
+import type { HclNv } from '../snp/hcl.js';
 
 const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
 
 /**
- * The agent's TPM through the TPM client (tpm/client over the koffi -> TCTI transport). The AK
- * is sextant's deterministic owner-hierarchy primary (withAk): every call recreates the same
- * key and flushes it, so nothing is left loaded between the rounds. The EK is the one whose certificate is in NV
+ * An AttestationTpm through the TPM client (tpm/client over the koffi -> TCTI transport): the
+ * agent's, and the key service's own for mutual attestation. The AK is sextant's deterministic
+ * owner-hierarchy primary (withAk): every call recreates the same key and flushes it, so
+ * nothing is left loaded between the rounds. The EK is the one whose certificate is in NV
  * (RSA 2048 preferred, else ECC).
  */
-export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
+export class EngineAttestationTpm implements AttestationTpm {
   private ekType?: EkType;
   private ekCert?: Uint8Array;
 
@@ -58,6 +58,7 @@ export class EngineAttestationTpm implements AttestationTpm, PcrLockTpm {
     return { attest: q.attest, signature: q.signature, pcrs: q.pcrs.sha256 ?? {} };
   }
 
+  /** PCR 15 for the agent's cluster lock (agent/boot/cluster-lock.ts PcrLockTpm). */
   async readPcrSha256(index: number): Promise<Uint8Array> {
     const banks = await this.tpm.pcrRead({ sha256: [index] });
     const v = banks.sha256?.[String(index)];

@@ -2,9 +2,9 @@ import test from 'ava';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { X509Certificate } from 'node:crypto';
-import { FIXTURES } from '../helpers/paths.js';
-import { verifyEkCert, loadCaCertificates } from '../../keyservice/verify/ek-cert.js';
-import { run } from '../../lib/exec.js';
+import { FIXTURES } from '../../helpers/paths.js';
+import { verifyEkCert, loadCaCertificates } from '../../../attestation/tpm/ek-chain.js';
+import { run } from '../../../lib/exec.js';
 
 // A real swtpm EK certificate (swtpm_localca: root -> intermediate -> EK); `openssl verify` accepts the chain.
 const dir = path.join(FIXTURES, 'keyservice/swtpm-a');

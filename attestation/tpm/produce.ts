@@ -1,0 +1,28 @@
+import type { EventLogEvidence, TpmIdentityEvidence, TpmQuoteEvidence } from '../evidence.js';
+import type { AttestationTpm } from './tpm.js';
+
+/**
+ * The producing side of attestation/evidence.ts (go-tpm-tools' client/ to verify.ts's server/):
+ * what a TPM says about itself, in the one format every verifier reads. The agent, its
+ * recovery endpoint and the key service's own attestation all produce evidence here.
+ */
+
+const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
+
+/** The TPM's identity: its AK public area and EK certificate (and any EK intermediates the host holds). */
+export async function produceIdentity(tpm: AttestationTpm, ekChain: readonly Uint8Array[] = []): Promise<TpmIdentityEvidence> {
+  const akPublic = b64(await tpm.akPublic());
+  const ekCert = b64(await tpm.ekCertificate());
+  return { ekCert, ...(ekChain.length > 0 && { ekChain: ekChain.map(b64) }), akPublic };
+}
+
+/** A quote of SHA-256 PCRs 0-15 over `qualifyingData` with the PCR values it covers. */
+export async function produceQuote(tpm: AttestationTpm, qualifyingData: Uint8Array): Promise<TpmQuoteEvidence> {
+  const q = await tpm.quote(qualifyingData);
+  return { quoteAttest: b64(q.attest), quoteSignature: b64(q.signature), pcrs: q.pcrs };
+}
+
+/** The firmware event log as evidence (absent stays absent: the verifier decides whether it needs one). */
+export function eventLogEvidence(log: Uint8Array | undefined): EventLogEvidence {
+  return log ? { eventLog: b64(log) } : {};
+}
