@@ -10,6 +10,10 @@ import { sha256File } from '../lib/hash-file.js';
 import { diffLocks, lockFromManifest, parsePackageLock, pinnedPackageSpecs, type PackageLock } from './package-lock.js';
 import { writeReleaseBundle } from './release-bundle.js';
 import { ensureToolsTree } from './tools-tree.js';
+import { configSourceDateEpoch, planSecureBoot, signBuiltUki, type SecureBootRecord, type UkiSigning } from './secure-boot.js';
+import { osslsigncodeVersion } from './sign-uki.js';
+import { run } from '../lib/exec.js';
+import type { SecureBootState } from '../measurements/secureboot/predict.js';
 
 /** File names in the output folder; `image reproduce` and the e2e harness rely on them. */
 export const ARTIFACTS = {
@@ -22,8 +26,11 @@ export const ARTIFACTS = {
   bundle: 'sextant-node-release.tar',
 } as const;
 
-/** Turns a built UKI into the bytes of measurements.json (the measurement engine's job). */
-export type MeasureUki = (ukiFile: string, image: { name: string; version: string; debug: boolean }) => Promise<Buffer>;
+/**
+ * Turns a built UKI into the bytes of measurements.json (the measurement engine's job); with
+ * `secureBoot`, PCR 7 too, predicted from those key databases and the UKI's signer.
+ */
+export type MeasureUki = (ukiFile: string, image: { name: string; version: string; debug: boolean }, secureBoot?: SecureBootState) => Promise<Buffer>;
 /** Writes `<file>.sig` for measurements.json. */
 export type SignFile = (file: string, keyFile: string) => Promise<void>;
 
@@ -35,6 +42,10 @@ export interface BuildOptions {
   lockFile?: string;
   components?: ComponentPin[];
   signKey?: string;
+  /** Sign the UKI for Secure Boot (Authenticode, reproducible); unset: an unsigned UKI, said so in the manifest. */
+  ukiSigning?: UkiSigning;
+  /** A Secure Boot key folder (PK/, KEK/, db/, dbx/): measurements.json then enforces PCR 7. */
+  sbKeysDir?: string;
   /** Debug variant: a serial root shell; marked as such in the manifest and measurements. */
   debug?: boolean;
   imageVersion?: string;
@@ -57,6 +68,7 @@ export interface BuildResult {
   artifacts: BuiltArtifact[];
   components: ComponentRecord[];
   notes: string[];
+  secureBoot: SecureBootRecord;
   seconds: number;
 }
 
@@ -74,6 +86,12 @@ async function toolVersions(toolsTree: string): Promise<Record<string, string>> 
   return out;
 }
 
+/** The host tools that sign the UKI and write it onto the ESP (not in the tools tree). */
+async function signingToolVersions(): Promise<Record<string, string>> {
+  const mtools = (await run('mcopy', ['--version'])).stdout.split('\n')[0].replace(/^mcopy \(GNU mtools\)\s*/, '');
+  return { osslsigncode: await osslsigncodeVersion(), mtools };
+}
+
 /**
  * Builds the node image with mkosi and writes the release folder: disk image, UKI,
  * measurements.json (+ .sig), package lock, manifest, SHA256SUMS and a reproducible tar.
@@ -86,6 +104,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
   const mkosi = locateMkosi(o.repoRoot);
   const notes: string[] = [];
   const lock: PackageLock | undefined = o.lockFile ? parsePackageLock(await readFile(o.lockFile, 'utf8'), o.lockFile) : undefined;
+  const sbPlan = await planSecureBoot({ signing: o.ukiSigning, keysDir: o.sbKeysDir }); // before minutes of mkosi
 
   stage('tools tree (Debian trixie: ukify, systemd-repart, systemd-measure)');
   const tools = await ensureToolsTree(mkosi, path.join(o.configDir, 'tools'), cache, packageCache, {
@@ -135,6 +154,11 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       }
     }
 
+    stage(sbPlan.signing ? 'Secure Boot: sign the UKI, put it onto the ESP' : 'Secure Boot: the UKI stays unsigned');
+    const time = await configSourceDateEpoch(path.join(o.configDir, 'mkosi.conf'));
+    const secureBoot = await signBuiltUki(path.join(mkosiOut, 'sextant-node.efi'), path.join(mkosiOut, 'sextant-node.raw'), sbPlan, time, o.log);
+    if (!secureBoot.signed) notes.push(secureBoot.note);
+
     await mkdir(o.outDir, { recursive: true });
     for (const f of await readdir(o.outDir)) if ((Object.values(ARTIFACTS) as string[]).includes(f) || f.endsWith('.sig')) await rm(path.join(o.outDir, f));
     await copyFile(path.join(mkosiOut, 'sextant-node.raw'), path.join(o.outDir, ARTIFACTS.disk));
@@ -143,7 +167,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
 
     stage('measurements (precomputed from the built UKI)');
     const image = { name: 'sextant-node', version: o.imageVersion ?? '0.1.0', debug: o.debug === true };
-    await writeFile(path.join(o.outDir, ARTIFACTS.measurements), await o.measure(path.join(o.outDir, ARTIFACTS.uki), image));
+    await writeFile(path.join(o.outDir, ARTIFACTS.measurements), await o.measure(path.join(o.outDir, ARTIFACTS.uki), image, secureBoot.signed ? sbPlan.keys : undefined));
     if (o.signKey) {
       if (!o.sign) throw new SextantError({ code: 'INTERNAL', message: 'no signer configured' });
       await o.sign(path.join(o.outDir, ARTIFACTS.measurements), o.signKey);
@@ -155,7 +179,8 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       packages: builtLock.packages.map((p) => `${p.name}=${p.version}`),
       components,
       agent: agent.sha256,
-      tools: await toolVersions(tools),
+      tools: { ...(await toolVersions(tools)), ...(secureBoot.signed && (await signingToolVersions())) },
+      secureBoot,
       notes,
     };
     await writeFile(path.join(o.outDir, ARTIFACTS.manifest), JSON.stringify(manifest, null, 2) + '\n');
@@ -169,7 +194,7 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     const bundled = [...hashed.filter((n) => n !== ARTIFACTS.disk), ARTIFACTS.sums];
     await writeReleaseBundle(o.outDir, bundled, path.join(o.outDir, ARTIFACTS.bundle));
     artifacts.push({ name: ARTIFACTS.bundle, sha256: await sha256File(path.join(o.outDir, ARTIFACTS.bundle)) });
-    return { outDir: o.outDir, artifacts, components, notes, seconds: (Date.now() - t0) / 1000 };
+    return { outDir: o.outDir, artifacts, components, notes, secureBoot, seconds: (Date.now() - t0) / 1000 };
   } finally {
     await rm(work, { recursive: true, force: true });
   }

@@ -5,6 +5,8 @@ import { measurementFileFromPrediction } from '../measurements/format/from-predi
 import { serializeMeasurementFile } from '../measurements/format/index.js';
 import { precomputeUkiFile } from '../measurements/uki/precompute-file.js';
 import { sha256File } from '../lib/hash-file.js';
+import { predictUkiPcr7, withPcr7, type SecureBootState } from '../measurements/secureboot/predict.js';
+import type { BootAssumptions } from '../measurements/format/types.js';
 
 /**
  * systemd-pcrphase words the image extends into PCR 11 before the agent runs (the image
@@ -12,10 +14,15 @@ import { sha256File } from '../lib/hash-file.js';
  */
 export const IMAGE_PCR_PHASES = ['enter-initrd', 'leave-initrd', 'sysinit', 'ready'];
 
-/** measurements.json of a built UKI: every predicted PCR enforced, with its event manifest. */
-export async function measureBuiltUki(ukiFile: string, image: { name: string; version: string; debug: boolean }): Promise<Buffer> {
-  const boot = { pcrPhases: IMAGE_PCR_PHASES };
-  const prediction = await precomputeUkiFile(ukiFile, 'sha256', boot);
+/**
+ * measurements.json of a built UKI: every predicted PCR enforced, with its event manifest;
+ * with `secureBoot` (the key databases of the firmware) PCR 7 too, and PCR 4 as it is with
+ * Secure Boot on.
+ */
+export async function measureBuiltUki(ukiFile: string, image: { name: string; version: string; debug: boolean }, secureBoot?: SecureBootState): Promise<Buffer> {
+  const boot: BootAssumptions = { pcrPhases: IMAGE_PCR_PHASES, ...(secureBoot?.secureBoot && { secureBoot: true }) };
+  let prediction = await precomputeUkiFile(ukiFile, 'sha256', boot);
+  if (secureBoot) prediction = withPcr7(prediction, predictUkiPcr7(await readFile(ukiFile), secureBoot, 'sha256'));
   const file = measurementFileFromPrediction(prediction, {
     image: {
       name: image.debug ? `${image.name}-debug` : image.name,

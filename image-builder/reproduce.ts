@@ -5,6 +5,8 @@ import { hasTool, run } from '../lib/exec.js';
 import { ARTIFACTS, buildImage, type BuildOptions } from './build.js';
 import { sha256File } from '../lib/hash-file.js';
 import { diffReleases, type ReleaseDiff } from './diff.js';
+import { SextantError } from '../lib/errors.js';
+import type { UkiSigning } from './secure-boot.js';
 
 export interface ArtifactComparison {
   name: string;
@@ -31,18 +33,37 @@ export function parseSums(text: string): Map<string, string> {
   return m;
 }
 
+/**
+ * How to sign the rebuild of a signed release when the db key is not given: with the
+ * release's own signature, which fits only a bit-identical UKI. A release whose PCR 7 was
+ * predicted needs its key folder again (`sbKeysDir`): the keys are inputs, not in the release.
+ */
+async function releaseSigning(dir: string): Promise<UkiSigning | undefined> {
+  const manifest = JSON.parse(await readFile(path.join(dir, ARTIFACTS.manifest), 'utf8')) as { secureBoot?: { signed?: boolean } };
+  return manifest.secureBoot?.signed ? { kind: 'release-signature', signedUki: path.join(dir, ARTIFACTS.uki) } : undefined;
+}
+
+async function assertKeysGiven(dir: string, sbKeysDir: string | undefined): Promise<void> {
+  const m = JSON.parse(await readFile(path.join(dir, ARTIFACTS.measurements), 'utf8')) as { pcrs?: Record<string, unknown> };
+  if (m.pcrs?.['7'] !== undefined && !sbKeysDir) {
+    throw new SextantError({ code: 'USAGE', message: `${dir} predicts PCR 7 from a Secure Boot key folder: give it again with --sb-keys` });
+  }
+}
+
 /** Rebuilds the release in `dir` from its package lock and compares every artifact's digest. */
 export async function reproduceImage(
   dir: string,
   opts: Omit<BuildOptions, 'outDir' | 'lockFile'> & { keepDir?: string },
 ): Promise<ReproduceResult> {
+  await assertKeysGiven(dir, opts.sbKeysDir);
   const expected = parseSums(await readFile(path.join(dir, ARTIFACTS.sums), 'utf8'));
   // The bundle holds SHA256SUMS, so it is compared beside the listed artifacts.
   expected.set(ARTIFACTS.bundle, await sha256File(path.join(dir, ARTIFACTS.bundle)));
+  const ukiSigning = opts.ukiSigning ?? (await releaseSigning(dir));
   const out = opts.keepDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sextant-reproduce-')));
   try {
     // The build hashed every artifact (the bundle too) as it wrote them: no second read.
-    const built = await buildImage({ ...opts, outDir: out, lockFile: path.join(dir, ARTIFACTS.lock) });
+    const built = await buildImage({ ...opts, ukiSigning, outDir: out, lockFile: path.join(dir, ARTIFACTS.lock) });
     const actual = new Map(built.artifacts.map((a) => [a.name, a.sha256]));
     const artifacts: ArtifactComparison[] = [];
     const diffoscope = await hasTool('diffoscope');

@@ -8,6 +8,7 @@ import { reproduceImage, type ReproduceResult } from '../../image-builder/reprod
 import { diffReleases, type Change, type ReleaseDiff } from '../../image-builder/diff.js';
 import { measureBuiltUki, signMeasurementsFile } from '../../image-builder/measure.js';
 import { bool, str, type CommandSpec } from '../command.js';
+import type { UkiSigning } from '../../image-builder/secure-boot.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -29,7 +30,17 @@ const commonOptions = {
   components: { type: 'string', valueName: 'FILE', description: 'Kubernetes components pinned by SHA-256 (JSON list)' },
   debug: { type: 'boolean', description: 'debug variant: root shell on the serial console (marked in manifest and measurements)' },
   'image-version': { type: 'string', valueName: 'VERSION', description: 'image version recorded in the manifest', default: '0.1.0' },
+  'sb-key': { type: 'string', valueName: 'KEY.pem', description: 'Secure Boot db signing key (RSA): sign the UKI in the build, reproducibly' },
+  'sb-cert': { type: 'string', valueName: 'CERT', description: 'its certificate (PEM or DER; named in manifest.json)' },
+  'sb-keys': { type: 'string', valueName: 'DIR', description: 'Secure Boot key folder (PK/, KEK/, db/, dbx/): measurements.json enforces PCR 7' },
 } as const;
+
+function ukiSigning(values: Record<string, unknown>): UkiSigning | undefined {
+  const key = str(values as never, 'sb-key');
+  const cert = str(values as never, 'sb-cert');
+  if ((key === undefined) !== (cert === undefined)) throw new SextantError({ code: 'USAGE', message: '--sb-key and --sb-cert go together' });
+  return key && cert ? { kind: 'key', key: path.resolve(key), cert: path.resolve(cert) } : undefined;
+}
 
 function buildOpts(values: Record<string, unknown>, log: (l: string) => void) {
   return {
@@ -38,6 +49,8 @@ function buildOpts(values: Record<string, unknown>, log: (l: string) => void) {
     signKey: str(values as never, 'sign-key'),
     debug: bool(values as never, 'debug'),
     imageVersion: str(values as never, 'image-version'),
+    ukiSigning: ukiSigning(values),
+    sbKeysDir: str(values as never, 'sb-keys'),
     measure: measureBuiltUki,
     sign: signMeasurementsFile,
     onStage: (s: string) => log(`[${new Date().toISOString().slice(11, 19)}] ${s}`),
@@ -54,7 +67,11 @@ first use into .cache/tools. Progress goes to stderr stage by stage. Outputs in 
 ${Object.values(ARTIFACTS).join(', ')} (+ measurements.json.sig with --sign-key).
 --lock installs exactly the packages of an earlier build's package-lock.json and fails,
 naming the packages, if anything differs. Kubernetes components cannot be downloaded here:
-without --components the image is built without them and says so in manifest.json.`,
+without --components the image is built without them and says so in manifest.json.
+--sb-key/--sb-cert sign the UKI (osslsigncode, the configuration's SourceDateEpoch as the
+signing time: the same inputs give the same signed bytes) and put it onto the disk's ESP;
+manifest.json names the certificate (subject, SHA-256 fingerprint). Without them the UKI is
+unsigned and the manifest says so. --sb-keys DIR adds PCR 7, enforced, with its events.`,
   options: {
     ...commonOptions,
     out: { type: 'string', valueName: 'DIR', description: 'output folder', default: 'out' },
@@ -73,6 +90,7 @@ without --components the image is built without them and says so in manifest.jso
     [
       `built in ${r.seconds.toFixed(0)} s into ${r.outDir}`,
       ...r.artifacts.map((a) => `  ${a.sha256}  ${a.name}`),
+      r.secureBoot.signer ? `UKI signed by ${r.secureBoot.signer.subject} (certificate sha256 ${r.secureBoot.signer.sha256Fingerprint})` : 'UKI not signed',
       ...r.notes.map((n) => `note: ${n}`),
     ].join('\n'),
 };
@@ -82,6 +100,10 @@ const reproduce: CommandSpec<ReproduceResult> = {
   args: 'DIR',
   positionals: { min: 1, max: 1 },
   summary: "rebuild a release folder from its package lock and compare every artifact's digest",
+  description: `
+A signed release is rebuilt with --sb-key/--sb-cert when given; without them the release's
+own UKI signature is put onto the rebuilt UKI (it fits only when the rebuild is the same UKI),
+so anyone can reproduce a signed release. A release with PCR 7 needs its --sb-keys folder.`,
   options: { ...commonOptions, keep: { type: 'string', valueName: 'DIR', description: 'keep the rebuild in DIR' } },
   async run({ values, positionals, log, signal }) {
     return reproduceImage(path.resolve(positionals[0]), {

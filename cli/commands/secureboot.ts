@@ -1,7 +1,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
-import { createHash, X509Certificate } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { SextantError } from '../../lib/errors.js';
-import { signUki } from '../../image-builder/sign-uki.js';
+import { readSigningCertificate, signUki } from '../../image-builder/sign-uki.js';
 import { authenticodeDigest } from '../../measurements/pe/authenticode.js';
 import { peSignature } from '../../measurements/pe/signature.js';
 import { readKeyFolder } from '../../measurements/secureboot/key-folder.js';
@@ -111,10 +111,7 @@ Predict the boot with \`sextant measure uki SIGNED --sb-keys DIR\`.`,
     if (!/^\d+$/.test(timeText)) throw new SextantError({ code: 'USAGE', message: `--time takes unix seconds, got ${timeText}` });
     const cert = requireStr(values, 'cert');
     const key = requireStr(values, 'key');
-    const certificate = new X509Certificate(await readOrFail(cert, 'certificate'));
-    if (certificate.publicKey.asymmetricKeyType !== 'rsa') {
-      throw new SextantError({ code: 'KEY_INVALID', message: `${cert}: an RSA certificate is needed (ECDSA signatures are randomized, so the signed UKI would not be reproducible; OVMF verifies RSA)` });
-    }
+    await readSigningCertificate(cert);
     await signUki(positionals[0], out, { key, cert, time: Number(timeText), log });
     const signed = await readOrFail(out, 'signed UKI');
     const sig = peSignature(signed);

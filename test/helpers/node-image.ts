@@ -9,7 +9,7 @@ import path from 'node:path';
 import { run } from '../../lib/exec.js';
 import { SextantError } from '../../lib/errors.js';
 import { sha256File } from '../../lib/hash-file.js';
-import { extractUkiFromDisk, FALLBACK_BOOT_PATH } from '../../image-builder/extract-uki.js';
+import { extractUkiFromDisk, replaceUkiOnDisk } from '../../image-builder/extract-uki.js';
 import { parsePe } from '../../measurements/pe/parse.js';
 import { sextant } from './cli.js';
 import { FIXTURES, REPO_ROOT } from './paths.js';
@@ -109,10 +109,7 @@ export async function tamperCmdline(imageDir: string, outRaw: string, log?: (l: 
 
 /** Replaces the UKI the firmware boots (EFI/BOOT/BOOTX64.EFI on the ESP) in a disk image, with mtools. */
 export async function writeUkiToDisk(raw: string, efi: string, log?: (l: string) => void): Promise<void> {
-  const table = JSON.parse((await run('sfdisk', ['--json', raw], { log })).stdout) as SfdiskJson;
-  const esp = table.partitiontable.partitions.find((p) => p.type.toUpperCase() === 'C12A7328-F81F-11D2-BA4B-00A0C93EC93B');
-  if (!esp) throw new SextantError({ code: 'IMAGE_MISMATCH', message: 'no ESP in the image' });
-  await run('mcopy', ['-o', '-i', `${raw}@@${esp.start * (table.partitiontable.sectorsize ?? 512)}`, efi, `::/${FALLBACK_BOOT_PATH}`], { log });
+  await replaceUkiOnDisk(raw, efi, { log });
 }
 
 /** SHA-256 of a whole disk image file (the state disk "unchanged" check). */
