@@ -43,3 +43,9 @@ export interface SnpEvidenceMessage {
   /** Azure with a raw report: the runtime-data JSON whose SHA-256 report_data holds, base64. */
   runtimeData?: string;
 }
+
+/** PCR values as evidence bytes: canonical JSON (indices ascending), so equal sets hash equal. */
+export function pcrValuesEvidence(pcrs: Record<string, string>): Buffer {
+  const keys = Object.keys(pcrs).sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : 1));
+  return Buffer.from(JSON.stringify(Object.fromEntries(keys.map((k) => [k, pcrs[k]]))), 'utf8');
+}

@@ -1,10 +1,10 @@
-import { randomBytes, timingSafeEqual, X509Certificate } from 'node:crypto';
+import { randomBytes, X509Certificate } from 'node:crypto';
 import { hash, toHex, zeroize } from '../lib/bytes.js';
 import { SextantError } from '../lib/errors.js';
 import type { ExecLogger } from '../lib/exec.js';
 import type { ChallengeRequest, ChallengeResponse, CompleteRequest, CompleteResponse, ConfirmRequest, ConfirmResponse, ReleasedSecrets } from '../protocol/messages.js';
 import { qualifyingData, seal, sealContext } from '../protocol/seal.js';
-import { pcrsEvidence, type AuditLog } from './audit/log.js';
+import type { AuditLog } from './audit/log.js';
 import { deriveClusterId, deriveDiskKey } from './derive.js';
 import { makeJoinTicket, type JoinConfig } from './join-ticket.js';
 import { LockConfirmer } from './lock-confirm.js';
@@ -14,24 +14,24 @@ import { checkNodeName, type NodeInventory } from './policy/node-name.js';
 import { nameChangedComponents } from '../attestation/policy/name-components.js';
 import { PcrMismatchError } from '../attestation/policy/pcr-mismatch.js';
 import type { ReferenceSet } from '../attestation/policy/reference.js';
-import { asInputError, stage, stageAsync } from '../attestation/stage.js';
+import { stage, stageAsync } from '../attestation/stage.js';
 import { auditRefusal } from './stage.js';
 import { checkDiskBinding } from './binding/check.js';
 import type { DiskBindingStore } from './binding/store.js';
 import { LocalSessionBook } from './store/local.js';
 import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
-import { verifyEkCert } from '../attestation/tpm/ek-chain.js';
-import { checkEventLog, type EventLogReplayer } from '../attestation/tpm/event-log.js';
-import { checkPcrDigest } from '../attestation/tpm/pcr-digest.js';
+import type { EventLogReplayer } from '../attestation/tpm/event-log.js';
 import type { AkIdentity, TpmChecks } from '../attestation/tpm/checks.js';
-import { runVariantStages } from '../attestation/snp/bind-ak.js';
-import type { SnpVariantSetup } from '../attestation/variant.js';
+import type { SnpVariantSetup, Variant } from '../attestation/variant.js';
+import { verifyIdentity, verifyProof } from '../attestation/tpm/verify.js';
 
 /**
- * The verifier, as a chain of named stages over two rounds:
+ * The key service's verifier over two rounds: attestation/tpm/verify.ts's stage chain for the
+ * variant (VARIANT_STAGES), then the key service's own policy and release:
  *
- *   round 1  parseEvidence -> verifyEkCert -> makeCredential (challenge out)
- *   round 2  credentialProof -> [SNP variants: verifySnpEvidence -> bindAk] -> verifyQuote -> checkNonce -> checkPcrDigest -> replayEventLog
+ *   round 1  verifyIdentity: parseEvidence -> verifyEkCert -> makeCredential (challenge out)
+ *   round 2  verifyProof: credentialProof -> verifySnpEvidence -> [SNP variants: bindAk] -> verifyQuote
+ *            -> checkNonce -> checkPcrDigest -> replayEventLog (an AttestedState)
  *            -> applyPolicy -> checkNodeName -> checkDiskBinding -> release (sealed secrets out, with a confirm session)
  *
  * then, after the node locked PCR 15, the confirm round (keyservice/lock-confirm.ts).
@@ -100,9 +100,11 @@ export class KeyServiceAttestor implements Attestor {
   private readonly now: () => Date;
   private readonly clusterId: Buffer;
   private readonly confirmer: LockConfirmer;
+  private readonly variant: Variant;
 
   constructor(private readonly o: AttestorOptions) {
     this.now = o.now ?? (() => new Date());
+    this.variant = o.snp?.variant ?? 'qemu-vtpm';
     this.clusterId = deriveClusterId(o.masterSecret, o.salt);
     const books = o.sessions ?? (<T>(spec: SessionBookSpec<T>) => new LocalSessionBook<T>(spec, () => this.now().getTime()));
     this.sessions = books({
@@ -128,20 +130,15 @@ export class KeyServiceAttestor implements Attestor {
   async challenge(req: ChallengeRequest, client: string): Promise<ChallengeResponse> {
     const facts: Record<string, unknown> = { client, round: 1 };
     try {
-      const ekDer = Buffer.from(req.ekCert, 'base64');
-      facts.ekCertSha256 = toHex(hash('sha256', ekDer));
-      const akPublic = Buffer.from(req.akPublic, 'base64');
-      const ak = stage('parseEvidence', () => {
-        try {
-          return this.o.tpm.parseAk(akPublic);
-        } catch (e) {
-          return asInputError('PROTOCOL_INVALID', 'AK public area')(e);
-        }
+      const { ekCert, ak, akPublic, credential, challenge: blob } = verifyIdentity({
+        evidence: req,
+        ekRoots: this.o.ekCas,
+        credential: randomBytes(32),
+        tpm: this.o.tpm,
+        now: this.now(),
+        variant: this.variant,
+        facts,
       });
-      facts.akName = toHex(ak.name);
-      const ekCert = stage('verifyEkCert', () => verifyEkCert(ekDer, this.o.ekCas, this.now(), (req.ekChain ?? []).map((c) => Buffer.from(c, 'base64'))));
-      const credential = randomBytes(32);
-      const blob = stage('makeCredential', () => this.o.tpm.makeCredential(ekCert, ak.name, credential));
       const ttl = this.o.sessionTtlMs ?? 60_000;
       const { id: sessionId } = await stageAsync('makeCredential', () => this.sessions.open({ ekCert, ak, akPublic, credential, client }));
       await this.o.audit.append({ decision: 'challenge', ...facts, sessionId });
@@ -169,45 +166,24 @@ export class KeyServiceAttestor implements Attestor {
       const session = await stageAsync('credentialProof', () => this.takeSession(req.sessionId));
       facts.akName = toHex(session.ak.name);
       facts.ekSubject = session.ekCert.subject.replace(/\n/g, ', ');
-      stage('credentialProof', () => {
-        const got = Buffer.from(req.activatedCredential, 'base64');
-        if (got.length !== session.credential.length || !timingSafeEqual(got, session.credential)) {
-          throw new SextantError({ code: 'AK_NOT_BOUND', message: 'credential activation failed: the AK is not in the TPM that holds the EK' });
-        }
-      });
-      runVariantStages(this.o.snp, req.snp, session.akPublic, this.now(), facts);
-      // A TPM with a trusted EK holds the AK: its claims (schema-bounded) are worth recording.
-      Object.assign(facts, { diskUuid: req.diskUuid, role: req.role, nodeName: req.nodeName, inventory: req.inventory });
       const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');
-      // The quote must be signed by the activated AK over H(nonce || ephemeral key) ...
-      const quoted = stage('verifyQuote', () => {
-        try {
-          return this.o.tpm.verifyQuote(session.ak, Buffer.from(req.quoteAttest, 'base64'), Buffer.from(req.quoteSignature, 'base64'), qualifyingData(nonce, ephemeral));
-        } catch (e) {
-          return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
-        }
+      const attested = verifyProof({
+        identity: session,
+        evidence: req,
+        // The quote must be signed by the activated AK over H(nonce || ephemeral key), and the
+        // nonce must be one we issued, unused and fresh (consumed above, whatever the verdict).
+        qualifyingData: qualifyingData(nonce, ephemeral),
+        nonceRefusal,
+        tpm: this.o.tpm,
+        variant: this.variant,
+        snp: this.o.snp,
+        replayEventLog: this.o.replayEventLog,
+        requireEventLog: this.o.requireEventLog,
+        now: this.now(),
+        facts,
+        claims: { diskUuid: req.diskUuid, role: req.role, nodeName: req.nodeName, inventory: req.inventory },
       });
-      // ... and the nonce must be one we issued, unused and fresh (consumed above, whatever the verdict).
-      stage('checkNonce', () => {
-        if (nonceRefusal) throw nonceRefusal;
-      });
-      stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
-      // From here the values are as good as signed by the TPM: the audit keeps them (and the
-      // event log), stored once per distinct content and referenced by SHA-256.
-      const evidence: Record<string, Uint8Array> = { pcrs: pcrsEvidence(req.pcrs) };
-      facts.evidence = evidence;
-      stage('replayEventLog', () => {
-        if (req.eventLog === undefined) {
-          if (this.o.requireEventLog) throw new SextantError({ code: 'EVENTLOG_REQUIRED', message: 'this key service requires the firmware event log' });
-          facts.eventLog = 'absent';
-          return;
-        }
-        if (!this.o.replayEventLog) throw new SextantError({ code: 'INTERNAL', message: 'no event log replayer configured' });
-        const logBytes = Buffer.from(req.eventLog, 'base64');
-        // The evidence itself, so an auditor can replay it with another tool later.
-        evidence.eventLog = logBytes;
-        facts.eventLogPcrs = checkEventLog(this.o.replayEventLog, logBytes, req.pcrs).comparedPcrs;
-      });
+      const quoted = attested.quote;
       const verdict = stage('applyPolicy', () => {
         const v = this.checkMeasurementsNamingComponents(req.pcrs, req.eventLog, facts);
         facts.clusterLock = checkClusterLock(req.role, req.pcrs['15'], this.clusterId);

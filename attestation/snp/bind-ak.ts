@@ -8,11 +8,10 @@ import { publicKeyFromTpmt } from '../../tpm/public-key.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
 import type { SnpEvidenceMessage } from '../evidence.js';
 import { akReportData } from './binding.js';
-import { stage } from '../stage.js';
 import type { SnpVariantSetup } from '../variant.js';
 
 /**
- * The SNP variant hook of round 2 (keyservice/attestor.ts): verify the node's SEV-SNP evidence
+ * The SNP variants' stages of round 2 (attestation/tpm/verify.ts): verify the node's SEV-SNP evidence
  * with attestation/snp (chain to a pinned root, signature, the configured policy), then bind
  * the AK the node activated in round 1 to it:
  *
@@ -26,9 +25,10 @@ import type { SnpVariantSetup } from '../variant.js';
 /** What the audit record keeps: the typed, decoded state without the (up to 64 KiB) runtime claims. */
 export type SnpAuditFacts = Omit<SnpAttestedState, 'runtime'> & { runtimeDataSha256?: string; akPub?: unknown };
 
-export interface SnpVariantResult {
+/** The verified report, and the runtime data sent beside a raw report (Azure). */
+export interface VerifiedSnpEvidence {
   state: SnpAttestedState;
-  audit: SnpAuditFacts;
+  runtimeData?: Uint8Array;
 }
 
 function notBound(message: string): never {
@@ -40,7 +40,7 @@ function spki(k: KeyObject): Buffer {
 }
 
 /** Stage `verifySnpEvidence`: authenticity and policy; its SNP_* code on failure. */
-export function verifyVariantEvidence(setup: SnpVariantSetup, snp: SnpEvidenceMessage | undefined, at: Date): { state: SnpAttestedState; runtimeData?: Uint8Array } {
+export function verifyVariantEvidence(setup: SnpVariantSetup, snp: SnpEvidenceMessage | undefined, at: Date): VerifiedSnpEvidence {
   if (!snp) throw new SextantError({ code: 'VARIANT_EVIDENCE_REQUIRED', message: `the ${setup.variant} variant requires the node's SEV-SNP evidence (snp) in round 2` });
   const report = Buffer.from(snp.report, 'base64');
   const chain = snp.chain ? Buffer.concat(snp.chain.map((c) => Buffer.from(c, 'base64'))) : undefined;
@@ -56,7 +56,7 @@ export function verifyVariantEvidence(setup: SnpVariantSetup, snp: SnpEvidenceMe
 }
 
 /** Stage `bindAk`: the verified report binds exactly the AK from round 1. */
-export function bindAkToSnp(setup: SnpVariantSetup, v: { state: SnpAttestedState; runtimeData?: Uint8Array }, akPublic: Uint8Array): void {
+export function bindAkToSnp(setup: SnpVariantSetup, v: VerifiedSnpEvidence, akPublic: Uint8Array): void {
   const { state } = v;
   if (setup.variant === 'azure-sev-snp') {
     let claims: RuntimeClaims;
@@ -76,23 +76,4 @@ export function snpAuditFacts(state: SnpAttestedState, runtimeData?: Uint8Array)
   // An HCL report's runtime data is bound by report_data itself; a separate one is hashed here.
   const { runtime, ...rest } = state;
   return { ...rest, ...(runtimeData && { runtimeDataSha256: createHash('sha256').update(runtimeData).digest('hex') }), ...(runtime?.akPub && { akPub: runtime.akPub }) };
-}
-
-/**
- * The hook keyservice/attestor.ts calls after the credential proof: the stages
- * `verifySnpEvidence` and `bindAk`, the decoded report in `facts.snp` for the audit record
- * (kept on a refusal at bindAk too, so an auditor sees what the report bound instead).
- */
-export function runVariantStages(setup: SnpVariantSetup | undefined, snp: SnpEvidenceMessage | undefined, akPublic: Uint8Array, at: Date, facts: Record<string, unknown>): void {
-  if (!setup) {
-    stage('verifySnpEvidence', () => {
-      if (snp) throw new SextantError({ code: 'VARIANT_EVIDENCE_UNEXPECTED', message: 'this key service runs the qemu-vtpm variant: it takes no SEV-SNP evidence' });
-    });
-    return;
-  }
-  facts.variant = setup.variant;
-  if (snp) facts.snpReportSha256 = createHash('sha256').update(Buffer.from(snp.report, 'base64')).digest('hex');
-  const v = stage('verifySnpEvidence', () => verifyVariantEvidence(setup, snp, at));
-  facts.snp = snpAuditFacts(v.state, v.runtimeData);
-  stage('bindAk', () => bindAkToSnp(setup, v, akPublic));
 }

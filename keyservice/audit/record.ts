@@ -62,11 +62,8 @@ export function sha256Hex(b: Uint8Array | string): string {
   return toHex(hash('sha256', typeof b === 'string' ? Buffer.from(b, 'utf8') : b));
 }
 
-/** The quoted PCRs as evidence: canonical JSON (indices ascending), so equal sets hash equal. */
-export function pcrsEvidence(pcrs: Record<string, string>): Buffer {
-  const keys = Object.keys(pcrs).sort((a, b) => Number(a) - Number(b) || (a < b ? -1 : 1));
-  return Buffer.from(JSON.stringify(Object.fromEntries(keys.map((k) => [k, pcrs[k]]))), 'utf8');
-}
+/** The quoted PCRs as evidence (attestation/evidence.ts's canonical encoding). */
+export { pcrValuesEvidence as pcrsEvidence } from '../../attestation/evidence.js';
 
 const clip = (v: unknown): string | undefined => (typeof v === 'string' ? v.slice(0, 200) : undefined);
 

@@ -1,0 +1,268 @@
+import type { X509Certificate } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { toHex } from '../../lib/bytes.js';
+import { SextantError } from '../../lib/errors.js';
+import { pcrValuesEvidence, type EventLogEvidence, type SnpEvidenceMessage, type TpmIdentityEvidence, type TpmQuoteEvidence } from '../evidence.js';
+import { bindAkToSnp, snpAuditFacts, verifyVariantEvidence, type VerifiedSnpEvidence } from '../snp/bind-ak.js';
+import type { SnpAttestedState } from '../snp/verify.js';
+import { asInputError, stage } from '../stage.js';
+import type { SnpVariantSetup, Variant } from '../variant.js';
+import type { AkIdentity, QuotedFacts, TpmChecks } from './checks.js';
+import { verifyEkCert } from './ek-chain.js';
+import { checkEventLog, type EventLogReplayer } from './event-log.js';
+import { checkPcrDigest } from './pcr-digest.js';
+
+/**
+ * The TPM verifier as a chain of named stages over the two rounds of the protocol (the server
+ * side of attestation/tpm/produce.ts). Each stage is one pure function of explicit inputs; the
+ * first failure throws a StageError with the stage's name and its own code; success returns a
+ * typed state, not a boolean. Which stages run is data, per variant (VARIANT_STAGES).
+ *
+ *   identity  parseEvidence -> verifyEkCert -> makeCredential          (round 1: the challenge)
+ *   proof     credentialProof -> verifySnpEvidence -> [bindAk] -> verifyQuote -> checkNonce
+ *             -> checkPcrDigest -> replayEventLog                      (round 2: AttestedState)
+ *
+ * Policy on the attested state (measurements, cluster lock, node name, disk binding) is the
+ * caller's: keyservice/attestor.ts. `facts` collects what the audit record keeps, stage by
+ * stage, so a refusal is audited with what was learnt up to it.
+ */
+
+export const IDENTITY_STAGES = ['parseEvidence', 'verifyEkCert', 'makeCredential'] as const;
+export type IdentityStage = (typeof IDENTITY_STAGES)[number];
+export const PROOF_STAGES = ['credentialProof', 'verifySnpEvidence', 'bindAk', 'verifyQuote', 'checkNonce', 'checkPcrDigest', 'replayEventLog'] as const;
+export type ProofStage = (typeof PROOF_STAGES)[number];
+
+export interface StagePlan {
+  identity: readonly IdentityStage[];
+  proof: readonly ProofStage[];
+}
+
+const EK_IDENTITY: readonly IdentityStage[] = ['parseEvidence', 'verifyEkCert', 'makeCredential'];
+const QUOTE_PROOF: readonly ProofStage[] = ['verifyQuote', 'checkNonce', 'checkPcrDigest', 'replayEventLog'];
+const SNP_PLAN: StagePlan = { identity: EK_IDENTITY, proof: ['credentialProof', 'verifySnpEvidence', 'bindAk', ...QUOTE_PROOF] };
+
+/**
+ * The stages each variant runs. qemu-vtpm's verifySnpEvidence only refuses SNP evidence it was
+ * sent (VARIANT_EVIDENCE_UNEXPECTED); the SNP variants verify the report, then bind the AK to it.
+ */
+export const VARIANT_STAGES: Readonly<Record<Variant, StagePlan>> = {
+  'qemu-vtpm': { identity: EK_IDENTITY, proof: ['credentialProof', 'verifySnpEvidence', ...QUOTE_PROOF] },
+  'azure-sev-snp': SNP_PLAN,
+  'aws-sev-snp': SNP_PLAN,
+  'gcp-sev-snp': SNP_PLAN,
+};
+
+/** What the audit record keeps (plain data; evidence bytes go under `evidence`). */
+export type AuditFacts = Record<string, unknown>;
+
+// ---- round 1 ----
+
+export interface IdentityInput {
+  evidence: TpmIdentityEvidence;
+  /** verifyEkCert's trust: the EK CAs (TPM vendor roots or intermediates) the EK certificate must chain to. */
+  ekRoots: readonly X509Certificate[];
+  /** The fresh secret makeCredential encrypts to the EK for the AK's Name (32 random bytes). */
+  credential: Uint8Array;
+  tpm: TpmChecks;
+  now: Date;
+  variant: Variant;
+  /** The stages to run (default: the variant's, VARIANT_STAGES). */
+  plan?: StagePlan;
+  facts?: AuditFacts;
+}
+
+/** What round 1 proved and what round 2 needs: the AK, the EK certificate, the challenge. */
+export interface VerifiedIdentity {
+  ak: AkIdentity;
+  /** The AK's TPMT_PUBLIC exactly as sent (what an SNP report binds). */
+  akPublic: Buffer;
+  ekCert: X509Certificate;
+  credential: Buffer;
+  challenge: { credentialBlob: Buffer; encryptedSecret: Buffer };
+  stages: IdentityStage[];
+}
+
+interface IdentityContext {
+  readonly in: IdentityInput;
+  readonly facts: AuditFacts;
+  ekDer: Buffer;
+  akPublic: Buffer;
+  ak?: AkIdentity;
+  ekCert?: X509Certificate;
+  challenge?: VerifiedIdentity['challenge'];
+}
+
+function needs<T>(v: T | undefined, what: string, stageName: string): T {
+  if (v === undefined) throw new SextantError({ code: 'INTERNAL', message: `stage ${stageName} needs ${what}: the stage plan leaves out the stage that provides it` });
+  return v;
+}
+
+const IDENTITY: Record<IdentityStage, (c: IdentityContext) => void> = {
+  parseEvidence(c) {
+    try {
+      c.ak = c.in.tpm.parseAk(c.akPublic);
+    } catch (e) {
+      asInputError('PROTOCOL_INVALID', 'AK public area')(e);
+    }
+    c.facts.akName = toHex(c.ak!.name);
+  },
+  verifyEkCert(c) {
+    c.ekCert = verifyEkCert(c.ekDer, c.in.ekRoots, c.in.now, (c.in.evidence.ekChain ?? []).map((d) => Buffer.from(d, 'base64')));
+  },
+  makeCredential(c) {
+    const ekCert = needs(c.ekCert, 'the EK certificate', 'makeCredential');
+    c.challenge = c.in.tpm.makeCredential(ekCert, needs(c.ak, 'the AK', 'makeCredential').name, c.in.credential);
+  },
+};
+
+/** Round 1: the TPM's identity, up to the credential challenge only the EK's TPM can answer. */
+export function verifyIdentity(input: IdentityInput): VerifiedIdentity {
+  const facts = input.facts ?? {};
+  const ekDer = Buffer.from(input.evidence.ekCert, 'base64');
+  facts.ekCertSha256 = createHash('sha256').update(ekDer).digest('hex');
+  const c: IdentityContext = { in: input, facts, ekDer, akPublic: Buffer.from(input.evidence.akPublic, 'base64') };
+  const stages: IdentityStage[] = [];
+  for (const name of (input.plan ?? VARIANT_STAGES[input.variant]).identity) {
+    stage(name, () => IDENTITY[name](c));
+    stages.push(name);
+  }
+  return {
+    ak: needs(c.ak, 'the AK', 'verifyIdentity'),
+    akPublic: c.akPublic,
+    ekCert: needs(c.ekCert, 'the EK certificate', 'verifyIdentity'),
+    credential: Buffer.from(input.credential),
+    challenge: needs(c.challenge, 'the credential challenge', 'verifyIdentity'),
+    stages,
+  };
+}
+
+// ---- round 2 ----
+
+/** Round 2's evidence: the activated credential, the quote and its PCRs, the event log, the CPU's report. */
+export type ProofEvidence = TpmQuoteEvidence & EventLogEvidence & { activatedCredential: string; snp?: SnpEvidenceMessage };
+
+export interface ProofInput {
+  /** Round 1's result, as the caller kept it between the rounds. */
+  identity: Pick<VerifiedIdentity, 'ak' | 'akPublic' | 'ekCert' | 'credential'>;
+  evidence: ProofEvidence;
+  /** What the quote must be over (protocol/seal.ts qualifyingData: nonce and the node's one-time key). */
+  qualifyingData: Uint8Array;
+  /** checkNonce: the nonce store's verdict on the nonce (consumed before any stage, whatever the outcome). */
+  nonceRefusal?: Error;
+  tpm: TpmChecks;
+  variant: Variant;
+  /** The SNP variants' trust and policy (absent: qemu-vtpm). */
+  snp?: SnpVariantSetup;
+  replayEventLog?: EventLogReplayer;
+  requireEventLog?: boolean;
+  now: Date;
+  /** The stages to run (default: the variant's, VARIANT_STAGES). */
+  plan?: StagePlan;
+  facts?: AuditFacts;
+  /** The requester's claims (schema-bounded), recorded once the AK is bound to a trusted EK. */
+  claims?: AuditFacts;
+}
+
+/** What a verified attestation says: facts for policy, not a boolean. */
+export interface AttestedState {
+  variant: Variant;
+  ak: AkIdentity;
+  ekCert: X509Certificate;
+  /** The quote's signed facts (boot counters for the confirm round). */
+  quote: QuotedFacts;
+  /** SHA-256 PCRs 0-15 as good as signed by the TPM (they hash to the quoted pcrDigest). */
+  pcrs: Record<string, string>;
+  /** The PCRs the firmware event log was replayed against, or 'absent'. */
+  eventLog: { comparedPcrs: number[]; replayed: Record<string, string> } | 'absent';
+  snp?: SnpAttestedState;
+  stages: ProofStage[];
+}
+
+interface ProofContext {
+  readonly in: ProofInput;
+  readonly facts: AuditFacts;
+  snp?: VerifiedSnpEvidence;
+  quote?: QuotedFacts;
+  eventLog?: AttestedState['eventLog'];
+}
+
+const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
+
+const PROOF: Record<ProofStage, (c: ProofContext) => void> = {
+  credentialProof(c) {
+    const got = b64(c.in.evidence.activatedCredential);
+    const want = c.in.identity.credential;
+    if (got.length !== want.length || !timingSafeEqual(got, want)) {
+      throw new SextantError({ code: 'AK_NOT_BOUND', message: 'credential activation failed: the AK is not in the TPM that holds the EK' });
+    }
+  },
+  verifySnpEvidence(c) {
+    const { snp: setup, evidence } = c.in;
+    if (!setup) {
+      if (evidence.snp) throw new SextantError({ code: 'VARIANT_EVIDENCE_UNEXPECTED', message: `this key service runs the ${c.in.variant} variant: it takes no SEV-SNP evidence` });
+      return;
+    }
+    c.facts.variant = setup.variant;
+    if (evidence.snp) c.facts.snpReportSha256 = createHash('sha256').update(b64(evidence.snp.report)).digest('hex');
+    c.snp = verifyVariantEvidence(setup, evidence.snp, c.in.now);
+    // Kept on a refusal at bindAk too, so an auditor sees what the report bound instead.
+    c.facts.snp = snpAuditFacts(c.snp.state, c.snp.runtimeData);
+  },
+  bindAk(c) {
+    bindAkToSnp(needs(c.in.snp, 'an SNP variant setup', 'bindAk'), needs(c.snp, 'verified SNP evidence', 'bindAk'), c.in.identity.akPublic);
+  },
+  verifyQuote(c) {
+    // A TPM with a trusted EK holds the AK: its claims are worth recording from here on.
+    Object.assign(c.facts, c.in.claims);
+    const { evidence, identity } = c.in;
+    try {
+      c.quote = c.in.tpm.verifyQuote(identity.ak, b64(evidence.quoteAttest), b64(evidence.quoteSignature), c.in.qualifyingData);
+    } catch (e) {
+      asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
+    }
+  },
+  checkNonce(c) {
+    if (c.in.nonceRefusal) throw c.in.nonceRefusal;
+  },
+  checkPcrDigest(c) {
+    checkPcrDigest(needs(c.quote, 'a verified quote', 'checkPcrDigest'), c.in.evidence.pcrs);
+    // From here the values are as good as signed by the TPM: the audit keeps them (and the
+    // event log), stored once per distinct content and referenced by SHA-256.
+    c.facts.evidence = { pcrs: pcrValuesEvidence(c.in.evidence.pcrs) };
+  },
+  replayEventLog(c) {
+    const { eventLog, pcrs } = c.in.evidence;
+    if (eventLog === undefined) {
+      if (c.in.requireEventLog) throw new SextantError({ code: 'EVENTLOG_REQUIRED', message: 'this key service requires the firmware event log' });
+      c.facts.eventLog = 'absent';
+      c.eventLog = 'absent';
+      return;
+    }
+    if (!c.in.replayEventLog) throw new SextantError({ code: 'INTERNAL', message: 'no event log replayer configured' });
+    const logBytes = b64(eventLog);
+    // The evidence itself, so an auditor can replay it with another tool later.
+    ((c.facts.evidence ??= {}) as Record<string, Uint8Array>).eventLog = logBytes;
+    c.eventLog = checkEventLog(c.in.replayEventLog, logBytes, pcrs);
+    c.facts.eventLogPcrs = c.eventLog.comparedPcrs;
+  },
+};
+
+/** Round 2: the credential proof, the variant's CPU evidence, the quote and the event log. */
+export function verifyProof(input: ProofInput): AttestedState {
+  const c: ProofContext = { in: input, facts: input.facts ?? {} };
+  const stages: ProofStage[] = [];
+  for (const name of (input.plan ?? VARIANT_STAGES[input.variant]).proof) {
+    stage(name, () => PROOF[name](c));
+    stages.push(name);
+  }
+  return {
+    variant: input.variant,
+    ak: input.identity.ak,
+    ekCert: input.identity.ekCert,
+    quote: needs(c.quote, 'a verified quote', 'verifyProof'),
+    pcrs: input.evidence.pcrs,
+    eventLog: c.eventLog ?? 'absent',
+    ...(c.snp && { snp: c.snp.state }),
+    stages,
+  };
+}
