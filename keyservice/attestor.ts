@@ -29,7 +29,7 @@ import { verifyIdentity, verifyProof } from '../attestation/tpm/verify.js';
  * The key service's verifier over two rounds: attestation/tpm/verify.ts's stage chain for the
  * variant (VARIANT_STAGES), then the key service's own policy and release:
  *
- *   round 1  verifyIdentity: parseEvidence -> verifyEkCert -> makeCredential (challenge out)
+ *   round 1  verifyIdentity: parseEvidence -> verifyEkCert -> makeCredential -> [issueNonce] (challenge out)
  *   round 2  verifyProof: credentialProof -> verifySnpEvidence -> [SNP variants: bindAk] -> verifyQuote
  *            -> checkNonce -> checkPcrDigest -> replayEventLog (an AttestedState)
  *            -> applyPolicy -> checkNodeName -> checkDiskBinding -> release (sealed secrets out, with a confirm session)
@@ -141,6 +141,8 @@ export class KeyServiceAttestor implements Attestor {
       });
       const ttl = this.o.sessionTtlMs ?? 60_000;
       const { id: sessionId } = await stageAsync('makeCredential', () => this.sessions.open({ ekCert, ak, akPublic, credential, client }));
+      // The round-2 nonce with the challenge (protocol: withNonce), issued only once round 1 passed.
+      const nonce = req.withNonce ? await stageAsync('issueNonce', async () => this.o.nonces.issue()) : undefined;
       await this.o.audit.append({ decision: 'challenge', ...facts, sessionId });
       return {
         v: 1,
@@ -148,6 +150,7 @@ export class KeyServiceAttestor implements Attestor {
         credentialBlob: blob.credentialBlob.toString('base64'),
         encryptedSecret: blob.encryptedSecret.toString('base64'),
         ttlSeconds: Math.round(ttl / 1000),
+        ...(nonce && { nonce: nonce.toString('base64'), nonceTtlSeconds: Math.round(this.o.nonces.ttlMs / 1000) }),
       };
     } catch (e) {
       throw await this.refused(e, facts);

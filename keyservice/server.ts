@@ -96,6 +96,9 @@ export class KeyServiceServer {
     });
     this.server.headersTimeout = 10_000;
     this.server.requestTimeout = 30_000;
+    // An agent keeps one connection for both rounds; between them its TPM activates the
+    // credential and quotes (seconds on a slow TPM), longer than Node's 5 s default.
+    this.server.keepAliveTimeout = 30_000;
   }
 
   /**

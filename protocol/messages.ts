@@ -34,6 +34,12 @@ export interface NonceResponse {
 /** Round 1: the node's TPM identity. */
 export interface ChallengeRequest extends TpmIdentityEvidence {
   v: 1;
+  /**
+   * Asks for the round-2 nonce in the answer (saves the /v1/nonce request). Agents before it
+   * leave it out and fetch the nonce first; a key service before it refuses the field
+   * (closed schema, PROTOCOL_INVALID): upgrade the key service before the agents.
+   */
+  withNonce?: true;
 }
 
 /** Round 1 answer: a TPM2_MakeCredential blob only the EK's TPM can open, and only for that AK. */
@@ -46,6 +52,9 @@ export interface ChallengeResponse {
   /** TPM2B_ENCRYPTED_SECRET contents (seed encrypted to the EK), base64. */
   encryptedSecret: string;
   ttlSeconds: number;
+  /** Only when the request had `withNonce`: as a NonceResponse's `nonce` (single use), valid for `nonceTtlSeconds`. */
+  nonce?: string;
+  nonceTtlSeconds?: number;
 }
 
 /** Non-secret facts about the machine, recorded in the audit log. */

@@ -86,8 +86,11 @@ export const SCHEMAS = {
   /** The nonce request carries nothing: `{}` (or `{"v":1}`). */
   nonceRequest: object({ v: V1 }, ['v']),
   nonceResponse: object({ v: V1, nonce, ttlSeconds }),
-  challengeRequest: object({ v: V1, ...tpmIdentity }, ['ekChain']),
-  challengeResponse: object({ v: V1, sessionId, credentialBlob: base64({ min: 16, max: 1024 }), encryptedSecret: base64({ min: 16, max: 1024 }), ttlSeconds }),
+  challengeRequest: object({ v: V1, ...tpmIdentity, withNonce: literal(true) }, ['ekChain', 'withNonce']),
+  challengeResponse: object(
+    { v: V1, sessionId, credentialBlob: base64({ min: 16, max: 1024 }), encryptedSecret: base64({ min: 16, max: 1024 }), ttlSeconds, nonce, nonceTtlSeconds: ttlSeconds },
+    ['nonce', 'nonceTtlSeconds'],
+  ),
   completeRequest: object(
     {
       v: V1,

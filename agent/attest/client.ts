@@ -5,7 +5,6 @@ import { generateEphemeralKey, open, qualifyingData, sealContext } from '../../p
 import {
   assertChallengeResponse,
   assertCompleteResponse,
-  assertNonceResponse,
   assertReleasedSecrets,
   NODE_NAME_RE,
   UUID_RE,
@@ -16,11 +15,11 @@ import type { ServiceVerifierOptions } from '../../attestation/tpm/verify-servic
 import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 import { eventLogEvidence, produceIdentity, produceQuote } from '../../attestation/tpm/produce.js';
 import type { SnpEvidenceSource } from './snp-evidence.js';
-import { isFinalRefusal, postJson, type PinnedEndpoint } from './transport.js';
+import { isFinalRefusal, PinnedClient, type PinnedEndpoint } from './transport.js';
 
 /**
- * The agent's side of the protocol: [the key service's own attestation, when asked] -> nonce -> round 1 (EK cert + AK public -> credential
- * challenge) -> round 2 (activated credential + quote bound to nonce and ephemeral key ->
+ * The agent's side of the protocol: [the key service's own attestation, when asked] -> round 1 (EK cert + AK public -> credential
+ * challenge and the nonce) -> round 2 (activated credential + quote bound to nonce and ephemeral key ->
  * sealed secrets). A refusal by the service is final; transport trouble is retried with
  * exponential backoff and jitter, each attempt from a fresh nonce and ephemeral key.
  */
@@ -57,14 +56,22 @@ export interface AttestResult {
 async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<AttestResult, 'attempts'>> {
   const service = r.verifyService ? await verifyKeyService(r.endpoint, r.verifyService) : undefined;
   if (service) r.log?.(`attest: key service attested (${service.measurements})`);
-  const nonceRes = await postJson(r.endpoint, ROUTES.nonce, {});
-  assertNonceResponse(nonceRes);
-  const nonce = Buffer.from(nonceRes.nonce, 'base64');
+  // Both rounds on one kept-alive connection; the nonce comes with the challenge.
+  const conn = new PinnedClient(r.endpoint);
+  try {
+    return await rounds(tpm, r, conn, service);
+  } finally {
+    conn.close();
+  }
+}
 
-  const round1: ChallengeRequest = { v: 1, ...(await produceIdentity(tpm)) };
+async function rounds(tpm: AttestationTpm, r: AttestRequest, conn: PinnedClient, service: VerifiedKeyService | undefined): Promise<Omit<AttestResult, 'attempts'>> {
+  const round1: ChallengeRequest = { v: 1, ...(await produceIdentity(tpm)), withNonce: true };
   const akPublic = Buffer.from(round1.akPublic, 'base64');
-  const challenge = await postJson(r.endpoint, ROUTES.challenge, round1);
+  const challenge = await conn.post(ROUTES.challenge, round1);
   assertChallengeResponse(challenge);
+  if (challenge.nonce === undefined) throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the key service sent no nonce with the challenge' });
+  const nonce = Buffer.from(challenge.nonce, 'base64');
   const credential = Buffer.from(
     await tpm.activateCredential(Buffer.from(challenge.credentialBlob, 'base64'), Buffer.from(challenge.encryptedSecret, 'base64')),
   );
@@ -77,7 +84,7 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
       v: 1,
       sessionId: challenge.sessionId,
       activatedCredential: credential.toString('base64'),
-      nonce: nonceRes.nonce,
+      nonce: challenge.nonce,
       ephemeralPublicKey: eph.publicKey.toString('base64'),
       ...quote,
       ...eventLogEvidence(r.eventLog),
@@ -88,7 +95,7 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
       inventory: r.inventory,
       snp,
     };
-    const answer = await postJson(r.endpoint, ROUTES.complete, round2);
+    const answer = await conn.post(ROUTES.complete, round2);
     assertCompleteResponse(answer);
     const plain = open(answer.sealed, eph, sealContext(challenge.sessionId, nonce, eph.publicKey));
     try {

@@ -46,7 +46,7 @@ const recorded = JSON.parse(readFileSync(path.join(FIXTURES, 'keyservice/evidenc
 /** Key service routes -> a body that passes the schema (nonce takes `{}`). */
 export const KEYSERVICE_SAMPLES: Record<string, () => Record<string, unknown>> = {
   [ROUTES.nonce]: () => ({}),
-  [ROUTES.challenge]: () => ({ v: 1, ekCert: recorded.ekCert, akPublic: recorded.akPublic }),
+  [ROUTES.challenge]: () => ({ v: 1, ekCert: recorded.ekCert, akPublic: recorded.akPublic, withNonce: true }),
   [ROUTES.complete]: sampleComplete,
   [ROUTES.confirm]: () => ({ v: 1, confirmId: hex(16), nonce: b64(32), ...sampleQuote() }),
   [ROUTES.serviceAttest]: () => ({ v: 1, nonce: b64(32) }),

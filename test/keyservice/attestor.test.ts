@@ -25,7 +25,7 @@ const master = Buffer.alloc(32, 1);
 const salt = Buffer.alloc(32, 2);
 const DISK = '11111111-2222-4333-8444-555555555555';
 
-async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedEvidence) => ReferenceSet[]; issueRecordedNonce?: boolean; nodeInventory?: (ekSha256: string) => NodeInventory } = {}) {
+async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedEvidence) => ReferenceSet[]; issueRecordedNonce?: boolean; withNonce?: boolean; nodeInventory?: (ekSha256: string) => NodeInventory } = {}) {
   const ev = await loadEvidence();
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-att-'));
   const audit = await AuditLog.open(path.join(dir, 'audit.log'));
@@ -52,7 +52,7 @@ async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedE
     requireEventLog: o.requireEventLog,
     nodeInventory: o.nodeInventory?.(createHash('sha256').update(Buffer.from(ev.ekCert, 'base64')).digest('hex')),
   });
-  const round1 = await attestor.challenge({ v: 1, ekCert: ev.ekCert, akPublic: ev.akPublic }, 'test');
+  const round1 = await attestor.challenge({ v: 1, ekCert: ev.ekCert, akPublic: ev.akPublic, ...(o.withNonce && { withNonce: true as const }) }, 'test');
   const req: CompleteRequest = {
     v: 1,
     sessionId: round1.sessionId,
@@ -67,7 +67,7 @@ async function world(o: { requireEventLog?: boolean; references?: (ev: RecordedE
     role: 'join',
     nodeName: 'worker-1',
   };
-  return { ev, attestor, req, audit, dir, cleanup: async () => { await audit.close(); await rm(dir, { recursive: true }); } };
+  return { ev, attestor, req, round1, nonces, lastCredential: () => credential!.toString('base64'), audit, dir, cleanup: async () => { await audit.close(); await rm(dir, { recursive: true }); } };
 }
 
 test('recorded evidence passes every stage; the sealed answer opens to HKDF(master, salt, "key-"+uuid)', async (t) => {
@@ -87,6 +87,25 @@ test('recorded evidence passes every stage; the sealed answer opens to HKDF(mast
   t.is(release.eventLog, w.req.eventLog!);
   t.deepEqual(release.eventLogPcrs, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 12, 13, 14]);
   await rm(w.dir, { recursive: true });
+});
+
+test('round 1 with withNonce answers the round-2 nonce (no /v1/nonce request): it is issued, single use, and the answer still passes the old closed schema without it', async (t) => {
+  const w = await world({ issueRecordedNonce: false, withNonce: true });
+  t.is(w.round1.nonce, w.ev.nonce);
+  t.is(w.round1.nonceTtlSeconds, 60);
+  await w.attestor.complete(w.req, 'test');
+  const again = await world({ issueRecordedNonce: false });
+  t.is(again.round1.nonce, undefined, 'no nonce unless asked: older agents get the answer they know');
+  await w.cleanup();
+  await again.cleanup();
+});
+
+test('a nonce that came with a challenge is single use like any other', async (t) => {
+  const w = await world({ issueRecordedNonce: false, withNonce: true });
+  await w.attestor.complete(w.req, 'test');
+  const r1 = await w.attestor.challenge({ v: 1, ekCert: w.ev.ekCert, akPublic: w.ev.akPublic }, 'test');
+  await t.throwsAsync(w.attestor.complete({ ...w.req, sessionId: r1.sessionId, activatedCredential: w.lastCredential() }, 'test'), { code: 'NONCE_REPLAYED' });
+  await w.cleanup();
 });
 
 const attacks: [string, string, (req: CompleteRequest, ev: RecordedEvidence) => CompleteRequest, Parameters<typeof world>[0]?][] = [

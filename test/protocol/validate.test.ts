@@ -2,6 +2,7 @@ import test from 'ava';
 import fc from 'fast-check';
 import {
   assertChallengeRequest,
+  assertChallengeResponse,
   assertCompleteRequest,
   assertCompleteResponse,
   assertConfirmRequest,
@@ -165,3 +166,14 @@ function fuzzOnlyProtocolInvalid(validators: ((x: unknown) => void)[]): boolean 
   );
   return true;
 }
+
+test('round 1 may ask for the nonce (withNonce: true only); the answer carries it only then, bounded like a nonce answer', (t) => {
+  const round1 = { v: 1, ekCert: b64(600), akPublic: b64(90) };
+  t.notThrows(() => assertChallengeRequest(round1));
+  t.notThrows(() => assertChallengeRequest({ ...round1, withNonce: true }));
+  for (const bad of [false, 1, 'yes']) t.throws(() => assertChallengeRequest({ ...round1, withNonce: bad }), { code: 'PROTOCOL_INVALID', message: /withNonce/ } as never);
+  const answer = { v: 1, sessionId: 'ab'.repeat(16), credentialBlob: b64(68), encryptedSecret: b64(256), ttlSeconds: 60 };
+  t.notThrows(() => assertChallengeResponse(answer));
+  t.notThrows(() => assertChallengeResponse({ ...answer, nonce: b64(32), nonceTtlSeconds: 60 }));
+  t.throws(() => assertChallengeResponse({ ...answer, nonce: b64(16), nonceTtlSeconds: 60 }), { code: 'PROTOCOL_INVALID', message: /nonce/ } as never);
+});

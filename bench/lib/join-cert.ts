@@ -8,8 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { ClusterCa } from '../keyservice/kubelet-cert.js';
-import { run } from '../lib/exec.js';
+import { ClusterCa } from '../../keyservice/kubelet-cert.js';
+import { run } from '../../lib/exec.js';
 
 /** This process's CPU plus that of its waited-for children, in seconds. */
 async function cpuWithChildren(): Promise<number> {
