@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SextantError } from '../lib/errors.js';
+import { fail, SextantError } from '../lib/errors.js';
 import { parseMeasurementFile, type MeasurementFile } from '../measurements/format/index.js';
 import { diffEvents, type EventDifference } from '../measurements/verify/index.js';
 import { ARTIFACTS } from './build.js';
@@ -52,7 +52,7 @@ async function readRelease(dir: string): Promise<{ manifest: Manifest; measureme
   let manifest: Manifest;
   try {
     const m = JSON.parse((await read(ARTIFACTS.manifest)).toString('utf8')) as Partial<Manifest>;
-    if (!Array.isArray(m.packages) || !Array.isArray(m.components) || typeof m.tools !== 'object' || m.tools === null) throw new Error('missing packages, components or tools');
+    if (!Array.isArray(m.packages) || !Array.isArray(m.components) || typeof m.tools !== 'object' || m.tools === null) fail('CONFIG_INVALID', `${path.join(dir, ARTIFACTS.manifest)} is not a sextant image manifest: missing packages, components or tools`);
     manifest = m as Manifest;
   } catch (cause) {
     if (cause instanceof SextantError) throw cause;

@@ -1,4 +1,5 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { fail } from './errors.js';
 
 export type HashAlg = 'sha1' | 'sha256' | 'sha384' | 'sha512';
 
@@ -18,7 +19,7 @@ export function toHex(b: Uint8Array): string {
 }
 
 export function fromHex(s: string): Buffer {
-  if (!/^([0-9a-fA-F]{2})*$/.test(s)) throw new TypeError(`not a hex string: ${s.slice(0, 40)}`);
+  if (!/^([0-9a-fA-F]{2})*$/.test(s)) fail('INVALID_ARGUMENT', `not a hex string: ${s.slice(0, 40)}`);
   return Buffer.from(s, 'hex');
 }
 

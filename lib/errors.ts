@@ -19,6 +19,8 @@ export const INPUT_ERROR_CODES = [
   'KEY_INVALID',
   'CONFIG_INVALID',
   'TPM_UNMARSHAL',
+  // a value the TPM wire format cannot carry (an encoder's refusal, not a bad response)
+  'TPM_MARSHAL',
   'PROTOCOL_INVALID',
   'REQUEST_TOO_LARGE',
   // AMD SEV-SNP evidence that is not what it claims to be (attestation/snp/)
@@ -53,8 +55,12 @@ export const FAILURE_ERROR_CODES = [
   'CREDENTIAL_ACTIVATION_FAILED',
   // attestation verification, in verification order
   'EK_CERT_UNTRUSTED',
+  // credential activation failed: the AK is not in the TPM that holds the EK
   'AK_NOT_BOUND',
+  // not a restricted, TPM-generated, non-duplicable signing key
   'AK_ATTRIBUTES_INVALID',
+  // an AK whose key type is neither RSA nor ECC
+  'AK_ALGORITHM_UNSUPPORTED',
   'QUOTE_NOT_TPM_GENERATED',
   'QUOTE_SIGNATURE_INVALID',
   'SESSION_UNKNOWN',
@@ -80,6 +86,9 @@ export const FAILURE_ERROR_CODES = [
   // the agent's verdict on the key service's own attestation (mutual attestation)
   'KEYSERVICE_NOT_ATTESTED',
   'KEYSERVICE_EK_UNTRUSTED',
+  // the key service's AK public area does not parse or is not a restricted TPM signing key
+  'KEYSERVICE_AK_INVALID',
+  // the key service's AK is not in the TPM of its EK certificate (credential activation failed)
   'KEYSERVICE_AK_NOT_BOUND',
   'KEYSERVICE_QUOTE_INVALID',
   'KEYSERVICE_QUOTE_NOT_BOUND',

@@ -4,7 +4,8 @@
  *
  * A structure is declared once as a value built from these combinators; its TypeScript type
  * is derived with `ValueOf<typeof CODEC>`, so the wire layout and the type cannot drift.
- * Every decode failure is a SextantError with code TPM_UNMARSHAL naming the structure path.
+ * Every decode failure is a SextantError with code TPM_UNMARSHAL naming the structure path;
+ * every encode failure (a value the format cannot carry) is TPM_MARSHAL.
  */
 import { SextantError } from '../lib/errors.js';
 
@@ -19,6 +20,11 @@ export type ValueOf<C> = C extends Codec<infer T> ? T : never;
 
 export function unmarshalError(message: string): SextantError {
   return new SextantError({ code: 'TPM_UNMARSHAL', message });
+}
+
+/** A value the wire format cannot carry (out of range, wrong length, no arm for its tag): an encoder's error, never TPM_UNMARSHAL. */
+export function marshalError(message: string): SextantError {
+  return new SextantError({ code: 'TPM_MARSHAL', message });
 }
 
 export class Reader {
@@ -127,7 +133,7 @@ function uint(name: string, size: 1 | 2 | 4): Codec<number> {
     name,
     encode(w, v) {
       if (!Number.isInteger(v) || v < 0 || v > max) {
-        throw unmarshalError(`${name}: ${String(v)} does not fit`);
+        throw marshalError(`${name}: ${String(v)} does not fit`);
       }
       const b = new Uint8Array(size);
       const dv = new DataView(b.buffer);
@@ -152,7 +158,7 @@ export const u32 = uint('UINT32', 4);
 export const i32: Codec<number> = {
   name: 'INT32',
   encode(w, v) {
-    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw unmarshalError(`INT32: ${String(v)} does not fit`);
+    if (!Number.isInteger(v) || v < -(2 ** 31) || v >= 2 ** 31) throw marshalError(`INT32: ${String(v)} does not fit`);
     const b = new Uint8Array(4);
     new DataView(b.buffer).setInt32(0, v);
     w.put(b);
@@ -166,7 +172,7 @@ export const i32: Codec<number> = {
 export const u64: Codec<bigint> = {
   name: 'UINT64',
   encode(w, v) {
-    if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw unmarshalError(`UINT64: ${v} does not fit`);
+    if (v < 0n || v > 0xffff_ffff_ffff_ffffn) throw marshalError(`UINT64: ${v} does not fit`);
     const b = new Uint8Array(8);
     new DataView(b.buffer).setBigUint64(0, v);
     w.put(b);
@@ -212,7 +218,7 @@ export function fixed(n: number, name = `BYTE[${n}]`): Codec<Uint8Array> {
   return {
     name,
     encode(w, v) {
-      if (v.length !== n) throw unmarshalError(`${name}: ${v.length} bytes, expected ${n}`);
+      if (v.length !== n) throw marshalError(`${name}: ${v.length} bytes, expected ${n}`);
       w.put(v);
     },
     decode(r) {
@@ -226,7 +232,7 @@ export function bytes(size: Codec<number>, name: string, max = Infinity): Codec<
   return {
     name,
     encode(w, v) {
-      if (v.length > max) throw unmarshalError(`${name}: ${v.length} bytes, at most ${max} allowed`);
+      if (v.length > max) throw marshalError(`${name}: ${v.length} bytes, at most ${max} allowed`);
       size.encode(w, v.length);
       w.put(v);
     },
@@ -271,7 +277,7 @@ export function list<T>(count: Codec<number>, item: Codec<T>, name = `TPML<${ite
   return {
     name,
     encode(w, v) {
-      if (v.length > max) throw unmarshalError(`${name}: ${v.length} entries, at most ${max}`);
+      if (v.length > max) throw marshalError(`${name}: ${v.length} entries, at most ${max}`);
       count.encode(w, v.length);
       for (const x of v) item.encode(w, x);
     },
@@ -334,7 +340,7 @@ export function tagged<K extends string, A extends Arms>(
     encode(w, v) {
       const t = (v as Record<K, number>)[tagKey];
       const arm = armOf(t);
-      if (!arm) throw unmarshalError(`${name}: no encoding for ${tagKey} 0x${t.toString(16)}`);
+      if (!arm) throw marshalError(`${name}: no encoding for ${tagKey} 0x${t.toString(16)}`);
       tag.encode(w, t);
       arm.encode(w, v);
     },

@@ -1,3 +1,4 @@
+import { fail } from '../../lib/errors.js';
 import { PcrMismatchError, type PcrMismatch } from './pcr-mismatch.js';
 import type { ReferenceSet } from './reference.js';
 
@@ -30,7 +31,7 @@ function compare(set: ReferenceSet, observed: Record<string, string>): { enforce
  * newest set is reported in one MEASUREMENTS_MISMATCH error.
  */
 export function checkMeasurements(sets: readonly ReferenceSet[], observed: Record<string, string>): MeasurementsVerdict {
-  if (sets.length === 0) throw new Error('checkMeasurements: no reference set loaded');
+  if (sets.length === 0) fail('INTERNAL', 'checkMeasurements: no reference set loaded');
   let first: PcrMismatch[] | undefined;
   for (const set of sets) {
     const { enforced, warned } = compare(set, observed);

@@ -31,7 +31,7 @@ export interface QuotedFacts {
 }
 
 export interface TpmChecks {
-  /** Parses a TPMT_PUBLIC and checks it is a restricted, TPM-resident signing key (else AK_NOT_BOUND). */
+  /** Parses a TPMT_PUBLIC and checks it is a restricted, TPM-resident signing key (else AK_ATTRIBUTES_INVALID). */
   parseAk(akPublic: Uint8Array): AkIdentity;
   /** TPM2_MakeCredential to the EK in the certificate, for the object named `akName`. */
   makeCredential(ekCert: X509Certificate, akName: Uint8Array, credential: Uint8Array): { credentialBlob: Buffer; encryptedSecret: Buffer };

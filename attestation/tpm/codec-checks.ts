@@ -24,7 +24,7 @@ export const codecTpmChecks: TpmChecks = {
   parseAk(akPublic: Uint8Array): AkIdentity {
     const pub = unmarshal(TPMT_PUBLIC, akPublic);
     if ((pub.objectAttributes & AK_REQUIRED) !== AK_REQUIRED || (pub.objectAttributes & TPMA_OBJECT.decrypt) !== 0) {
-      throw new SextantError({ code: 'AK_NOT_BOUND', message: 'the AK must be a restricted, TPM-generated, non-duplicable signing key' });
+      throw new SextantError({ code: 'AK_ATTRIBUTES_INVALID', message: 'the AK must be a restricted, TPM-generated, non-duplicable signing key' });
     }
     if (!hashAlgName(pub.nameAlg)) throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the AK has an unsupported name algorithm' });
     return { name: Buffer.from(objectName(pub)), publicArea: pub };
@@ -44,7 +44,7 @@ export const codecTpmChecks: TpmChecks = {
 
   verifyQuote(ak: AkIdentity, attest: Uint8Array, signature: Uint8Array, extraData: Uint8Array): QuotedFacts {
     const pub = ak.publicArea as TpmtPublic;
-    if (pub.type !== TPM_ALG.ECC && pub.type !== TPM_ALG.RSA) throw new SextantError({ code: 'AK_NOT_BOUND', message: 'the AK is neither RSA nor ECC' });
+    if (pub.type !== TPM_ALG.ECC && pub.type !== TPM_ALG.RSA) throw new SextantError({ code: 'AK_ALGORITHM_UNSUPPORTED', message: 'the AK is neither RSA nor ECC' });
     const q = verifyQuote({ attest, signature, akPublic: pub }, { extraData });
     return {
       extraData: Buffer.from(q.attest.extraData),

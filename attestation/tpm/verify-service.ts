@@ -55,7 +55,7 @@ export function verifyServiceEvidence(o: ServiceVerifierOptions, e: TpmIdentityE
   const ekCert = as('KEYSERVICE_EK_UNTRUSTED', 'EK certificate', () =>
     verifyEkCert(Buffer.from(e.ekCert, 'base64'), o.ekCas, (o.now ?? (() => new Date()))(), (e.ekChain ?? []).map((c) => Buffer.from(c, 'base64'))),
   );
-  const ak = as('KEYSERVICE_AK_NOT_BOUND', 'AK', () => tpm.parseAk(Buffer.from(e.akPublic, 'base64')));
+  const ak = as('KEYSERVICE_AK_INVALID', 'AK', () => tpm.parseAk(Buffer.from(e.akPublic, 'base64')));
   const quoted = as('KEYSERVICE_QUOTE_INVALID', 'quote', () => tpm.verifyQuote(ak, Buffer.from(e.quoteAttest, 'base64'), Buffer.from(e.quoteSignature, 'base64'), qualifyingData), {
     // Signed by its AK, but not over our nonce and the TLS certificate we are talking to: stale or relayed.
     QUOTE_NONCE_MISMATCH: 'KEYSERVICE_QUOTE_NOT_BOUND',

@@ -159,7 +159,7 @@ export class AuditLog {
       // A write may be short (a nearly full disk takes part of it): loop until all is written.
       for (let off = 0; off < buf.length; ) {
         const { bytesWritten } = await this.fh.write(buf, off, buf.length - off, this.size + off);
-        if (bytesWritten <= 0) throw Object.assign(new Error('write wrote nothing'), { code: 'EIO' });
+        if (bytesWritten <= 0) throw unavailable({ code: 'EIO', message: 'write wrote nothing' });
         off += bytesWritten;
       }
       if (leftover) await this.fh.truncate(this.size + buf.length);

@@ -3,10 +3,12 @@
  * reused buffer (which stays in cache, unlike a fresh buffer for the whole file), and the jobs
  * are shared out between threads by claiming them one by one from a shared table, biggest
  * first, so a thread that starts late or is descheduled never holds the others up. Used on both
- * threads of precomputeUkiFile; imports nothing of sextant's (the worker starts faster).
+ * threads of precomputeUkiFile; imports nothing of sextant's but lib/errors.ts, which imports
+ * nothing (the worker starts faster).
  */
 import { createHash } from 'node:crypto';
 import { readSync } from 'node:fs';
+import { fail } from '../../lib/errors.js';
 
 /** A file range, or bytes that are not in the file (a generated cpio, zero padding). */
 export type WirePiece = { off: number; len: number } | Uint8Array;
@@ -52,7 +54,7 @@ function hashFileJob(alg: string, fd: number, job: FileJob, buf: Uint8Array): Ui
       }
       for (let at = p.off, end = p.off + p.len; at < end; ) {
         const n = readSync(fd, buf, 0, Math.min(buf.length, end - at), at);
-        if (n === 0) throw new Error('file changed while being read');
+        if (n === 0) fail('IO_FAILED', 'file changed while being read');
         h.update(n === buf.length ? buf : buf.subarray(0, n));
         at += n;
       }
@@ -94,7 +96,7 @@ export function hashJobsInOnePass(alg: string, fd: number, size: number, jobs: F
   const buf = new Uint8Array(BUFFER);
   for (let start = 0; start < size; start += BUFFER) {
     const n = readSync(fd, buf, 0, Math.min(BUFFER, size - start), start);
-    if (n === 0) throw new Error('file changed while being read');
+    if (n === 0) fail('IO_FAILED', 'file changed while being read');
     const end = start + n;
     for (const c of cur) {
       for (;;) {
@@ -114,7 +116,7 @@ export function hashJobsInOnePass(alg: string, fd: number, size: number, jobs: F
     if (n < Math.min(BUFFER, size - start)) start -= BUFFER - n; // short read: continue right after it
   }
   return cur.map((c) => {
-    if (c.piece < c.job.pieces.length) throw new Error('file changed while being read');
+    if (c.piece < c.job.pieces.length) fail('IO_FAILED', 'file changed while being read');
     return c.out;
   });
 }

@@ -160,12 +160,12 @@ test('a session is single use and the nonce is consumed: a second round 2 is SES
   await w.cleanup();
 });
 
-test('an AK that is not a restricted signing key is refused in round 1 (AK_NOT_BOUND)', async (t) => {
+test('an AK that is not a restricted signing key is refused in round 1 (AK_ATTRIBUTES_INVALID)', async (t) => {
   const w = await world();
   const ak = Buffer.from(w.ev.akPublic, 'base64');
   // TPMT_PUBLIC: type(2) nameAlg(2) objectAttributes(4): clear `restricted` (bit 16).
   ak.writeUInt32BE(ak.readUInt32BE(4) & ~0x10000, 4);
-  await t.throwsAsync(w.attestor.challenge({ v: 1, ekCert: w.ev.ekCert, akPublic: ak.toString('base64') }, 'test'), { code: 'AK_NOT_BOUND' });
+  await t.throwsAsync(w.attestor.challenge({ v: 1, ekCert: w.ev.ekCert, akPublic: ak.toString('base64') }, 'test'), { code: 'AK_ATTRIBUTES_INVALID' });
   await t.throwsAsync(w.attestor.challenge({ v: 1, ekCert: w.ev.ekCert, akPublic: Buffer.from('garbage').toString('base64') }, 'test'), { code: 'PROTOCOL_INVALID' });
   await w.cleanup();
 });

@@ -20,3 +20,15 @@ test('docs/errors.md has one row per code, with its exit code, and no row for a 
   const expected = CODES.map((c) => [c, (INPUT_ERROR_CODES as readonly string[]).includes(c) ? 2 : 1]);
   t.deepEqual(rows, expected, 'regenerate with: npm run build && node scripts/gen-errors.mjs');
 });
+
+test('library code throws only SextantError: no plain Error, TypeError or RangeError outside cli/, test/, bench/ and scripts/', (t) => {
+  const files = execFileSync('git', ['ls-files', '*.ts'], { cwd: REPO_ROOT, encoding: 'utf8' })
+    .split('\n')
+    .filter((f) => f && !/^(cli|test|bench|scripts)\//.test(f));
+  const offenders = files.flatMap((f) =>
+    readFileSync(path.join(REPO_ROOT, f), 'utf8')
+      .split('\n')
+      .flatMap((line, i) => (/\bnew (Type|Range)?Error\(/.test(line) ? [`${f}:${i + 1}`] : [])),
+  );
+  t.deepEqual(offenders, []);
+});

@@ -132,6 +132,24 @@ test('decode errors are TPM_UNMARSHAL and name the structure path', (t) => {
   t.throws(() => unmarshal(S.TPM2B_DIGEST, hex('0041' + '00'.repeat(65))), { code: 'TPM_UNMARSHAL', message: /maximum/ });
 });
 
+test('encode errors are TPM_MARSHAL (a value the format cannot carry), never TPM_UNMARSHAL', (t) => {
+  t.throws(() => marshal(u16, 0x10000), { code: 'TPM_MARSHAL', message: /does not fit/ });
+  t.throws(() => marshal(u64, -1n), { code: 'TPM_MARSHAL' });
+  t.throws(() => marshal(S.TPM2B_DIGEST, new Uint8Array(65)), { code: 'TPM_MARSHAL', message: /at most 64/ });
+  t.throws(() => marshal(S.TPML_PCR_SELECTION, Array(17).fill({ hash: TPM_ALG.SHA256, pcrSelect: new Uint8Array(3) })), { code: 'TPM_MARSHAL', message: /at most 16/ });
+  t.throws(() => marshal(S.TPMT_SIGNATURE, { sigAlg: 0x0099 } as unknown as S.TpmtSignature), { code: 'TPM_MARSHAL', message: /no encoding for sigAlg 0x99/ });
+  fc.assert(
+    fc.property(fc.oneof(fc.integer(), fc.double()), (v) => {
+      try {
+        marshal(u32, v);
+        return Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
+      } catch (e) {
+        return isSextantError(e, 'TPM_MARSHAL');
+      }
+    }),
+  );
+});
+
 test('PCR selection helpers: order, parse and bitmap', (t) => {
   const sel = pcrSelection({ sha1: [7, 0], sha256: [16, 3] });
   t.deepEqual(selectedPcrs(sel), [
