@@ -6,6 +6,9 @@
  * and `sextant recover` all speak one format.
  */
 
+/** How many EK chain certificates evidence may carry (vendor chains are at most 3 CAs deep). */
+export const MAX_EK_CHAIN = 4;
+
 /** A TPM's identity: who signs the quote, and the certificate that says whose TPM it is. */
 export interface TpmIdentityEvidence {
   /** EK certificate, DER, base64. */

@@ -21,6 +21,7 @@ import type { DiskBindingStore } from './binding/store.js';
 import { LocalSessionBook } from './store/local.js';
 import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
 import type { EventLogReplayer } from '../attestation/tpm/event-log.js';
+import { dn } from '../attestation/tpm/ek-chain.js';
 import type { AkIdentity, TpmChecks } from '../attestation/tpm/checks.js';
 import type { SnpVariantSetup, Variant } from '../attestation/variant.js';
 import { verifyIdentity, verifyProof } from '../attestation/tpm/verify.js';
@@ -168,7 +169,7 @@ export class KeyServiceAttestor implements Attestor {
     try {
       const session = await stageAsync('credentialProof', () => this.takeSession(req.sessionId));
       facts.akName = toHex(session.ak.name);
-      facts.ekSubject = session.ekCert.subject.replace(/\n/g, ', ');
+      facts.ekSubject = dn(session.ekCert.subject);
       const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');
       const attested = verifyProof({
         identity: session,

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError } from '../lib/errors.js';
 import type { Variant } from '../attestation/variant.js';
+import { ekRootStore } from './ek-roots/store.js';
 import { checkSnpConfig, parseVariant, type SnpVariantConfig } from './variant/variants.js';
 
 /**
@@ -19,7 +20,12 @@ export interface KeyServiceConfig {
   /** A second, older signed measurements file still accepted during a rollout window. */
   previousMeasurements?: string;
   previousMeasurementsSig?: string;
-  ekCa: string[];
+  /** EK CA certificate files (PEM); each certificate in them is a trust anchor. */
+  ekCa?: string[];
+  /** Named EK CA stores (keyservice/ek-roots/: `tpm-vendors`, `gcp-vtpm`), added to ekCa. */
+  ekCaStore?: string[];
+  /** Where the stores' certificates are (default: each store's own default directories). */
+  ekCaStoreDir?: string[];
   /** Default: stateDir/audit.log. */
   auditLog?: string;
   tlsCert?: string;
@@ -70,6 +76,8 @@ export async function readConfigFile(file: string): Promise<Partial<KeyServiceCo
   const abs = (p: unknown, key: string): string => (typeof p === 'string' ? path.resolve(base, p) : invalid(`${file}: ${key} must be a path`));
   for (const k of PATH_KEYS) if (c[k] !== undefined) c[k] = abs(c[k], k);
   if (c.ekCa !== undefined) c.ekCa = (Array.isArray(c.ekCa) ? c.ekCa : [c.ekCa]).map((p) => abs(p, 'ekCa'));
+  if (c.ekCaStoreDir !== undefined) c.ekCaStoreDir = (Array.isArray(c.ekCaStoreDir) ? c.ekCaStoreDir : [c.ekCaStoreDir]).map((p) => abs(p, 'ekCaStoreDir'));
+  if (c.ekCaStore !== undefined) c.ekCaStore = Array.isArray(c.ekCaStore) ? c.ekCaStore : [c.ekCaStore];
   if (c.join !== undefined && typeof c.join === 'object' && c.join !== null) {
     const j = c.join as Record<string, unknown>;
     j.caCert = abs(j.caCert, 'join.caCert');
@@ -87,7 +95,7 @@ export async function readConfigFile(file: string): Promise<Partial<KeyServiceCo
       if (root && typeof root === 'object') root.cert = abs(root.cert, 'attestation.snp.testOnlyRoot.cert');
     }
   }
-  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join', 'attestation']);
+  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'ekCaStore', 'ekCaStoreDir', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join', 'attestation']);
   const unknown = Object.keys(c).filter((k) => !known.has(k));
   if (unknown.length) invalid(`${file}: unknown key(s) ${unknown.join(', ')}`);
   return c as Partial<KeyServiceConfig>;
@@ -98,7 +106,9 @@ export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Pa
   const defined = Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)));
   const c = { ...DEFAULTS, ...fromFile, ...defined } as Partial<KeyServiceConfig>;
   const missing = (['stateDir', 'measurements', 'measurementsKey'] as const).filter((k) => !c[k]);
-  if (!c.ekCa || c.ekCa.length === 0) missing.push('ekCa' as never);
+  if (!c.ekCa?.length && !c.ekCaStore?.length) missing.push('ekCa (or --ek-ca-store)' as never);
+  for (const name of c.ekCaStore ?? []) ekRootStore(name);
+  if (c.ekCaStoreDir?.length && !c.ekCaStore?.length) invalid('ekCaStoreDir is where an EK CA store is read from: set ekCaStore');
   if (missing.length) {
     throw new SextantError({ code: 'USAGE', message: `missing ${missing.map((k) => '--' + k.replace(/[A-Z]/g, (m) => '-' + m.toLowerCase())).join(', ')}` });
   }

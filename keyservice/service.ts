@@ -16,6 +16,7 @@ import { openStateDir } from './state-dir.js';
 import { openLocalStore } from './store/local.js';
 import type { AuditSink, KeyServiceStore } from './store/store.js';
 import { loadCaCertificates } from '../attestation/tpm/ek-chain.js';
+import { loadEkRootStore } from './ek-roots/store.js';
 import type { EventLogReplayer } from '../attestation/tpm/event-log.js';
 import { codecTpmChecks } from '../attestation/tpm/codec-checks.js';
 import type { TpmChecks } from '../attestation/tpm/checks.js';
@@ -94,8 +95,15 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
       void audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous } : { refused: (r.error as Error).message }) }, { deferred: true });
     },
   });
-  const ekCas = loadCaCertificates(await Promise.all(cfg.ekCa.map((f) => readText(f, 'EK CA'))));
-  if (ekCas.length === 0) throw new SextantError({ code: 'CONFIG_INVALID', message: 'no certificate found in the --ek-ca files' });
+  const ekCas = loadCaCertificates(await Promise.all((cfg.ekCa ?? []).map((f) => readText(f, 'EK CA'))));
+  if (cfg.ekCa?.length && ekCas.length === 0) throw new SextantError({ code: 'CONFIG_INVALID', message: 'no certificate found in the --ek-ca files' });
+  const ekStores = [];
+  for (const name of cfg.ekCaStore ?? []) {
+    const loaded = await loadEkRootStore(name, cfg.ekCaStoreDir);
+    ekStores.push({ name, version: loaded.store.version, found: loaded.found.length, pinned: loaded.store.certificates.length });
+    o.log?.(`EK CA store ${name} (${loaded.store.version}): ${loaded.found.length} of ${loaded.store.certificates.length} pinned CAs found in ${loaded.dirs.join(', ')}`);
+    ekCas.push(...loaded.anchors);
+  }
 
   const state = await openStateDir(cfg.stateDir, { log: o.log, tls: cfg.tlsCert && cfg.tlsKey ? { certFile: cfg.tlsCert, keyFile: cfg.tlsKey } : undefined });
   const store: KeyServiceStore = await openLocalStore({ stateDir: cfg.stateDir, auditPath, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock });
@@ -151,7 +159,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   references.watch([cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)], o.watchIntervalMs);
   // Deferred: on a full disk the service still comes up (refusing with AUDIT_UNAVAILABLE) and
   // this record is written first once space returns.
-  void audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label), selfAttestation: selfAttestation !== undefined, variant, testOnlyRoot: snp?.testOnlyRoot }, { deferred: true });
+  void audit.append({ decision: 'start', listen: `${host}:${addr.port}`, fingerprint: state.fingerprint, measurements: references.sets().map((s) => s.label), selfAttestation: selfAttestation !== undefined, ekStores, variant, testOnlyRoot: snp?.testOnlyRoot }, { deferred: true });
   await audit.settled();
   return {
     url: `https://${host.includes(':') ? `[${host}]` : host}:${addr.port}`,

@@ -1,6 +1,7 @@
 import type { RecoveryEvidenceRequest, RecoveryEvidenceResponse, RecoveryQuoteRequest, RecoveryQuoteResponse, RecoveryReleaseRequest, RecoveryReleaseResponse } from './recovery-messages.js';
 import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, ConfirmRequest, ConfirmResponse, NonceRequest, ServiceActivateRequest, ServiceActivateResponse, ServiceAttestRequest, ServiceAttestResponse, NonceResponse, ReleasedSecrets, Role } from './messages.js';
 import { base64, check, fixedKeys, int, list, literal, object, oneOf, refine, text, type Schema } from './schema.js';
+import { MAX_EK_CHAIN } from '../attestation/evidence.js';
 
 /**
  * Runtime validation of every protocol message: both sides parse untrusted JSON. Each schema
@@ -35,7 +36,7 @@ const pcrs = fixedKeys(PCR_INDICES, hex64, 'PCR index (0-15) -> 64 hex digits');
 /** A TPM's identity: EK certificate (+ chain) and AK public (a node's in round 1, the service's in S1). */
 const tpmIdentity = {
   ekCert: cert,
-  ekChain: list(cert, 4),
+  ekChain: list(cert, MAX_EK_CHAIN),
   akPublic: base64({ min: 16, max: 1024 }),
 };
 /** A quote and the PCR values it covers. */

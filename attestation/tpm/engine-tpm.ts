@@ -2,7 +2,7 @@ import { SextantError } from '../../lib/errors.js';
 import { marshal } from '../../tpm/codec.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
 import { quotePcrs } from '../../tpm/client/attest.js';
-import { readEkCertificate, type EkType } from '../../tpm/client/ek-cert.js';
+import { EK_CERT_INDICES, readEkCredentials, type EkType } from '../../tpm/client/ek-cert.js';
 import { Tpm } from '../../tpm/client/tpm.js';
 import type { AttestationTpm } from './tpm.js';
 import type { HclNv } from '../snp/hcl.js';
@@ -19,6 +19,7 @@ const QUOTED = { sha256: Array.from({ length: 16 }, (_, i) => i) };
 export class EngineAttestationTpm implements AttestationTpm {
   private ekType?: EkType;
   private ekCert?: Uint8Array;
+  private ekChainCerts: Uint8Array[] = [];
 
   private constructor(private readonly tpm: Tpm) {}
 
@@ -26,19 +27,30 @@ export class EngineAttestationTpm implements AttestationTpm {
     return new EngineAttestationTpm(await Tpm.open({ tcti, log }));
   }
 
+  /**
+   * The certificate of the EK this agent uses (RSA 2048 preferred, else ECC, each low range
+   * first: EK_CERT_INDICES), read together with the chain indices in one pass over NV.
+   */
   async ekCertificate(): Promise<Uint8Array> {
-    let last: unknown;
+    if (this.ekCert) return this.ekCert;
+    const { certificates, chain } = await readEkCredentials(this.tpm);
     for (const type of ['rsa', 'ecc'] as const) {
-      try {
-        const c = await readEkCertificate(this.tpm, type);
-        this.ekType = type;
-        this.ekCert = c.der;
-        return c.der;
-      } catch (e) {
-        last = e;
-      }
+      const c = EK_CERT_INDICES[type].map((i) => certificates.find((x) => x.nvIndex === i)).find((x) => x !== undefined);
+      if (!c) continue;
+      this.ekType = type;
+      this.ekCert = c.der;
+      this.ekChainCerts = chain;
+      return c.der;
     }
-    throw new SextantError({ code: 'TPM_NO_EK_CERT', message: 'the TPM holds no EK certificate (RSA or ECC)', cause: last });
+    throw new SextantError({
+      code: 'TPM_NO_EK_CERT',
+      message: `the TPM holds no EK certificate in NV (${certificates.length ? `only for templates ${certificates.map((c) => c.template).join(', ')}` : 'no EK certificate index is defined'}): many firmware TPMs have none; see docs/tpm.md, "A TPM without an EK certificate"`,
+    });
+  }
+
+  async ekChain(): Promise<Uint8Array[]> {
+    await this.ekCertificate();
+    return this.ekChainCerts;
   }
 
   async akPublic(): Promise<Uint8Array> {

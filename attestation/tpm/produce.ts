@@ -1,4 +1,4 @@
-import type { EventLogEvidence, TpmIdentityEvidence, TpmQuoteEvidence } from '../evidence.js';
+import { MAX_EK_CHAIN, type EventLogEvidence, type TpmIdentityEvidence, type TpmQuoteEvidence } from '../evidence.js';
 import type { AttestationTpm } from './tpm.js';
 
 /**
@@ -9,11 +9,16 @@ import type { AttestationTpm } from './tpm.js';
 
 const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
 
-/** The TPM's identity: its AK public area and EK certificate (and any EK intermediates the host holds). */
+/**
+ * The TPM's identity: its AK public area and EK certificate, and the EK intermediates: those
+ * the host was configured with, then those in the TPM's EK chain indices (at most MAX_EK_CHAIN,
+ * each once), so a vendor intermediate the verifier cannot fetch travels with the certificate.
+ */
 export async function produceIdentity(tpm: AttestationTpm, ekChain: readonly Uint8Array[] = []): Promise<TpmIdentityEvidence> {
   const akPublic = b64(await tpm.akPublic());
   const ekCert = b64(await tpm.ekCertificate());
-  return { ekCert, ...(ekChain.length > 0 && { ekChain: ekChain.map(b64) }), akPublic };
+  const chain = [...new Set([...ekChain, ...((await tpm.ekChain?.()) ?? [])].map(b64))].slice(0, MAX_EK_CHAIN);
+  return { ekCert, ...(chain.length > 0 && { ekChain: chain }), akPublic };
 }
 
 /** A quote of SHA-256 PCRs 0-15 over `qualifyingData` with the PCR values it covers. */

@@ -8,7 +8,7 @@ import type { SnpAttestedState } from '../snp/verify.js';
 import { asInputError, stage } from '../stage.js';
 import type { SnpVariantSetup, Variant } from '../variant.js';
 import type { AkIdentity, QuotedFacts, TpmChecks } from './checks.js';
-import { verifyEkCert } from './ek-chain.js';
+import { ekFacts, verifyEkCert } from './ek-chain.js';
 import { checkEventLog, type EventLogReplayer } from './event-log.js';
 import { checkPcrDigest } from './pcr-digest.js';
 
@@ -107,7 +107,10 @@ const IDENTITY: Record<IdentityStage, (c: IdentityContext) => void> = {
     c.facts.akName = toHex(c.ak!.name);
   },
   verifyEkCert(c) {
-    c.ekCert = verifyEkCert(c.ekDer, c.in.ekRoots, c.in.now, (c.in.evidence.ekChain ?? []).map((d) => Buffer.from(d, 'base64')));
+    const ek = verifyEkCert(c.ekDer, c.in.ekRoots, c.in.now, (c.in.evidence.ekChain ?? []).map((d) => Buffer.from(d, 'base64')));
+    c.ekCert = ek.cert;
+    // The TPM the certificate names and the CA it chained to: in the round-1 audit record.
+    Object.assign(c.facts, ekFacts(ek));
   },
   makeCredential(c) {
     const ekCert = needs(c.ekCert, 'the EK certificate', 'makeCredential');

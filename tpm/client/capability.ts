@@ -69,3 +69,9 @@ export async function flushLeftovers(t: TpmTransport): Promise<number[]> {
   for (const h of handles) await execute(t, flushContext, { flushHandle: h });
   return handles;
 }
+
+/** The NV indices defined in [first, last] (e.g. the EK certificate range 0x01C00000..). */
+export async function nvIndexHandles(t: TpmTransport, first: number, last: number): Promise<number[]> {
+  const pages = await getCapability(t, TPM_CAP.HANDLES, first, Math.min(256, last - first + 1));
+  return pages.flatMap((p) => (p.capability === TPM_CAP.HANDLES ? p.handles : [])).filter((h) => h >= first && h <= last);
+}

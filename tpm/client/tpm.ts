@@ -19,7 +19,7 @@ import { TctiTransport } from '../engine/transport.js';
 import { pcrSelection, type PcrSelectionMap } from '../pcr-selection.js';
 import { TPMT_SIGNATURE, type TpmtPublic, type TpmtSigScheme } from '../structures.js';
 import { activateCredential, type ActivateCredentialInput } from './activate.js';
-import { flushLeftovers, getCapability, sessionHandles, transientHandles } from './capability.js';
+import { flushLeftovers, getCapability, sessionHandles, transientHandles, nvIndexHandles } from './capability.js';
 import { createPrimary, flushContext, readPublic, type Hierarchy, type LoadedKey } from './keys.js';
 import { nvRead, nvReadPublic, nvWrite, type NvPublic } from './nv.js';
 import { pcrEvent, pcrExtend, pcrRead, type DigestsByBank } from './pcrs.js';
@@ -150,6 +150,11 @@ export class Tpm {
   /** TPM handles of the sessions currently held by the TPM. */
   sessionHandles(): Promise<number[]> {
     return this.run((e) => sessionHandles(e));
+  }
+
+  /** The NV indices defined in [first, last]. */
+  nvIndices(first: number, last: number): Promise<number[]> {
+    return this.run((e) => nvIndexHandles(e, first, last));
   }
 
   /** Tagged TPM properties (TPM_PT_*) from `first` on. */
