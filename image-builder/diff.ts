@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, SextantError } from '../lib/errors.js';
 import { parseMeasurementFile, type MeasurementFile } from '../measurements/format/index.js';
@@ -19,6 +19,11 @@ export interface PcrChange {
   to?: string;
   /** The measured parts that differ, by component (".cmdline", ".initrd", "kernel (Authenticode)"). */
   events: EventDifference[];
+  /**
+   * PCR 7 only: the Secure Boot variables (SecureBoot, PK, KEK, db, dbx) and authorities
+   * (`authority <subject>`) whose measurement differs, in log order.
+   */
+  secureBoot?: string[];
 }
 
 /** Why two releases measure differently: inputs (packages, components, tools) and outputs. */
@@ -29,6 +34,8 @@ export interface ReleaseDiff {
   /** The agent files built from the checkout (bundle, wrapper, unit). */
   agent: Change[];
   tools: Change[];
+  /** manifest.json's Secure Boot record: signed or not, the signer, the key databases' digests. */
+  secureBoot: Change[];
   artifacts: Change[];
   pcrs: PcrChange[];
 }
@@ -39,9 +46,19 @@ interface Manifest {
   tools: Record<string, string>;
   /** Absent in releases built before the agent files were recorded. */
   agent?: Record<string, string>;
+  secureBoot?: { signed?: boolean; signer?: { subject?: string; sha256Fingerprint?: string }; keyDatabases?: Record<string, string | null> };
 }
 
+/** The manifest of a bare measurements file: nothing but the measurements to compare. */
+const NO_MANIFEST: Manifest = { packages: [], components: [], tools: {} };
+
+/** A release folder, or a bare measurements file (e.g. one made from a new key folder before a rollout). */
 async function readRelease(dir: string): Promise<{ manifest: Manifest; measurements: MeasurementFile; sums: Map<string, string> }> {
+  const isFile = await stat(dir).then(
+    (s) => s.isFile(),
+    () => false,
+  );
+  if (isFile) return { manifest: NO_MANIFEST, measurements: parseMeasurementFile(await readFile(dir), dir), sums: new Map() };
   const read = async (name: string): Promise<Buffer> => {
     try {
       return await readFile(path.join(dir, name));
@@ -73,11 +90,22 @@ function diffMaps(a: Map<string, string>, b: Map<string, string>): Change[] {
 
 const packageMap = (m: Manifest): Map<string, string> =>
   new Map(m.packages.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+function secureBootMap(m: Manifest): Map<string, string> {
+  const sb = m.secureBoot;
+  const out = new Map<string, string>();
+  if (!sb) return out;
+  out.set('signed', String(sb.signed === true));
+  if (sb.signer?.subject) out.set('signer', sb.signer.subject);
+  if (sb.signer?.sha256Fingerprint) out.set('signer certificate sha256', sb.signer.sha256Fingerprint);
+  for (const [name, digest] of Object.entries(sb.keyDatabases ?? {})) out.set(`key database ${name}`, digest ?? 'absent');
+  return out;
+}
+
 const componentMap = (m: Manifest): Map<string, string> =>
   new Map(m.components.map((c) => [c.name, c.included ? c.sha256 : `${c.sha256} (not included)`]));
 
 /**
- * Compares two release folders: which packages, components and tools changed, and which
+ * Compares two release folders (or measurements files: then only the PCRs): which packages, components and tools changed, and which
  * PCRs and measured components that moved. Pure reading, nothing is rebuilt.
  */
 export async function diffReleases(oldDir: string, newDir: string): Promise<ReleaseDiff> {
@@ -88,19 +116,22 @@ export async function diffReleases(oldDir: string, newDir: string): Promise<Rele
     const x = a.measurements.pcrs[pcr];
     const y = b.measurements.pcrs[pcr];
     if (x?.expected === y?.expected) continue;
-    pcrs.push({ pcr, from: x?.expected, to: y?.expected, events: x?.events && y?.events ? diffEvents(x.events, y.events) : [] });
+    const events = x?.events && y?.events ? diffEvents(x.events, y.events) : [];
+    pcrs.push({ pcr, from: x?.expected, to: y?.expected, events, ...(pcr === '7' && { secureBoot: [...new Set(events.map((e) => e.component))].filter((c) => c !== 'separator') }) });
   }
   const packages = diffMaps(packageMap(a.manifest), packageMap(b.manifest));
   const components = diffMaps(componentMap(a.manifest), componentMap(b.manifest));
   const agent = diffMaps(new Map(Object.entries(a.manifest.agent ?? {})), new Map(Object.entries(b.manifest.agent ?? {})));
   const tools = diffMaps(new Map(Object.entries(a.manifest.tools)), new Map(Object.entries(b.manifest.tools)));
+  const secureBoot = diffMaps(secureBootMap(a.manifest), secureBootMap(b.manifest));
   const artifacts = diffMaps(a.sums, b.sums);
   return {
-    identical: packages.length + components.length + agent.length + tools.length + artifacts.length + pcrs.length === 0,
+    identical: packages.length + components.length + agent.length + tools.length + secureBoot.length + artifacts.length + pcrs.length === 0,
     packages,
     components,
     agent,
     tools,
+    secureBoot,
     artifacts,
     pcrs,
   };

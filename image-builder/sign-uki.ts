@@ -96,5 +96,6 @@ export async function attachUkiSignature(unsignedUki: string, signedUki: string,
 /** `osslsigncode --version`'s first line, for the release manifest's tool versions. */
 export async function osslsigncodeVersion(): Promise<string> {
   const r = await run('osslsigncode', ['--version'], { okExitCodes: [1] });
-  return (r.stdout || r.stderr).split('\n')[0].replace(/^osslsigncode\s+/, '').trim();
+  const first = (r.stdout || r.stderr).split('\n')[0];
+  return /^osslsigncode\s+([^\s,]+)/.exec(first)?.[1] ?? first.trim(); // "osslsigncode 2.9, using:" -> "2.9"
 }

@@ -133,9 +133,10 @@ function renderDiff(r: ReleaseDiff): string[] {
     ...changeLines('components', r.components),
     ...changeLines('agent (built from this checkout)', r.agent),
     ...changeLines('tools', r.tools),
+    ...changeLines('Secure Boot', r.secureBoot),
     ...changeLines('artifacts', r.artifacts),
     ...(r.pcrs.length === 0 ? [] : ['PCRs:']),
-    ...r.pcrs.flatMap((p) => [`  PCR ${p.pcr}: ${short(p.from)} -> ${short(p.to)}`, ...p.events.map((e) => `    ${e.kind} ${e.component}`)]),
+    ...r.pcrs.flatMap((p) => [`  PCR ${p.pcr}${p.secureBoot?.length ? ` (Secure Boot policy: ${p.secureBoot.join(', ')})` : ''}: ${short(p.from)} -> ${short(p.to)}`, ...p.events.map((e) => `    ${e.kind} ${e.component}`)]),
   ];
 }
 
@@ -143,11 +144,14 @@ const diff: CommandSpec<ReleaseDiff> = {
   path: ['image', 'diff'],
   args: 'OLD NEW',
   positionals: { min: 2, max: 2 },
-  summary: 'name what differs between two release folders: packages, components, tools, artifacts, PCRs and the measured parts',
+  summary: 'name what differs between two release folders (or measurements files): packages, components, tools, Secure Boot, artifacts, PCRs and the measured parts',
   description: `
-Reads manifest.json, measurements.json and SHA256SUMS of both folders (nothing is rebuilt).
+Reads manifest.json, measurements.json and SHA256SUMS of both folders (nothing is rebuilt);
+OLD or NEW may also be a bare measurements file (then only its PCRs are compared), e.g. one
+made with \`measurements create --sb-keys NEW-KEYS/\` before a db/dbx rollout.
 Each PCR that moved is listed with the measured components that differ (e.g. PCR 11
-.cmdline: a changed root file system changes the dm-verity roothash on the command line).
+.cmdline: a changed root file system changes the dm-verity roothash on the command line;
+PCR 7 names the Secure Boot variable, db, dbx, KEK, PK or SecureBoot, or the authority).
 Exit 0 when the releases are the same, 1 when they differ.`,
   async run({ positionals }) {
     return diffReleases(path.resolve(positionals[0]), path.resolve(positionals[1]));
