@@ -1,5 +1,6 @@
 import type { X509Certificate } from 'node:crypto';
 import type { HashAlg } from '../../lib/bytes.js';
+import type { TpmlPcrSelection } from '../../tpm/structures.js';
 
 /**
  * What the verifier needs from the TPM wire codec (tpm/): parsing the AK, TPM2_MakeCredential
@@ -16,8 +17,10 @@ export interface AkIdentity {
 export interface QuotedFacts {
   /** TPMS_ATTEST.extraData: the qualifying data the agent asked for. */
   extraData: Buffer;
-  /** TPMS_QUOTE_INFO.pcrSelect. */
+  /** TPMS_QUOTE_INFO.pcrSelect, bank by bank. */
   selection: { alg: HashAlg; pcrs: number[] }[];
+  /** TPMS_QUOTE_INFO.pcrSelect as signed (the order pcrDigest hashes the values in). */
+  pcrSelect: TpmlPcrSelection;
   /** TPMS_QUOTE_INFO.pcrDigest. */
   pcrDigest: Buffer;
   /** The signature's hash, which is also pcrDigest's hash. */

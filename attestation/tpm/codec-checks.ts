@@ -1,31 +1,24 @@
 import type { X509Certificate } from 'node:crypto';
 import { SextantError } from '../../lib/errors.js';
-import { hashAlgName, TPMA_OBJECT, TPM_ALG } from '../../tpm/constants.js';
+import { hashAlgName, TPM_ALG } from '../../tpm/constants.js';
 import { unmarshal } from '../../tpm/codec.js';
 import { objectName } from '../../tpm/name.js';
 import { tpmtWithPublicKey } from '../../tpm/public-key.js';
 import { ekTemplateEccP256, ekTemplateRsa2048 } from '../../tpm/ek/templates.js';
 import { makeCredential } from '../../tpm/credential/make-credential.js';
+import { checkAkAttributes } from '../../tpm/quote/ak-attributes.js';
 import { verifyQuote } from '../../tpm/quote/verify.js';
 import { TPMT_PUBLIC, type TpmtPublic } from '../../tpm/structures.js';
 import type { AkIdentity, QuotedFacts, TpmChecks } from './checks.js';
 
 /**
- * TpmChecks on tpm/'s pure-TypeScript codec: what the key service runs (no TPM library).
- *
- * An AK must be a restricted signing key created inside the TPM and unable to leave it
- * (restricted | sign | fixedTPM | fixedParent | sensitiveDataOrigin, not decrypt). Only such a
- * key cannot sign a forged TPMS_ATTEST; credential activation only proves the key's Name is in
- * the EK's TPM, and the Name covers these attributes.
+ * TpmChecks on tpm/'s pure-TypeScript codec: what the key service runs (no TPM library). The
+ * AK's attributes are tpm/quote/ak-attributes.ts's one check (AK_ATTRIBUTES_INVALID).
  */
-const AK_REQUIRED = TPMA_OBJECT.restricted | TPMA_OBJECT.sign | TPMA_OBJECT.fixedTPM | TPMA_OBJECT.fixedParent | TPMA_OBJECT.sensitiveDataOrigin;
-
 export const codecTpmChecks: TpmChecks = {
   parseAk(akPublic: Uint8Array): AkIdentity {
     const pub = unmarshal(TPMT_PUBLIC, akPublic);
-    if ((pub.objectAttributes & AK_REQUIRED) !== AK_REQUIRED || (pub.objectAttributes & TPMA_OBJECT.decrypt) !== 0) {
-      throw new SextantError({ code: 'AK_ATTRIBUTES_INVALID', message: 'the AK must be a restricted, TPM-generated, non-duplicable signing key' });
-    }
+    checkAkAttributes(pub);
     if (!hashAlgName(pub.nameAlg)) throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the AK has an unsupported name algorithm' });
     return { name: Buffer.from(objectName(pub)), publicArea: pub };
   },
@@ -49,6 +42,7 @@ export const codecTpmChecks: TpmChecks = {
     return {
       extraData: Buffer.from(q.attest.extraData),
       selection: Object.entries(q.selection).map(([alg, pcrs]) => ({ alg: alg as QuotedFacts['selection'][number]['alg'], pcrs: [...(pcrs as number[])] })),
+      pcrSelect: q.attest.attested.pcrSelect,
       pcrDigest: Buffer.from(q.pcrDigest, 'hex'),
       signatureHash: q.signatureHash,
       resetCount: q.resetCount,

@@ -1,4 +1,5 @@
 import { SextantError } from '../../lib/errors.js';
+import { compareWithQuote } from '../../measurements/eventlog/compare.js';
 
 /**
  * Replays a TCG event log and returns the SHA-256 PCR values it yields, keyed by index (only
@@ -16,18 +17,13 @@ const ZERO = '0'.repeat(64);
 
 /**
  * Every other quoted PCR (0-9, 12-14) must equal what the log replays to, and a PCR the log
- * never extends must still be zero: a log that leaves events out does not pass.
+ * never extends must still be zero: a log that leaves events out does not pass (the one
+ * replay-against-quote comparison, measurements/eventlog/compare.ts compareWithQuote).
  */
 export function checkEventLog(replay: EventLogReplayer, log: Uint8Array, quoted: Record<string, string>): { comparedPcrs: number[]; replayed: Record<string, string> } {
-  const replayed = replay(log);
-  const compared: number[] = [];
-  const bad: string[] = [];
-  for (let i = 0; i < 16; i++) {
-    if (REPLAY_SKIPPED_PCRS.has(i)) continue;
-    compared.push(i);
-    const want = (replayed[String(i)] ?? ZERO).toLowerCase();
-    if (quoted[String(i)] !== want) bad.push(`PCR ${i}: log replays to ${want === ZERO ? 'zero (no events)' : want}, quoted ${quoted[String(i)]}`);
-  }
+  const compared = Array.from({ length: 16 }, (_, i) => i).filter((i) => !REPLAY_SKIPPED_PCRS.has(i));
+  const c = compareWithQuote({ sha256: replay(log) }, quoted, { bank: 'sha256', pcrs: compared });
+  const bad = c.compared.filter((x) => !x.ok).map((x) => `PCR ${x.pcr}: log replays to ${x.replayed === ZERO ? 'zero (no events)' : x.replayed}, quoted ${x.quoted}`);
   if (bad.length) throw new SextantError({ code: 'EVENTLOG_REPLAY_MISMATCH', message: `event log does not reproduce the quote: ${bad.join('; ')}` });
-  return { comparedPcrs: compared, replayed: Object.fromEntries(compared.map((i) => [String(i), (replayed[String(i)] ?? ZERO).toLowerCase()])) };
+  return { comparedPcrs: compared, replayed: Object.fromEntries(c.compared.map((x) => [String(x.pcr), x.replayed])) };
 }

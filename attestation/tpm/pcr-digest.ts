@@ -1,12 +1,13 @@
-import { bytesEqual, hash } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
+import { checkPcrDigest as checkQuotedDigest } from '../../tpm/quote/verify.js';
 import type { QuotedFacts } from './checks.js';
 
 export const QUOTED_PCRS = Array.from({ length: 16 }, (_, i) => i);
 
 /**
- * The quote covers exactly SHA-256 PCRs 0-15, and its pcrDigest equals H(PCR 0 || ... || PCR 15)
- * (hashed with the signature's hash) of the values the agent sent: from here on those values are as good as signed by the TPM.
+ * The protocol's quote covers exactly SHA-256 PCRs 0-15, and its pcrDigest is the digest of
+ * the values the node sent (tpm/quote/verify.ts's one PCR-digest check): from here on those
+ * values are as good as signed by the TPM.
  */
 export function checkPcrDigest(quoted: QuotedFacts, pcrs: Record<string, string>): void {
   const sel = quoted.selection;
@@ -17,8 +18,5 @@ export function checkPcrDigest(quoted: QuotedFacts, pcrs: Record<string, string>
       message: `quote must select sha256 PCRs 0-15, selects ${sel.map((s) => `${s.alg}:${s.pcrs.join(',')}`).join(' ') || 'nothing'}`,
     });
   }
-  const values = QUOTED_PCRS.map((i) => Buffer.from(pcrs[String(i)], 'hex'));
-  if (!bytesEqual(hash(quoted.signatureHash, ...values), quoted.pcrDigest)) {
-    throw new SextantError({ code: 'PCR_DIGEST_MISMATCH', message: 'the PCR values sent do not hash to the quoted pcrDigest' });
-  }
+  checkQuotedDigest(quoted.signatureHash, quoted, { sha256: pcrs });
 }

@@ -13,7 +13,7 @@ import { loadSigningKey } from '../../measurements/sign/signing-key.js';
 import { signMeasurementFile } from '../../measurements/sign/sign-measurements.js';
 import { keyFingerprint, loadVerificationKey } from '../../measurements/verify/verification-key.js';
 import { verifyBlob } from '../../measurements/verify/verify-blob.js';
-import { compareWithPrediction, type ComparisonReport, type PcrComparison } from '../../measurements/verify/compare.js';
+import { compareWithPrediction, type ComparisonReport, type PcrVerdictRow } from '../../measurements/verify/compare.js';
 import { eventName } from '../../measurements/verify/diff-events.js';
 import type { ImagePrecompute } from '../../measurements/format/prediction.js';
 import { precomputeUkiFile } from '../../measurements/uki/precompute-file.js';
@@ -84,7 +84,7 @@ function pcrTable(file: MeasurementFile): string {
   return table(['pcr', `expected (${file.bank})`, 'policy', 'components'], rows);
 }
 
-function verdictText(r: PcrComparison): string {
+function verdictText(r: PcrVerdictRow): string {
   switch (r.verdict) {
     case 'match':
       return 'ok';

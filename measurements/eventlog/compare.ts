@@ -7,13 +7,15 @@ import { toHex } from '../../lib/bytes.js';
 import { describeEvent } from './describe.js';
 import type { LogEvent } from './parse.js';
 import { isExtended } from './replay.js';
+import { alignEvents } from './align.js';
 
 /** The value a PCR holds after reset when nothing extended it: 0xFF.. for the D-RTM PCRs 17-22, else zero. */
 export function resetValue(pcr: number, digestSize: number): string {
   return (pcr >= 17 && pcr <= 22 ? 'ff' : '00').repeat(digestSize);
 }
 
-export interface PcrComparison {
+/** One PCR of a replay against a quote (a measurements file against a recomputation is measurements/verify PcrVerdictRow). */
+export interface QuotedPcrComparison {
   pcr: number;
   replayed: string;
   /** Undefined when the quote lacks a PCR that was asked for. */
@@ -25,9 +27,9 @@ export interface QuoteComparison {
   /** A bank name as the replay keys it: sha1, sha256, ..., sm3_256, sha3_256. */
   bank: string;
   ok: boolean;
-  compared: PcrComparison[];
+  compared: QuotedPcrComparison[];
   /** The lowest-numbered PCR that differs. */
-  firstMismatch?: PcrComparison;
+  firstMismatch?: QuotedPcrComparison;
 }
 
 /**
@@ -45,7 +47,7 @@ export function compareWithQuote(
   const pcrs = opts.pcrs ?? Object.keys(replayed).map(Number);
   const compared = [...new Set(pcrs)]
     .sort((a, b) => a - b)
-    .map((pcr): PcrComparison => {
+    .map((pcr): QuotedPcrComparison => {
       const r = replayed[String(pcr)] ?? resetValue(pcr, size / 2);
       const q = quoted[String(pcr)]?.toLowerCase().replace(/^0x/, '');
       return { pcr, replayed: r, quoted: q, ok: q === r };
@@ -102,11 +104,9 @@ function actualOf(e: LogEvent, bank: string): ActualEvent {
 }
 
 /**
- * Aligns expected events with logged ones, per PCR, in order (a greedy diff on digests): equal
- * digests match; an expected event found further down the log makes the events before it
- * `unexpected`; a logged event found further down the expectations makes the expectations
- * before it `missing`; otherwise the two are a `mismatch` (the component that changed).
- * Compares the PCRs the expectations cover unless `pcrs` is given.
+ * Aligns expected events with logged ones, per PCR (measurements/eventlog/align.ts: the one
+ * alignment `measurements verify --image` uses too). Compares the PCRs the expectations cover
+ * unless `pcrs` is given.
  */
 export function matchEvents(
   expected: ExpectedEvent[],
@@ -119,25 +119,9 @@ export function matchEvents(
   for (const pcr of pcrs) {
     const exp = expected.filter((e) => e.pcr === pcr).map((e) => ({ ...e, digest: e.digest.toLowerCase() }));
     const act = events.filter((e) => e.pcr === pcr && isExtended(e)).map((e) => actualOf(e, bank));
-    let i = 0;
-    let j = 0;
-    while (i < exp.length && j < act.length) {
-      if (exp[i].digest === act[j].digest) {
-        results.push({ status: 'match', pcr, expected: exp[i++], actual: act[j++] });
-        continue;
-      }
-      const later = act.findIndex((a, k) => k > j && a.digest === exp[i].digest);
-      const expLater = exp.findIndex((x, k) => k > i && x.digest === act[j].digest);
-      if (later >= 0 && (expLater < 0 || later - j <= expLater - i)) {
-        while (j < later) results.push({ status: 'unexpected', pcr, actual: act[j++] });
-      } else if (expLater >= 0) {
-        while (i < expLater) results.push({ status: 'missing', pcr, expected: exp[i++] });
-      } else {
-        results.push({ status: 'mismatch', pcr, expected: exp[i++], actual: act[j++] });
-      }
+    for (const r of alignEvents(exp, act, { expected: (e) => e.description ?? '', actual: (a) => a.description })) {
+      results.push({ status: r.status, pcr, ...(r.expected && { expected: r.expected }), ...(r.actual && { actual: r.actual }) });
     }
-    while (i < exp.length) results.push({ status: 'missing', pcr, expected: exp[i++] });
-    while (j < act.length) results.push({ status: 'unexpected', pcr, actual: act[j++] });
   }
   return { bank, ok: results.every((r) => r.status === 'match'), pcrs, results };
 }

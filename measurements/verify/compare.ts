@@ -9,7 +9,7 @@ import type { PcrPrediction } from '../format/prediction.js';
  */
 export type PcrVerdict = 'match' | 'mismatch' | 'not-recomputed' | 'not-in-file';
 
-export interface PcrComparison {
+export interface PcrVerdictRow {
   pcr: number;
   expected?: string;
   computed?: string;
@@ -22,7 +22,7 @@ export interface PcrComparison {
 }
 
 export interface ComparisonReport {
-  rows: PcrComparison[];
+  rows: PcrVerdictRow[];
   /** No enforced PCR mismatches (a warn-only mismatch is reported, not fatal). */
   ok: boolean;
 }
@@ -30,7 +30,7 @@ export interface ComparisonReport {
 /** Compares a file's expected PCRs with a recomputation of the image, PCR by PCR. */
 export function compareWithPrediction(file: MeasurementFile, prediction: PcrPrediction): ComparisonReport {
   const indices = new Set([...Object.keys(file.pcrs), ...Object.keys(prediction.pcrs)].map(Number));
-  const rows: PcrComparison[] = [];
+  const rows: PcrVerdictRow[] = [];
   for (const pcr of [...indices].sort((a, b) => a - b)) {
     const want = file.pcrs[String(pcr)];
     const computed = prediction.pcrs[String(pcr)]?.toLowerCase();

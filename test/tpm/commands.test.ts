@@ -25,7 +25,8 @@ import { akTemplate, ekTemplateRsa2048 } from '../../tpm/ek/templates.js';
 import { objectName } from '../../tpm/name.js';
 import { pcrSelection, selectedPcrs } from '../../tpm/pcr-selection.js';
 import { publicKeyPem } from '../../tpm/public-key.js';
-import { verifyQuote, type PcrValues } from '../../tpm/quote/verify.js';
+import { verifyQuote } from '../../tpm/quote/verify.js';
+import type { PcrBanks } from '../../measurements/pcr/extend.js';
 import { TpmResponseError } from '../../tpm/rc.js';
 import type { TpmtPublic } from '../../tpm/structures.js';
 import { connectSwtpm, type SocketTransport } from '../helpers/tpm-socket.js';
@@ -59,7 +60,7 @@ async function primary(hierarchy: number, template: TpmtPublic) {
 }
 
 /** PCR_Read returns at most 8 digests per call: ask again for what is missing. */
-async function readPcrs(indices: number[]): Promise<PcrValues> {
+async function readPcrs(indices: number[]): Promise<PcrBanks> {
   const values: Record<string, string> = {};
   let missing = indices;
   while (missing.length > 0) {

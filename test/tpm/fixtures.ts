@@ -4,7 +4,7 @@ import path from 'node:path';
 import { FIXTURES } from '../helpers/paths.js';
 import { unmarshal } from '../../tpm/codec.js';
 import { TPM2B_PUBLIC } from '../../tpm/structures.js';
-import type { PcrValues } from '../../tpm/quote/verify.js';
+import type { PcrBanks } from '../../measurements/pcr/extend.js';
 import { DIGEST_SIZE, type HashAlg } from '../../lib/bytes.js';
 
 export const TPM_FIXTURES = path.join(FIXTURES, 'tpm');
@@ -36,9 +36,9 @@ export function parseToolSelection(s: string): [HashAlg, number[]][] {
 }
 
 /** The PCR values of a quote fixture (tpm2_pcrread -o: raw digests in selection order). */
-export function quotePcrs(name: QuoteName): PcrValues {
+export function quotePcrs(name: QuoteName): PcrBanks {
   const raw = fixture(`quote-${name}.pcrs`);
-  const out: PcrValues = {};
+  const out: PcrBanks = {};
   let at = 0;
   for (const [bank, indices] of parseToolSelection(fixture(`quote-${name}.selection`).toString())) {
     const values: Record<string, string> = {};

@@ -49,7 +49,7 @@ function coversValues(attestBytes: Uint8Array, signatureBytes: Uint8Array, pcrs:
   }
   const alg: HashAlg | undefined = hashAlgName(signature.hash);
   if (!alg) throw new SextantError({ code: 'TPM_RC', message: `quote signed with unsupported hash 0x${signature.hash.toString(16)}` });
-  return bytesEqual(quotePcrDigest(alg, attest, pcrs), attest.attested.pcrDigest);
+  return bytesEqual(quotePcrDigest(alg, attest.attested.pcrSelect, pcrs), attest.attested.pcrDigest);
 }
 
 /**

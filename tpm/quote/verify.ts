@@ -11,20 +11,21 @@
 import { bytesEqual, DIGEST_SIZE, hash, toHex, type HashAlg } from '../../lib/bytes.js';
 import { fail } from '../../lib/errors.js';
 import { unmarshal, type Sized } from '../codec.js';
-import { algName, hashAlgName, TPM_GENERATED_VALUE, TPM_ST, TPMA_OBJECT } from '../constants.js';
+import { algName, hashAlgName, TPM_GENERATED_VALUE, TPM_ST } from '../constants.js';
 import { selectedPcrs, selectionToMap, type PcrSelectionMap } from '../pcr-selection.js';
 import { publicKeyFromTpmt } from '../public-key.js';
 import {
   TPMS_ATTEST,
   TPMT_SIGNATURE,
+  type TpmlPcrSelection,
   type TpmsAttestQuote,
   type TpmtPublic,
   type TpmtSignature,
 } from '../structures.js';
+import { checkAkAttributes } from './ak-attributes.js';
 import { verifyAttestSignature } from './signature.js';
+import type { PcrBanks } from '../../measurements/pcr/extend.js';
 
-/** PCR values by bank and index in lowercase hex: the `PcrBanks` shape of `tpm pcrs`. */
-export type PcrValues = Partial<Record<HashAlg, Record<string, string>>>;
 
 export interface QuoteEvidence {
   /** The TPMS_ATTEST bytes exactly as signed (`tpm2_quote -m`, the TPM2B_ATTEST contents). */
@@ -42,7 +43,7 @@ export interface QuoteExpectations {
    * PCR values claimed for the quote (e.g. replayed from the event log or read alongside it).
    * Every selected PCR must be present; their digest must equal pcrDigest.
    */
-  pcrs?: PcrValues;
+  pcrs?: PcrBanks;
   /** Expected Qualified Name of the AK (see qualifiedName()); checked when given. */
   qualifiedSigner?: Uint8Array;
 }
@@ -81,7 +82,7 @@ export function verifyQuote(evidence: QuoteEvidence, expected: QuoteExpectations
   if (expected.qualifiedSigner && !bytesEqual(quote.qualifiedSigner, expected.qualifiedSigner)) {
     fail('QUOTE_SIGNER_MISMATCH', `quote was signed by ${toHex(quote.qualifiedSigner)}, expected ${toHex(expected.qualifiedSigner)}`);
   }
-  if (expected.pcrs) checkPcrDigest(quote, signatureHash, expected.pcrs);
+  if (expected.pcrs) checkPcrDigest(signatureHash, quote.attested, expected.pcrs);
 
   return {
     attest: quote,
@@ -95,17 +96,6 @@ export function verifyQuote(evidence: QuoteEvidence, expected: QuoteExpectations
   };
 }
 
-/**
- * Only a restricted signing key guarantees that what it signed with TPM_GENERATED_VALUE was
- * made by the TPM (Part 1 §29.2): an unrestricted key can sign forged TPMS_ATTEST bytes.
- */
-function checkAkAttributes(ak: TpmtPublic): void {
-  const need = TPMA_OBJECT.restricted | TPMA_OBJECT.sign | TPMA_OBJECT.fixedTPM;
-  if ((ak.objectAttributes & need) !== need) {
-    fail('AK_ATTRIBUTES_INVALID', 'the attestation key must be fixedTPM, restricted and sign-only');
-  }
-}
-
 function checkIsQuote(attest: ReturnType<typeof TPMS_ATTEST.decode>): TpmsAttestQuote {
   if (attest.magic !== TPM_GENERATED_VALUE) {
     fail('QUOTE_NOT_TPM_GENERATED', `attestation magic is 0x${attest.magic.toString(16)}, not TPM_GENERATED_VALUE`);
@@ -117,9 +107,9 @@ function checkIsQuote(attest: ReturnType<typeof TPMS_ATTEST.decode>): TpmsAttest
 }
 
 /** The value TPM2_Quote signs as pcrDigest: H_sig(PCR values concatenated in selection order). */
-export function quotePcrDigest(signatureHash: HashAlg, quote: Pick<TpmsAttestQuote, 'attested'>, pcrs: PcrValues): Buffer {
+export function quotePcrDigest(signatureHash: HashAlg, pcrSelect: TpmlPcrSelection, pcrs: PcrBanks): Buffer {
   const values: Uint8Array[] = [];
-  for (const { hash: bankId, index } of selectedPcrs(quote.attested.pcrSelect)) {
+  for (const { hash: bankId, index } of selectedPcrs(pcrSelect)) {
     const bank = hashAlgName(bankId);
     const hex = bank ? pcrs[bank]?.[String(index)] : undefined;
     if (!bank || hex === undefined) {
@@ -133,12 +123,17 @@ export function quotePcrDigest(signatureHash: HashAlg, quote: Pick<TpmsAttestQuo
   return hash(signatureHash, ...values);
 }
 
-function checkPcrDigest(quote: TpmsAttestQuote, signatureHash: HashAlg, pcrs: PcrValues): void {
-  const digest = quotePcrDigest(signatureHash, quote, pcrs);
-  if (!bytesEqual(digest, quote.attested.pcrDigest)) {
+/**
+ * The one PCR-digest check (the quote verifier here, the key service's checkPcrDigest stage,
+ * the confirm round, mutual attestation): the given values must hash to the signed pcrDigest,
+ * so from here on they are as good as signed by the TPM.
+ */
+export function checkPcrDigest(signatureHash: HashAlg, attested: { pcrSelect: TpmlPcrSelection; pcrDigest: Uint8Array }, pcrs: PcrBanks): void {
+  const digest = quotePcrDigest(signatureHash, attested.pcrSelect, pcrs);
+  if (!bytesEqual(digest, attested.pcrDigest)) {
     fail(
       'PCR_DIGEST_MISMATCH',
-      `quoted pcrDigest ${toHex(quote.attested.pcrDigest)} is not the digest of the given PCR values (${toHex(digest)})`,
+      `quoted pcrDigest ${toHex(attested.pcrDigest)} is not the digest of the given PCR values (${toHex(digest)})`,
     );
   }
 }
