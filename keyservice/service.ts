@@ -54,13 +54,26 @@ export interface StartOptions {
   openServiceTpm?: (tcti: string, log?: (line: string) => void) => Promise<AttestationTpm>;
 }
 
+/**
+ * The firmware log's SHA-256 bank (the quote covers SHA-256 PCRs). A log without SHA-256
+ * digests (the TCG 1.2 format is SHA-1 only) is a valid log of a format this check cannot use:
+ * EVENTLOG_FORMAT_UNSUPPORTED naming the format and its banks, never a replay mismatch.
+ */
 export const replaySha256: EventLogReplayer = (bytes) => {
+  let log;
   try {
-    return replayEventLog(parseEventLog(bytes)).sha256 ?? {};
+    log = parseEventLog(bytes);
   } catch (e) {
     if (isSextantError(e) && e.isInputError) throw new SextantError({ code: 'EVENTLOG_REPLAY_MISMATCH', message: `event log unreadable: ${e.message}`, cause: e });
     throw e;
   }
+  if (!log.banks.some((b) => b.alg === 'sha256')) {
+    throw new SextantError({
+      code: 'EVENTLOG_FORMAT_UNSUPPORTED',
+      message: `the event log is in the ${log.format === 'tcg1.2-sha1' ? 'TCG 1.2 format (tcg1.2-sha1: SHA-1 digests only)' : `${log.format} format`} with bank(s) ${log.banks.map((b) => b.alg).join(', ')}: it has no SHA-256 digests to check the SHA-256 quote against`,
+    });
+  }
+  return { format: log.format, pcrs: replayEventLog(log).sha256 ?? {} };
 };
 
 async function readText(file: string, what: string): Promise<string> {

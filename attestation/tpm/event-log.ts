@@ -2,10 +2,11 @@ import { SextantError } from '../../lib/errors.js';
 import { compareWithQuote } from '../../measurements/eventlog/compare.js';
 
 /**
- * Replays a TCG event log and returns the SHA-256 PCR values it yields, keyed by index (only
- * PCRs the log extends). Supplied by measurements/eventlog.
+ * Replays a TCG event log: the log's format (measurements/eventlog: `crypto-agile`,
+ * `tcg1.2-sha1`) and the SHA-256 PCR values it yields, keyed by index (only PCRs the log
+ * extends). Supplied by measurements/eventlog.
  */
-export type EventLogReplayer = (log: Uint8Array) => Record<string, string>;
+export type EventLogReplayer = (log: Uint8Array) => { format: string; pcrs: Record<string, string> };
 
 /**
  * PCRs that userspace extends after the firmware log ends (10 IMA, 11 systemd-pcrphase,
@@ -20,10 +21,11 @@ const ZERO = '0'.repeat(64);
  * never extends must still be zero: a log that leaves events out does not pass (the one
  * replay-against-quote comparison, measurements/eventlog/compare.ts compareWithQuote).
  */
-export function checkEventLog(replay: EventLogReplayer, log: Uint8Array, quoted: Record<string, string>): { comparedPcrs: number[]; replayed: Record<string, string> } {
+export function checkEventLog(replay: EventLogReplayer, log: Uint8Array, quoted: Record<string, string>): { format: string; comparedPcrs: number[]; replayed: Record<string, string> } {
   const compared = Array.from({ length: 16 }, (_, i) => i).filter((i) => !REPLAY_SKIPPED_PCRS.has(i));
-  const c = compareWithQuote({ sha256: replay(log) }, quoted, { bank: 'sha256', pcrs: compared });
+  const { format, pcrs } = replay(log);
+  const c = compareWithQuote({ sha256: pcrs }, quoted, { bank: 'sha256', pcrs: compared });
   const bad = c.compared.filter((x) => !x.ok).map((x) => `PCR ${x.pcr}: log replays to ${x.replayed === ZERO ? 'zero (no events)' : x.replayed}, quoted ${x.quoted}`);
-  if (bad.length) throw new SextantError({ code: 'EVENTLOG_REPLAY_MISMATCH', message: `event log does not reproduce the quote: ${bad.join('; ')}` });
-  return { comparedPcrs: compared, replayed: Object.fromEntries(c.compared.map((x) => [String(x.pcr), x.replayed])) };
+  if (bad.length) throw new SextantError({ code: 'EVENTLOG_REPLAY_MISMATCH', message: `event log (${format}) does not reproduce the quote: ${bad.join('; ')}` });
+  return { format, comparedPcrs: compared, replayed: Object.fromEntries(c.compared.map((x) => [String(x.pcr), x.replayed])) };
 }

@@ -245,8 +245,10 @@ const PROOF: Record<ProofStage, (c: ProofContext) => void> = {
     const logBytes = b64(eventLog);
     // The evidence itself, so an auditor can replay it with another tool later.
     ((c.facts.evidence ??= {}) as Record<string, Uint8Array>).eventLog = logBytes;
-    c.eventLog = checkEventLog(c.in.replayEventLog, logBytes, pcrs);
-    c.facts.eventLogPcrs = c.eventLog.comparedPcrs;
+    const checked = checkEventLog(c.in.replayEventLog, logBytes, pcrs);
+    c.eventLog = { comparedPcrs: checked.comparedPcrs, replayed: checked.replayed };
+    c.facts.eventLogFormat = checked.format;
+    c.facts.eventLogPcrs = checked.comparedPcrs;
   },
 };
 

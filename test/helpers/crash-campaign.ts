@@ -126,7 +126,7 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
   try {
     for (const e of EVENTS) await run('tpm2_pcrextend', [`${e.pcr}:sha256=${toHex(hash('sha256', e.data))}`], { env: { TPM2TOOLS_TCTI: sw.tcti } });
     const eventLog = buildEventLog(EVENTS);
-    const replayed = replaySha256(eventLog);
+    const replayed = replaySha256(eventLog).pcrs;
     const keys = await measurementsKeys(dir);
     const measurements = path.join(dir, 'measurements.json');
     await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: replayed['4'], enforced: true }, '9': { expected: replayed['9'], enforced: true } });

@@ -39,7 +39,7 @@ test.before(async () => {
   for (const e of EVENTS) await run('tpm2_pcrextend', [`${e.pcr}:sha256=${toHex(hash('sha256', e.data))}`], { env: { TPM2TOOLS_TCTI: sw.tcti } });
   const keys = await measurementsKeys(dir);
   const m = path.join(dir, 'measurements.json');
-  await writeSignedMeasurements(m, keys.keyPem, { '9': { expected: replaySha256(buildEventLog(EVENTS))['9'], enforced: true } });
+  await writeSignedMeasurements(m, keys.keyPem, { '9': { expected: replaySha256(buildEventLog(EVENTS)).pcrs['9'], enforced: true } });
   const config = path.join(dir, 'config.json');
   await writeFile(config, JSON.stringify({ rateLimit: { burst: 1000, perSecond: 1000 } }));
   auditLog = path.join(fs.dir, 'audit.log');
