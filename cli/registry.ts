@@ -16,6 +16,7 @@ export const COMMAND_MODULES: Readonly<Record<string, () => Promise<CommandSpec<
   keyservice: async () => (await import('./commands/keyservice.js')).keyserviceCommands,
   agent: async () => (await import('./commands/agent.js')).agentCommands,
   recover: async () => (await import('./commands/recover.js')).recoverCommands,
+  mini: async () => (await import('./commands/mini.js')).miniCommands,
   image: async () => [...(await import('./commands/image.js')).imageCommands, ...(await import('./commands/secureboot.js')).secureBootCommands],
 };
 

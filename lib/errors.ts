@@ -32,6 +32,8 @@ export const INPUT_ERROR_CODES = [
   'SB_KEYS_INVALID',
   'VARSTORE_INVALID',
   'PE_SIGNATURE_INVALID',
+  // a mini cluster's state folder (state.json) that is not one sextant wrote
+  'MINI_STATE_INVALID',
 ] as const;
 
 /** Codes for failures of an operation on valid input. */
@@ -145,6 +147,9 @@ export const FAILURE_ERROR_CODES = [
   'BUILD_FAILED',
   'COMPONENT_HASH_MISMATCH',
   'TIMEOUT',
+  // sextant mini: another command holds the state folder; a node failed to attest or join
+  'MINI_BUSY',
+  'MINI_NODE_FAILED',
 ] as const;
 
 export type SextantErrorCode =

@@ -10,10 +10,9 @@ import { hash, toHex, type HashAlg } from '../../lib/bytes.js';
 import { CAPTURE_DONE_MARKER, RESULTS_DISK_SERIAL } from './boot/capture-initrd.js';
 import { buildEspDisk } from './boot/esp-disk.js';
 
-export const OVMF_CODE = '/usr/share/OVMF/OVMF_CODE_4M.fd';
-export const OVMF_VARS = '/usr/share/OVMF/OVMF_VARS_4M.fd';
-/** OVMF built with Secure Boot and SMM (the variable store is only writable from SMM). */
-export const OVMF_CODE_SECBOOT = '/usr/share/OVMF/OVMF_CODE_4M.secboot.fd';
+import { OVMF_CODE, OVMF_CODE_SECBOOT, OVMF_VARS } from '../../mini/machine.js';
+
+export { OVMF_CODE, OVMF_CODE_SECBOOT, OVMF_VARS };
 
 /** Host tools a measured boot needs; a missing one is a loud TOOL_MISSING, never a skip. */
 const BOOT_TOOLS = ['qemu-system-x86_64', 'swtpm', 'sgdisk', 'mkfs.vfat', 'mmd', 'mcopy', 'tar', 'objcopy'];

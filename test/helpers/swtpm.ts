@@ -16,6 +16,7 @@ import os from 'node:os';
 import path from 'node:path';
 import type { TestFn } from 'ava';
 import { run } from '../../lib/exec.js';
+import { alive, killAndWait, provisionSwtpm, startSwtpmForVm as startVmSwtpm, type VmSwtpm } from '../../mini/swtpm.js';
 
 export interface SwtpmOptions {
   /** PCR banks to allocate (default sha1 + sha256, like most hardware TPMs). */
@@ -60,73 +61,7 @@ function listenOnce(port: number): Promise<number> {
   });
 }
 
-/**
- * A two-level test CA (root -> EK issuer), EC P-256 so it takes milliseconds: swtpm_localca
- * would otherwise generate two RSA-3072 keys per swtpm (seconds on a loaded machine). The
- * EK and platform certificates are still issued by swtpm_localca, with this issuer key.
- */
-async function createLocalCa(ca: string, log?: (line: string) => void): Promise<void> {
-  const ext = path.join(ca, 'ca.ext');
-  await writeFile(ext, 'basicConstraints=critical,CA:true\nkeyUsage=critical,keyCertSign,cRLSign\nsubjectKeyIdentifier=hash\nauthorityKeyIdentifier=keyid\n');
-  const newKey = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes'];
-  await run('openssl', ['req', '-x509', ...newKey, '-keyout', `${ca}/root.key`, '-out', `${ca}/root.pem`, '-days', '30',
-    '-subj', '/CN=sextant test EK root CA', '-addext', 'basicConstraints=critical,CA:true', '-addext', 'keyUsage=critical,keyCertSign,cRLSign'], { log });
-  await run('openssl', ['req', ...newKey, '-keyout', `${ca}/signkey.pem`, '-out', `${ca}/issuer.csr`, '-subj', '/CN=sextant test EK issuer'], { log });
-  await run('openssl', ['x509', '-req', '-in', `${ca}/issuer.csr`, '-CA', `${ca}/root.pem`, '-CAkey', `${ca}/root.key`, '-set_serial', '1',
-    '-days', '30', '-extfile', ext, '-out', `${ca}/issuercert.pem`], { log });
-  await writeFile(path.join(ca, 'certserial'), '2\n');
-}
-
-async function writeConfigs(dir: string, pcrBanks: string[]): Promise<string> {
-  const ca = path.join(dir, 'ca');
-  await writeFile(
-    path.join(dir, 'swtpm-localca.conf'),
-    [`statedir = ${ca}`, `signingkey = ${ca}/signkey.pem`, `issuercert = ${ca}/issuercert.pem`, `certserial = ${ca}/certserial`, ''].join('\n'),
-  );
-  await writeFile(
-    path.join(dir, 'swtpm-localca.options'),
-    ['--platform-manufacturer sextant', '--platform-version 2.1', '--platform-model swtpm', ''].join('\n'),
-  );
-  const setupConf = path.join(dir, 'swtpm_setup.conf');
-  await writeFile(
-    setupConf,
-    [
-      'create_certs_tool = /usr/bin/swtpm_localca',
-      `create_certs_tool_config = ${dir}/swtpm-localca.conf`,
-      `create_certs_tool_options = ${dir}/swtpm-localca.options`,
-      `active_pcr_banks = ${pcrBanks.join(',')}`,
-      '',
-    ].join('\n'),
-  );
-  return setupConf;
-}
-
-/** The files `provisionSwtpm` leaves in its directory. */
-export interface ProvisionedTpm {
-  dir: string;
-  /** The TPM's persistent state (EK, NV with the EK certificate): reuse it to boot the same "machine" again. */
-  stateDir: string;
-  caCertPath: string;
-  issuerCertPath: string;
-}
-
-/**
- * Creates a TPM state in `dir`/state with EK (and platform) certificates issued by a test CA
- * in `dir`/ca: the TPM of one test machine, started as often as needed.
- */
-export async function provisionSwtpm(dir: string, opts: SwtpmOptions = {}): Promise<ProvisionedTpm> {
-  const pcrBanks = opts.pcrBanks ?? ['sha1', 'sha256'];
-  const stateDir = path.join(dir, 'state');
-  await run('mkdir', ['-p', stateDir, path.join(dir, 'ca')]);
-  await createLocalCa(path.join(dir, 'ca'), opts.log);
-  const setupConf = await writeConfigs(dir, pcrBanks);
-  await run(
-    'swtpm_setup',
-    ['--tpm2', '--tpmstate', stateDir, '--create-ek-cert', '--create-platform-cert', '--pcr-banks', pcrBanks.join(','), '--config', setupConf],
-    { log: opts.log, timeoutMs: 60_000 },
-  );
-  return { dir, stateDir, caCertPath: path.join(dir, 'ca', 'root.pem'), issuerCertPath: path.join(dir, 'ca', 'issuercert.pem') };
-}
+export { provisionSwtpm, killAndWait, type ProvisionedTpm, type VmSwtpm } from '../../mini/swtpm.js';
 
 /** Provisions and starts a fresh swtpm; `stop()` (or the test hooks) remove every trace. */
 export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
@@ -182,52 +117,14 @@ export async function startSwtpm(opts: SwtpmOptions = {}): Promise<Swtpm> {
   }
 }
 
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** SIGTERM, then SIGKILL if the process has not exited within 5 s. */
-export async function killAndWait(pid: number): Promise<void> {
-  if (!alive(pid)) return;
-  process.kill(pid, 'SIGTERM');
-  for (let i = 0; i < 100 && alive(pid); i++) await new Promise((r) => setTimeout(r, 50));
-  if (alive(pid)) process.kill(pid, 'SIGKILL');
-}
-
 const vmSwtpms = new Set<number>();
 
-/** A swtpm serving one QEMU VM through a unix control socket (QEMU's tpm emulator backend). */
-export interface VmSwtpm {
-  pid: number;
-  /** The control socket for `-chardev socket,path=...`. */
-  socket: string;
-  stop(): Promise<void>;
-}
-
-/**
- * Starts swtpm on `stateDir` (from provisionSwtpm) for one boot: a machine rebooted with the
- * same state keeps its EK, and its PCRs start from reset as on real hardware.
- */
+/** mini/swtpm.ts's startSwtpmForVm, and the daemon is killed if the test process exits without its hooks. */
 export async function startSwtpmForVm(stateDir: string, runDir: string, log?: (line: string) => void): Promise<VmSwtpm> {
-  const socket = path.join(runDir, 'swtpm.sock');
-  const pidFile = path.join(runDir, 'swtpm-vm.pid');
-  await rm(pidFile, { force: true });
-  await run(
-    'swtpm',
-    ['socket', '--tpm2', '--tpmstate', `dir=${stateDir}`, '--ctrl', `type=unixio,path=${socket}`, '--flags', 'startup-clear', '--pid', `file=${pidFile}`, '--daemon'],
-    { log, timeoutMs: 30_000 },
-  );
-  const pid = Number((await readFile(pidFile, 'utf8')).trim());
-  const vm: VmSwtpm = { pid, socket, stop: () => killAndWait(pid).finally(() => vmSwtpms.delete(pid)) };
-  vmSwtpms.add(pid);
-  return vm;
+  const vm = await startVmSwtpm(stateDir, runDir, log);
+  vmSwtpms.add(vm.pid);
+  return { ...vm, stop: () => vm.stop().finally(() => vmSwtpms.delete(vm.pid)) };
 }
-
 
 // A test process that exits without running its hooks still takes its swtpm daemons along.
 process.once('exit', () => {

@@ -1,5 +1,5 @@
 /**
- * The parts of the end-to-end harness (test/helpers/node-vm.ts) that need no boot: the state
+ * The parts of the end-to-end harness (mini/, through test/helpers/node-vm.ts) that need no boot: the state
  * disk as the agent must find it, the qemu command line's network and credential, the guest
  * relay, and the console timeline. The boots themselves run in test/e2e/node-boot.test.ts.
  */
@@ -39,7 +39,7 @@ test('qemu gets user-mode networking restricted to the relayed key service, and 
   const args = qemuArgs({ machine, bootDisk: machine.bootDisk, swtpmSocket: '/m/sock', qmpSocket: '/m/qmp', serialLog: '/m/serial.log', keyServicePort: 4321, agentConfig: config, memoryMiB: 2048, cpus: 2 });
   const nics = args.flatMap((a, i) => (args[i - 1] === '-nic' ? [a] : []));
   t.is(nics.length, 1);
-  t.regex(nics[0], /^user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10\.0\.2\.100:8443-cmd:\S+ --no-warnings \S+tcp-relay\.mjs 127\.0\.0\.1 4321$/);
+  t.regex(nics[0], /^user,model=virtio-net-pci,restrict=on,guestfwd=tcp:10\.0\.2\.100:8443-cmd:\S+ --no-warnings \S+tcp-relay\.js 127\.0\.0\.1 4321$/);
   t.false(args.some((a) => /hostfwd|-netdev|tap/.test(a)));
   const smbios = args[args.indexOf('-smbios') + 1];
   const m = /^type=11,value=io\.systemd\.credential\.binary:sextant\.agent\.json=([A-Za-z0-9+/=]+)$/.exec(smbios);
@@ -53,7 +53,7 @@ test('the guest relay carries one connection both ways, and closes at once when 
   const server = createServer((s) => s.on('data', (b) => s.end(Buffer.concat([Buffer.from('echo:'), b]))));
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
   const port = (server.address() as { port: number }).port;
-  const relay = path.join(REPO_ROOT, 'scripts/e2e/tcp-relay.mjs');
+  const relay = path.join(REPO_ROOT, 'dist/mini/tcp-relay.js');
   try {
     const r = await execa(process.execPath, [relay, '127.0.0.1', String(port)], { input: 'hello', timeout: 20_000 });
     t.is(r.stdout, 'echo:hello');
