@@ -192,8 +192,23 @@ async function liveBoot(t: ExecutionContext, recipeName: string): Promise<void> 
     await assertCliPrediction(t, built.path, cap.eventlog, cap.pcrs);
     await assertIndependentPrediction(t, built.path, stubMajor(built.recipe.stub.version), cap.eventlog, cap.pcrs);
     const f = await loadBootFixture(recipe.name);
-    if (assertSameInputs(t, built, f)) t.deepEqual(cap.pcrs, f.pcrs, 'the same UKI on the same firmware gives the captured PCRs, every bank, 0-23');
+    if (assertSameInputs(t, built, f)) {
+      t.deepEqual(withoutImaPcr(cap.pcrs), withoutImaPcr(f.pcrs), 'the same UKI on the same firmware gives the captured PCRs, every bank, 0-9 and 11-23');
+      if (cap.pcrs.sha256?.[10] !== f.pcrs.sha256?.[10]) t.log(`PCR 10 (the kernel's IMA) differs from the capture's: ${cap.pcrs.sha256?.[10]}`);
+    }
   });
+}
+
+/**
+ * PCR 10 belongs to the guest kernel's IMA, extended after the firmware and the stub are done:
+ * no firmware event log covers it, sextant neither predicts nor enforces it, and in CI one live
+ * boot of an unchanged UKI gave a different PCR 10 while every other PCR of every bank matched
+ * the capture. It is left out of the comparison with the capture, and logged when it differs.
+ */
+function withoutImaPcr(pcrs: BootFixture['pcrs']): BootFixture['pcrs'] {
+  return Object.fromEntries(
+    Object.entries(pcrs).map(([bank, values]) => [bank, Object.fromEntries(Object.entries(values).filter(([index]) => index !== '10'))]),
+  ) as BootFixture['pcrs'];
 }
 
 // The live boots always run in CI (.ci/run sets CI=true). On a developer machine shared by
