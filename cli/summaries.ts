@@ -38,6 +38,7 @@ export const COMMAND_SUMMARIES: readonly CommandSummary[] = [
   {"path":["image","build"],"summary":"build the node image with mkosi and write image, UKI, measurements, lock, manifest, SHA256SUMS, bundle"},
   {"path":["image","reproduce"],"args":"DIR","summary":"rebuild a release folder from its package lock and compare every artifact's digest"},
   {"path":["image","diff"],"args":"OLD NEW","summary":"name what differs between two release folders (or measurements files): packages, components, tools, Secure Boot, artifacts, PCRs and the measured parts"},
+  {"path":["image","export"],"args":"DIR","summary":"write cloud disk images (azure VHD, gcp tar.gz, aws raw) and their measurements files from a release folder"},
   {"path":["image","sb-vars"],"summary":"write an OVMF variable store with the key folder's PK, KEK, db (and dbx) enrolled and Secure Boot on"},
   {"path":["image","sign-uki"],"args":"UKI","summary":"Authenticode-sign a UKI for Secure Boot (osslsigncode, SHA-256), reproducibly"},
 ];

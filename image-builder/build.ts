@@ -14,6 +14,7 @@ import { configSourceDateEpoch, planSecureBoot, signBuiltUki, type SecureBootRec
 import { osslsigncodeVersion } from './sign-uki.js';
 import { run } from '../lib/exec.js';
 import type { SecureBootState } from '../measurements/secureboot/predict.js';
+import { CLOUD_ARTIFACTS, cloudMeasurementsName, exportCloudImages, type CloudFormat } from './cloud/export.js';
 
 /** File names in the output folder; `image reproduce` and the e2e harness rely on them. */
 export const ARTIFACTS = {
@@ -46,6 +47,8 @@ export interface BuildOptions {
   ukiSigning?: UkiSigning;
   /** A Secure Boot key folder (PK/, KEK/, db/, dbx/): measurements.json then enforces PCR 7. */
   sbKeysDir?: string;
+  /** Cloud disk formats to write beside the raw disk, each with its measurements file. */
+  cloudFormats?: CloudFormat[];
   /** Debug variant: a serial root shell; marked as such in the manifest and measurements. */
   debug?: boolean;
   imageVersion?: string;
@@ -90,6 +93,12 @@ async function toolVersions(toolsTree: string): Promise<Record<string, string>> 
 async function signingToolVersions(): Promise<Record<string, string>> {
   const mtools = (await run('mcopy', ['--version'])).stdout.split('\n')[0].replace(/^mcopy \(GNU mtools\)\s*/, '');
   return { osslsigncode: await osslsigncodeVersion(), mtools };
+}
+
+/** The host tools that write GCP's tar.gz (their versions decide its bytes). */
+async function archiveToolVersions(): Promise<Record<string, string>> {
+  const first = async (cmd: string): Promise<string> => (await run(cmd, ['--version'])).stdout.split('\n')[0].replace(/^.*?([0-9][0-9.]*)\s*$/, '$1');
+  return { tar: await first('tar'), gzip: await first('gzip') };
 }
 
 /**
@@ -160,7 +169,8 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
     if (!secureBoot.signed) notes.push(secureBoot.note);
 
     await mkdir(o.outDir, { recursive: true });
-    for (const f of await readdir(o.outDir)) if ((Object.values(ARTIFACTS) as string[]).includes(f) || f.endsWith('.sig')) await rm(path.join(o.outDir, f));
+    const stale = new Set<string>([...Object.values(ARTIFACTS), ...Object.values(CLOUD_ARTIFACTS)]);
+    for (const f of await readdir(o.outDir)) if (stale.has(f) || f.endsWith('.sig') || /^measurements-[a-z]+\.json$/.test(f)) await rm(path.join(o.outDir, f));
     await copyFile(path.join(mkosiOut, 'sextant-node.raw'), path.join(o.outDir, ARTIFACTS.disk));
     await copyFile(path.join(mkosiOut, 'sextant-node.efi'), path.join(o.outDir, ARTIFACTS.uki));
     await writeFile(path.join(o.outDir, ARTIFACTS.lock), JSON.stringify(builtLock, null, 2) + '\n');
@@ -172,6 +182,14 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       if (!o.sign) throw new SextantError({ code: 'INTERNAL', message: 'no signer configured' });
       await o.sign(path.join(o.outDir, ARTIFACTS.measurements), o.signKey);
     }
+    const diskSha256 = await sha256File(path.join(o.outDir, ARTIFACTS.disk));
+    const cloudFiles: string[] = [];
+    if (o.cloudFormats?.length) {
+      stage(`cloud images: ${o.cloudFormats.join(', ')}`);
+      const measurements = await readFile(path.join(o.outDir, ARTIFACTS.measurements));
+      cloudFiles.push(...(await exportCloudImages({ disk: path.join(o.outDir, ARTIFACTS.disk), measurements, outDir: o.outDir, formats: o.cloudFormats, time, diskSha256, log: o.log })));
+      if (o.signKey && o.sign) for (const f of o.cloudFormats) await o.sign(path.join(o.outDir, cloudMeasurementsName(f)), o.signKey);
+    }
 
     stage('manifest, SHA256SUMS, release bundle');
     const manifest = {
@@ -179,19 +197,26 @@ export async function buildImage(o: BuildOptions): Promise<BuildResult> {
       packages: builtLock.packages.map((p) => `${p.name}=${p.version}`),
       components,
       agent: agent.sha256,
-      tools: { ...(await toolVersions(tools)), ...(secureBoot.signed && (await signingToolVersions())) },
+      tools: {
+        ...(await toolVersions(tools)),
+        ...(secureBoot.signed && (await signingToolVersions())),
+        ...(o.cloudFormats?.includes('gcp') && (await archiveToolVersions())),
+      },
+      sourceDateEpoch: time,
       secureBoot,
+      ...(o.cloudFormats?.length && { cloudFormats: o.cloudFormats }),
       notes,
     };
     await writeFile(path.join(o.outDir, ARTIFACTS.manifest), JSON.stringify(manifest, null, 2) + '\n');
     // measurements.json.sig stays a detached file beside the release: ECDSA signatures are
     // randomized, so listing or bundling it would make every signed build differ.
-    const hashed: string[] = [ARTIFACTS.disk, ARTIFACTS.uki, ARTIFACTS.measurements, ARTIFACTS.lock, ARTIFACTS.manifest];
+    const hashed: string[] = [ARTIFACTS.disk, ARTIFACTS.uki, ARTIFACTS.measurements, ARTIFACTS.lock, ARTIFACTS.manifest, ...cloudFiles];
     const artifacts: BuiltArtifact[] = [];
-    for (const name of hashed.sort()) artifacts.push({ name, sha256: await sha256File(path.join(o.outDir, name)) });
+    for (const name of hashed.sort()) artifacts.push({ name, sha256: name === ARTIFACTS.disk ? diskSha256 : await sha256File(path.join(o.outDir, name)) });
     await writeFile(path.join(o.outDir, ARTIFACTS.sums), artifacts.map((a) => `${a.sha256}  ${a.name}\n`).join(''));
-    // The bundle carries everything but the (large, sparse) disk image, which SHA256SUMS pins.
-    const bundled = [...hashed.filter((n) => n !== ARTIFACTS.disk), ARTIFACTS.sums];
+    // The bundle carries everything but the (large, sparse) disk images, which SHA256SUMS pins.
+    const images = new Set<string>([ARTIFACTS.disk, ...Object.values(CLOUD_ARTIFACTS)]);
+    const bundled = [...hashed.filter((n) => !images.has(n)), ARTIFACTS.sums];
     await writeReleaseBundle(o.outDir, bundled, path.join(o.outDir, ARTIFACTS.bundle));
     artifacts.push({ name: ARTIFACTS.bundle, sha256: await sha256File(path.join(o.outDir, ARTIFACTS.bundle)) });
     return { outDir: o.outDir, artifacts, components, notes, secureBoot, seconds: (Date.now() - t0) / 1000 };

@@ -7,6 +7,7 @@ import { sha256File } from '../lib/hash-file.js';
 import { diffReleases, type ReleaseDiff } from './diff.js';
 import { SextantError } from '../lib/errors.js';
 import type { UkiSigning } from './secure-boot.js';
+import { parseCloudFormats, type CloudFormat } from './cloud/export.js';
 
 export interface ArtifactComparison {
   name: string;
@@ -34,13 +35,18 @@ export function parseSums(text: string): Map<string, string> {
 }
 
 /**
- * How to sign the rebuild of a signed release when the db key is not given: with the
- * release's own signature, which fits only a bit-identical UKI. A release whose PCR 7 was
- * predicted needs its key folder again (`sbKeysDir`): the keys are inputs, not in the release.
+ * What a rebuild repeats from the release's manifest: its cloud formats, and for a signed
+ * release without the db key given, the release's own signature (it fits only a bit-identical
+ * UKI). A release whose PCR 7 was predicted needs its key folder again (`sbKeysDir`): the
+ * keys are inputs, not in the release.
  */
-async function releaseSigning(dir: string): Promise<UkiSigning | undefined> {
-  const manifest = JSON.parse(await readFile(path.join(dir, ARTIFACTS.manifest), 'utf8')) as { secureBoot?: { signed?: boolean } };
-  return manifest.secureBoot?.signed ? { kind: 'release-signature', signedUki: path.join(dir, ARTIFACTS.uki) } : undefined;
+async function releaseInputs(dir: string): Promise<{ signing?: UkiSigning; cloudFormats?: CloudFormat[] }> {
+  const manifest = JSON.parse(await readFile(path.join(dir, ARTIFACTS.manifest), 'utf8')) as { secureBoot?: { signed?: boolean }; cloudFormats?: string[] };
+  return {
+    signing: manifest.secureBoot?.signed ? { kind: 'release-signature', signedUki: path.join(dir, ARTIFACTS.uki) } : undefined,
+    // The release's cloud images are rebuilt and compared too.
+    cloudFormats: manifest.cloudFormats ? parseCloudFormats(manifest.cloudFormats.join(',')) : undefined,
+  };
 }
 
 async function assertKeysGiven(dir: string, sbKeysDir: string | undefined): Promise<void> {
@@ -59,11 +65,13 @@ export async function reproduceImage(
   const expected = parseSums(await readFile(path.join(dir, ARTIFACTS.sums), 'utf8'));
   // The bundle holds SHA256SUMS, so it is compared beside the listed artifacts.
   expected.set(ARTIFACTS.bundle, await sha256File(path.join(dir, ARTIFACTS.bundle)));
-  const ukiSigning = opts.ukiSigning ?? (await releaseSigning(dir));
+  const release = await releaseInputs(dir);
+  const ukiSigning = opts.ukiSigning ?? release.signing;
+  const cloudFormats = opts.cloudFormats ?? release.cloudFormats;
   const out = opts.keepDir ?? (await mkdtemp(path.join(os.tmpdir(), 'sextant-reproduce-')));
   try {
     // The build hashed every artifact (the bundle too) as it wrote them: no second read.
-    const built = await buildImage({ ...opts, ukiSigning, outDir: out, lockFile: path.join(dir, ARTIFACTS.lock) });
+    const built = await buildImage({ ...opts, ukiSigning, cloudFormats, outDir: out, lockFile: path.join(dir, ARTIFACTS.lock) });
     const actual = new Map(built.artifacts.map((a) => [a.name, a.sha256]));
     const artifacts: ArtifactComparison[] = [];
     const diffoscope = await hasTool('diffoscope');

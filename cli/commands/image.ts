@@ -9,6 +9,8 @@ import { diffReleases, type Change, type ReleaseDiff } from '../../image-builder
 import { measureBuiltUki, signMeasurementsFile } from '../../image-builder/measure.js';
 import { bool, str, type CommandSpec } from '../command.js';
 import type { UkiSigning } from '../../image-builder/secure-boot.js';
+import { CLOUD_FORMATS, parseCloudFormats } from '../../image-builder/cloud/export.js';
+import { exportRelease, type ExportResult } from '../../image-builder/cloud/export-release.js';
 
 const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../..');
 
@@ -71,17 +73,22 @@ without --components the image is built without them and says so in manifest.jso
 --sb-key/--sb-cert sign the UKI (osslsigncode, the configuration's SourceDateEpoch as the
 signing time: the same inputs give the same signed bytes) and put it onto the disk's ESP;
 manifest.json names the certificate (subject, SHA-256 fingerprint). Without them the UKI is
-unsigned and the manifest says so. --sb-keys DIR adds PCR 7, enforced, with its events.`,
+unsigned and the manifest says so. --sb-keys DIR adds PCR 7, enforced, with its events.
+--format azure,gcp,aws also writes sextant-node-azure.vhd (fixed VHD), sextant-node-gcp.tar.gz
+(disk.raw in GNU oldgnu sparse tar) and sextant-node-aws.raw, with measurements-<cloud>.json
+(PCRs 4 and 7 warn-only there: docs/image-build.md says why), all in SHA256SUMS.`,
   options: {
     ...commonOptions,
     out: { type: 'string', valueName: 'DIR', description: 'output folder', default: 'out' },
     lock: { type: 'string', valueName: 'FILE', description: 'package lock of an earlier build to rebuild from' },
+    format: { type: 'string', valueName: 'LIST', description: `cloud disk images to write too, each with a measurements file: ${CLOUD_FORMATS.join(',')}` },
   },
   async run({ values, log, signal }) {
     return buildImage({
       ...buildOpts(values, log),
       outDir: path.resolve(str(values, 'out') ?? 'out'),
       lockFile: str(values, 'lock'),
+      cloudFormats: str(values, 'format') === undefined ? undefined : parseCloudFormats(str(values, 'format')!),
       components: await readComponents(str(values, 'components')),
       signal,
     });
@@ -160,4 +167,32 @@ Exit 0 when the releases are the same, 1 when they differ.`,
   exitCode: (r) => (r.identical ? 0 : 1),
 };
 
-export const imageCommands: CommandSpec<any>[] = [build, reproduce, diff];
+const exportCmd: CommandSpec<ExportResult> = {
+  path: ['image', 'export'],
+  args: 'DIR',
+  positionals: { min: 1, max: 1 },
+  summary: 'write cloud disk images (azure VHD, gcp tar.gz, aws raw) and their measurements files from a release folder',
+  description: `
+The same bytes \`image build --format\` writes: the release's disk (checked against its
+SHA256SUMS) and its SourceDateEpoch (manifest.json; --time for older releases). Writes
+into --out, with a SHA256SUMS of what it wrote; the release folder is not changed.`,
+  options: {
+    format: { type: 'string', valueName: 'LIST', description: `one or more of ${CLOUD_FORMATS.join(',')}`, required: true },
+    out: { type: 'string', valueName: 'DIR', description: 'output folder', required: true },
+    'sign-key': commonOptions['sign-key'],
+    time: { type: 'string', valueName: 'SECONDS', description: 'SourceDateEpoch, for releases whose manifest does not record it' },
+  },
+  async run({ values, positionals, log }) {
+    const time = str(values, 'time');
+    if (time !== undefined && !/^\d+$/.test(time)) throw new SextantError({ code: 'USAGE', message: `--time takes unix seconds, got ${time}` });
+    return exportRelease(path.resolve(positionals[0]), path.resolve(str(values, 'out')!), parseCloudFormats(str(values, 'format')!), {
+      time: time === undefined ? undefined : Number(time),
+      signKey: str(values, 'sign-key'),
+      sign: signMeasurementsFile,
+      log,
+    });
+  },
+  render: (r) => [`wrote into ${r.outDir}:`, ...r.artifacts.map((a) => `  ${a.sha256}  ${a.name}`)].join('\n'),
+};
+
+export const imageCommands: CommandSpec<any>[] = [build, reproduce, diff, exportCmd];
