@@ -4,6 +4,7 @@ import { SextantError } from '../lib/errors.js';
 import type { Variant } from '../attestation/variant.js';
 import { ekRootStore } from './ek-roots/store.js';
 import { checkSnpConfig, parseVariant, type SnpVariantConfig } from './variant/variants.js';
+import { ENDPOINT_RE, type EtcdStoreConfig } from './store/etcd/endpoints.js';
 
 /**
  * Key service configuration: a JSON file (`--config`) with the same keys as the flags; flags
@@ -46,6 +47,12 @@ export interface KeyServiceConfig {
   attestation?: { variant?: Variant; snp?: SnpVariantConfig; tcti?: string; ekChain?: string[] };
   /** JSON file {ekCertSha256: nodeName}: bind node names to TPMs (off when absent). */
   nodeInventory?: string;
+  /**
+   * Where sessions, nonces, bindings and the audit log live (keyservice/store/, docs/ha.md):
+   * `local` (default) the state directory and memory; `etcd` an etcd v3 cluster shared by replicas.
+   */
+  store?: 'local' | 'etcd';
+  etcd?: EtcdStoreConfig;
 }
 
 export const DEFAULTS = {
@@ -95,7 +102,11 @@ export async function readConfigFile(file: string): Promise<Partial<KeyServiceCo
       if (root && typeof root === 'object') root.cert = abs(root.cert, 'attestation.snp.testOnlyRoot.cert');
     }
   }
-  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'ekCaStore', 'ekCaStoreDir', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join', 'attestation']);
+  if (c.etcd !== undefined && typeof c.etcd === 'object' && c.etcd !== null) {
+    const t = (c.etcd as Record<string, unknown>).tls as Record<string, unknown> | undefined;
+    if (t && typeof t === 'object') for (const k of ['ca', 'cert', 'key'] as const) if (t[k] !== undefined) t[k] = abs(t[k], `etcd.tls.${k}`);
+  }
+  const known = new Set<string>([...PATH_KEYS, 'listen', 'ekCa', 'ekCaStore', 'ekCaStoreDir', 'requireEventLog', 'nonceTtlSeconds', 'confirmTtlSeconds', 'maxRequestBytes', 'rateLimit', 'join', 'attestation', 'store', 'etcd']);
   const unknown = Object.keys(c).filter((k) => !known.has(k));
   if (unknown.length) invalid(`${file}: unknown key(s) ${unknown.join(', ')}`);
   return c as Partial<KeyServiceConfig>;
@@ -134,7 +145,25 @@ export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Pa
     if (a.snp !== undefined && a.variant === 'qemu-vtpm') invalid('attestation.snp is the policy of an SNP variant: set attestation.variant');
     a.snp = checkSnpConfig(a.snp);
   }
+  checkStore(c);
   return c as KeyServiceConfig;
+}
+
+function checkStore(c: Partial<KeyServiceConfig>): void {
+  c.store ??= 'local';
+  if (c.store !== 'local' && c.store !== 'etcd') invalid(`store must be local or etcd, got ${JSON.stringify(c.store)}`);
+  if (c.store === 'local') {
+    if (c.etcd !== undefined) invalid('etcd settings need store: etcd (--store etcd)');
+    return;
+  }
+  const e = c.etcd as Partial<EtcdStoreConfig> | undefined;
+  if (!e || !Array.isArray(e.endpoints) || e.endpoints.length === 0) throw new SextantError({ code: 'USAGE', message: '--store etcd needs --etcd-endpoints URL[,URL...]' });
+  const bad = e.endpoints.find((x) => typeof x !== 'string' || !ENDPOINT_RE.test(x));
+  if (bad !== undefined) invalid(`etcd endpoint ${JSON.stringify(bad)} is not http(s)://HOST:PORT`);
+  if (e.prefix !== undefined && (typeof e.prefix !== 'string' || !/^[A-Za-z0-9._/-]{1,64}$/.test(e.prefix))) invalid('etcd.prefix must be 1-64 characters of [A-Za-z0-9._/-]');
+  if (e.tls !== undefined && (typeof e.tls !== 'object' || e.tls === null || typeof e.tls.ca !== 'string' || (e.tls.cert === undefined) !== (e.tls.key === undefined))) {
+    invalid('etcd.tls must be {ca, cert?, key?} (cert and key together)');
+  }
 }
 
 export function parseListen(s: string): { host: string; port: number } {

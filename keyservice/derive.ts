@@ -25,3 +25,12 @@ export function deriveClusterId(masterSecret: Uint8Array, salt: Uint8Array): Buf
 export function clusterLockPcr(clusterId: Uint8Array): Buffer {
   return hash('sha256', Buffer.alloc(32), hash('sha256', clusterId));
 }
+
+/**
+ * The key that seals what the key service keeps in a shared store (etcd): sessions carry the
+ * credential that proves an AK's binding, so a reader of etcd must learn nothing from them.
+ * HKDF-SHA256(masterSecret, salt, "store-seal-v1", 32); "key-" + UUID cannot collide with it.
+ */
+export function deriveStoreSealKey(masterSecret: Uint8Array, salt: Uint8Array): Buffer {
+  return hkdf(masterSecret, salt, 'store-seal-v1');
+}

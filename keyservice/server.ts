@@ -46,6 +46,7 @@ const STATUS: Partial<Record<SextantErrorCode, number>> = {
   RATE_LIMITED: 429,
   INTERNAL: 500,
   AUDIT_UNAVAILABLE: 503,
+  STORE_UNAVAILABLE: 503,
 };
 
 export function errorAnswer(e: SextantError): Answer {

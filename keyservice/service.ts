@@ -119,7 +119,11 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   }
 
   const state = await openStateDir(cfg.stateDir, { log: o.log, tls: cfg.tlsCert && cfg.tlsKey ? { certFile: cfg.tlsCert, keyFile: cfg.tlsKey } : undefined });
-  const store: KeyServiceStore = await openLocalStore({ stateDir: cfg.stateDir, auditPath, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock });
+  const store: KeyServiceStore =
+    cfg.store === 'etcd'
+      ? // Loaded only here: the gRPC client costs nothing to a single-process service.
+        await (await import('./store/etcd/store.js')).openEtcdStore(cfg.etcd!, { masterSecret: state.masterSecret, salt: state.salt, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock })
+      : await openLocalStore({ stateDir: cfg.stateDir, auditPath, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock });
   audit = store.audit;
   const join = cfg.join
     ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: await ClusterCa.load(cfg.join.caCert, cfg.join.caKey) }

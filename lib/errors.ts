@@ -128,6 +128,8 @@ export const FAILURE_ERROR_CODES = [
   'AUDIT_UNAVAILABLE',
   // a release whose record exceeds the per-record cap (nothing is released)
   'AUDIT_RECORD_TOO_LARGE',
+  // the shared store (etcd) cannot answer (no quorum, unreachable): refuse, release nothing, retry later
+  'STORE_UNAVAILABLE',
   // state disk
   'DISK_NOT_FOUND',
   'DISK_AMBIGUOUS',

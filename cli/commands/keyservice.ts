@@ -1,9 +1,11 @@
 import type { CommandSpec } from '../command.js';
 import { bool, str, strs } from '../command.js';
 import { fail } from '../../lib/errors.js';
-import { verifyAuditLog } from '../../keyservice/audit/log.js';
+import { writeFile } from 'node:fs/promises';
+import { headPath, verifyAuditBytes, verifyAuditLog } from '../../keyservice/audit/log.js';
 import { readConfigFile, resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
 import { startKeyService } from '../../keyservice/service.js';
+import { parseEndpoints } from '../../keyservice/store/etcd/endpoints.js';
 import { keyserviceDiskCommands } from './keyservice-disk.js';
 
 // ---- sextant keyservice (the server) ----
@@ -36,8 +38,31 @@ function flagConfig(v: Record<string, unknown>): Partial<KeyServiceConfig> {
     confirmTtlSeconds: num('confirm-ttl'),
     nodeInventory: s('node-inventory'),
     maxRequestBytes: num('max-request-bytes'),
+    store: s('store') as KeyServiceConfig['store'],
+    etcd: etcdFlags(v),
   };
 }
+
+/** --etcd-endpoints and friends (shared by the server and `audit verify`/`export` on the store). */
+export function etcdFlags(v: Record<string, unknown>): KeyServiceConfig['etcd'] {
+  const s = (k: string) => str(v as never, k);
+  const endpoints = s('etcd-endpoints');
+  if (endpoints === undefined) return undefined;
+  const ca = s('etcd-ca');
+  return {
+    endpoints: parseEndpoints(endpoints),
+    ...(s('etcd-prefix') && { prefix: s('etcd-prefix') }),
+    ...(ca && { tls: { ca, ...(s('etcd-cert') && { cert: s('etcd-cert') }), ...(s('etcd-key') && { key: s('etcd-key') }) } }),
+  };
+}
+
+export const ETCD_OPTIONS = {
+  'etcd-endpoints': { type: 'string', valueName: 'URL[,URL...]', description: 'etcd v3 client URLs (with --store etcd)' },
+  'etcd-prefix': { type: 'string', valueName: 'PREFIX', description: "this cluster's key prefix in etcd (default sextant/)" },
+  'etcd-ca': { type: 'string', valueName: 'CA.pem', description: "CA of etcd's certificates (https endpoints)" },
+  'etcd-cert': { type: 'string', valueName: 'PEM', description: 'client certificate for etcd (if it asks for one)' },
+  'etcd-key': { type: 'string', valueName: 'PEM', description: 'its key' },
+} as const;
 
 const serve: CommandSpec<ServeResult> = {
   path: ['keyservice'],
@@ -76,6 +101,8 @@ and binding its AK (docs/attestation-variants.md); the default qemu-vtpm does no
     'token-command': { type: 'string', valueName: 'CMD', description: 'registers each bootstrap token with the cluster (JSON on stdin, token id as argument); needs a join configuration' },
     'attestation-variant': { type: 'string', valueName: 'VARIANT', description: 'how node AKs are trusted: qemu-vtpm (default), azure-sev-snp, aws-sev-snp, gcp-sev-snp (docs/attestation-variants.md)' },
     'tpm-tcti': { type: 'string', valueName: 'TCTI', description: "this machine's TPM: quote it for agents that check the key service (mutual attestation; off by default)" },
+    store: { type: 'string', valueName: 'KIND', choices: ['local', 'etcd'], description: 'where sessions, nonces, bindings and the audit log live: local (default, the state dir) or etcd (replicas; docs/ha.md)' },
+    ...ETCD_OPTIONS,
   },
   async run(ctx) {
     const file = str(ctx.values, 'config');
@@ -122,6 +149,20 @@ interface AuditVerifyOutput {
   evidenceBlobs: number;
 }
 
+/** The etcd store's audit chain as log bytes and head (the etcd client is loaded only here). */
+async function readStoreAudit(v: Record<string, unknown>) {
+  const etcd = etcdFlags(v);
+  if (!etcd) fail('USAGE', '--store etcd needs --etcd-endpoints URL[,URL...]');
+  const { connectEtcd } = await import('../../keyservice/store/etcd/client.js');
+  const { readEtcdAuditLog } = await import('../../keyservice/store/etcd/audit-read.js');
+  const { client, ns } = await connectEtcd(etcd);
+  try {
+    return { where: `etcd ${etcd.endpoints.join(',')} ${etcd.prefix ?? 'sextant/'}audit/`, ...(await readEtcdAuditLog(ns)) };
+  } finally {
+    client.close();
+  }
+}
+
 const auditVerify: CommandSpec<AuditVerifyOutput> = {
   path: ['keyservice', 'audit', 'verify'],
   summary: 'check a key service audit log: hash chain, head file, evidence blobs (edited, dropped or reordered records)',
@@ -131,18 +172,32 @@ there with its hash (records after it are valid: the head is a lower bound), and
 evidence reference names an earlier evidence record whose content hashes to it. A torn final
 record (a write that never completed, left by a crash) does not fail the check: it is
 reported as tornTailBytes and the service cuts it off, audited, when it next opens the log.
-Exit 1 with AUDIT_LOG_BROKEN otherwise. For an outside anchor, keep lastRecordSha256.`,
-  args: 'FILE',
-  positionals: { min: 1, max: 1 },
+Exit 1 with AUDIT_LOG_BROKEN otherwise. For an outside anchor, keep lastRecordSha256.
+With --store etcd (and --etcd-endpoints) instead of FILE: the replicas' one chain in etcd,
+read at one revision (an export of it, \`keyservice audit export\`, checks the same as FILE).`,
+  args: '[FILE]',
+  positionals: { min: 0, max: 1 },
   options: {
     head: { type: 'string', valueName: 'FILE', description: 'head file to check the log against (default: FILE.head when present)' },
+    store: { type: 'string', valueName: 'KIND', choices: ['local', 'etcd'], description: 'etcd: check the chain in etcd instead of FILE' },
+    ...ETCD_OPTIONS,
   },
   async run(ctx) {
     const file = ctx.positionals[0];
-    const r = await verifyAuditLog(file, { headFile: str(ctx.values, 'head') });
+    const fromStore = str(ctx.values, 'store') === 'etcd';
+    if (fromStore === (file !== undefined)) fail('USAGE', 'give either FILE or --store etcd --etcd-endpoints URL[,URL...]');
+    let where = file;
+    let r;
+    if (fromStore) {
+      const a = await readStoreAudit(ctx.values);
+      where = a.where;
+      r = verifyAuditBytes(a.bytes, a.head);
+    } else {
+      r = await verifyAuditLog(file!, { headFile: str(ctx.values, 'head') });
+    }
     return {
       ok: true,
-      file,
+      file: where!,
       records: r.count,
       lastRecordSha256: r.last,
       headChecked: r.headChecked,
@@ -159,4 +214,35 @@ Exit 1 with AUDIT_LOG_BROKEN otherwise. For an outside anchor, keep lastRecordSh
     (r.tailCuts ? `; ${r.tailCuts} torn tails cut so far` : ''),
 };
 
-export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify, ...keyserviceDiskCommands];
+// ---- sextant keyservice audit export ----
+
+interface AuditExportOutput {
+  ok: true;
+  file: string;
+  records: number;
+  lastRecordSha256: string;
+  etcdRevision: string;
+}
+
+const auditExport: CommandSpec<AuditExportOutput> = {
+  path: ['keyservice', 'audit', 'export'],
+  summary: 'write the replicas\' audit chain from etcd to a log file and its head file (checked first)',
+  description: `
+Reads the chain at one etcd revision, checks it like \`audit verify\`, and writes OUT (one
+record per line, the file log's format) and OUT.head, both 0600. \`sextant keyservice audit
+verify OUT\` then checks the copy anywhere, without etcd.`,
+  args: 'OUT',
+  positionals: { min: 1, max: 1 },
+  options: { store: { type: 'string', valueName: 'KIND', choices: ['etcd'], description: 'etcd (the only store with replicas to export)' }, ...ETCD_OPTIONS },
+  async run(ctx) {
+    const out = ctx.positionals[0];
+    const a = await readStoreAudit(ctx.values);
+    const r = verifyAuditBytes(a.bytes, a.head);
+    await writeFile(out, a.bytes, { mode: 0o600, flag: 'wx' }).catch((cause: unknown) => fail('IO_FAILED', `cannot create ${out} (it must not exist)`, cause));
+    await writeFile(headPath(out), JSON.stringify({ count: r.count, last: r.last }) + '\n', { mode: 0o600 });
+    return { ok: true, file: out, records: r.count, lastRecordSha256: r.last, etcdRevision: a.revision };
+  },
+  render: (r) => `${r.file}: ${r.records} records exported (etcd revision ${r.etcdRevision}), last record sha256 ${r.lastRecordSha256}`,
+};
+
+export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify, auditExport, ...keyserviceDiskCommands];

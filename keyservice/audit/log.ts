@@ -1,12 +1,13 @@
 import { constants } from 'node:fs';
 import { open, readFile, rename, unlink, writeFile, type FileHandle } from 'node:fs/promises';
 import path from 'node:path';
-import { SextantError, isSextantError } from '../../lib/errors.js';
-import { DEFAULT_LIMITS, encodeEntry, sha256Hex, type AuditDecision, type AuditHead, type AuditLimits, type AuditRecord } from './record.js';
+import { SextantError } from '../../lib/errors.js';
+import { encodeBatch, GroupCommitLog, type Pending } from './group-commit.js';
+import { DEFAULT_LIMITS, sha256Hex, type AuditHead, type AuditLimits } from './record.js';
 import { headPath, readHead, scanAuditLog } from './scan.js';
 
 export { GENESIS, pcrsEvidence, type AuditDecision, type AuditHead, type AuditRecord } from './record.js';
-export { headPath, readAuditRecords, verifyAuditLog } from './scan.js';
+export { headPath, readAuditRecords, verifyAuditBytes, verifyAuditLog } from './scan.js';
 
 /**
  * Append-only, hash-chained audit log, crash-safe like a write-ahead log
@@ -24,14 +25,6 @@ export { headPath, readAuditRecords, verifyAuditLog } from './scan.js';
  *   again, so the log recovers by itself when space returns.
  */
 
-interface Pending {
-  d: AuditDecision;
-  resolve: (r: AuditRecord) => void;
-  reject: (e: unknown) => void;
-  /** Kept queued across failures instead of rejected (the log's own records, `start`). */
-  deferred: boolean;
-}
-
 export interface AuditLogOptions {
   now?: () => Date;
   limits?: Partial<AuditLimits>;
@@ -39,13 +32,9 @@ export interface AuditLogOptions {
   retryMs?: number;
 }
 
-export class AuditLog {
-  private pending: Pending[] = [];
-  private flushing: Promise<void> | undefined;
+export class AuditLog extends GroupCommitLog {
   /** A failed write may have left bytes after `size`: cut them before the next write. */
   private dirty = false;
-  private retry: NodeJS.Timeout | undefined;
-  private closed = false;
   private readonly limits: AuditLimits;
   private readonly now: () => Date;
 
@@ -56,8 +45,9 @@ export class AuditLog {
     /** Bytes of durable, complete records: where the next batch is written. */
     private size: number,
     private readonly evidence: Set<string>,
-    private readonly o: AuditLogOptions,
+    o: AuditLogOptions,
   ) {
+    super(o.retryMs);
     this.limits = { ...DEFAULT_LIMITS, ...o.limits };
     this.now = o.now ?? (() => new Date());
   }
@@ -91,60 +81,25 @@ export class AuditLog {
     return log;
   }
 
-  /**
-   * Appends one record; resolves once it is durable. Rejects with AUDIT_UNAVAILABLE when it
-   * cannot be written (nothing may then be released on it), AUDIT_RECORD_TOO_LARGE for a
-   * release over the per-record cap. `deferred` records are instead retried until written.
-   */
-  append(d: AuditDecision, opts: { deferred?: boolean } = {}): Promise<AuditRecord> {
-    return new Promise((resolve, reject) => {
-      if (this.closed) return reject(new SextantError({ code: 'AUDIT_UNAVAILABLE', message: 'audit log is closed' }));
-      this.pending.push({ d, resolve, reject, deferred: opts.deferred ?? false });
-      this.flushing ??= this.flushLoop();
-    });
+  /** One batch: chained after the head, written and fdatasynced, then the head file. */
+  protected async commit(batch: Pending[]): Promise<void> {
+    const e = encodeBatch(batch, this.head, this.now().toISOString(), (sha) => this.evidence.has(sha), this.limits);
+    if (!e.written.length) return;
+    const buf = Buffer.from(e.lines.join(''), 'utf8');
+    await this.writeDurably(buf);
+    this.size += buf.length;
+    this.head = e.head;
+    e.newEvidence.forEach((s) => this.evidence.add(s));
+    for (const { p, rec } of e.written) p.resolve(rec);
+    await this.checkpoint();
   }
 
-  private async flushLoop(): Promise<void> {
-    while (this.pending.length && !this.closed) {
-      const batch = this.pending;
-      this.pending = [];
-      let head = this.head;
-      const lines: string[] = [];
-      const written: { p: Pending; rec: AuditRecord }[] = [];
-      const newEvidence = new Set<string>();
-      const time = this.now().toISOString();
-      for (const p of batch) {
-        try {
-          const e = encodeEntry(p.d, head, time, (sha) => this.evidence.has(sha) || newEvidence.has(sha), this.limits);
-          lines.push(...e.lines);
-          e.newEvidence.forEach((s) => newEvidence.add(s));
-          head = e.head;
-          written.push({ p, rec: e.records.at(-1)! });
-        } catch (err) {
-          p.reject(err);
-        }
-      }
-      if (!written.length) continue;
-      const buf = Buffer.from(lines.join(''), 'utf8');
-      try {
-        await this.writeDurably(buf);
-      } catch (cause) {
-        const e = isSextantError(cause) ? cause : unavailable(cause);
-        // Fail closed now for everyone waiting (the disk is full or failing); keep only the
-        // deferred records, retried by a timer or the next append.
-        const all = [...written.map(({ p }) => p), ...this.pending];
-        for (const p of all) if (!p.deferred) p.reject(e);
-        this.pending = all.filter((p) => p.deferred);
-        if (this.pending.length) this.scheduleRetry();
-        break;
-      }
-      this.size += buf.length;
-      this.head = head;
-      newEvidence.forEach((s) => this.evidence.add(s));
-      for (const { p, rec } of written) p.resolve(rec);
-      await this.checkpoint();
-    }
-    this.flushing = undefined;
+  protected unavailable(cause: unknown): SextantError {
+    return unavailable(cause);
+  }
+
+  protected release(): Promise<void> {
+    return this.fh.close();
   }
 
   /**
@@ -188,30 +143,9 @@ export class AuditLog {
     }
   }
 
-  private scheduleRetry(): void {
-    if (this.retry || this.closed) return;
-    this.retry = setTimeout(() => {
-      this.retry = undefined;
-      if (this.pending.length) this.flushing ??= this.flushLoop();
-    }, this.o.retryMs ?? 1000);
-  }
-
-  /** Resolves when the writes in flight are done (written or failed). */
-  async settled(): Promise<void> {
-    while (this.flushing) await this.flushing;
-  }
-
   /** Records acknowledged so far and the hash of the last one. */
   get durableHead(): AuditHead {
     return { ...this.head };
-  }
-
-  async close(): Promise<void> {
-    await this.settled();
-    this.closed = true;
-    clearTimeout(this.retry);
-    for (const p of this.pending.splice(0)) p.reject(new SextantError({ code: 'AUDIT_UNAVAILABLE', message: 'audit log closed before the record was written' }));
-    await this.fh.close();
   }
 }
 

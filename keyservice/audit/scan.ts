@@ -118,8 +118,11 @@ export interface AuditVerifyResult extends AuditHead {
 
 /** `sextant keyservice audit verify FILE`: the chain, plus FILE.head when present. */
 export async function verifyAuditLog(path: string, opts: { headFile?: string } = {}): Promise<AuditVerifyResult> {
-  const bytes = await readLog(path);
-  const head = await readHead(opts.headFile ?? headPath(path));
+  return verifyAuditBytes(await readLog(path), await readHead(opts.headFile ?? headPath(path)));
+}
+
+/** The same check over a log's bytes (a file's, or the lines the etcd store holds). */
+export function verifyAuditBytes(bytes: Buffer, head: AuditHead | undefined): AuditVerifyResult {
   let tailCuts = 0;
   const s = scanAuditLog(bytes, head, (r) => void (r.decision === 'tail-cut' && tailCuts++));
   return { count: s.count, last: s.last, headChecked: s.headChecked, beyondHead: s.beyondHead, tornBytes: s.torn?.length ?? 0, tailCuts, evidenceBlobs: s.evidence.size };

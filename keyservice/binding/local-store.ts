@@ -3,7 +3,8 @@ import { link, mkdir, open, readdir, readFile, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError } from '../../lib/errors.js';
 import { UUID_RE } from '../../protocol/validate.js';
-import { EK_SHA256_RE, type BindingMeta, type DiskBinding, type DiskBindingStore } from './store.js';
+import { broken, checkStoredBinding, RevisionedBindingStore } from './revisioned-store.js';
+import type { DiskBinding } from './store.js';
 
 /**
  * The disk-binding store in the key service's state directory:
@@ -23,7 +24,6 @@ import { EK_SHA256_RE, type BindingMeta, type DiskBinding, type DiskBindingStore
 
 const REVISION_RE = /^(\d{10})\.json$/;
 const TMP_PREFIX = '.tmp-';
-const MAX_CAS_TRIES = 16;
 
 export interface LocalBindingStoreOptions {
   now?: () => Date;
@@ -31,14 +31,12 @@ export interface LocalBindingStoreOptions {
   step?: (name: 'mkdir' | 'write-tmp' | 'fsync-tmp' | 'link' | 'fsync-dir') => void;
 }
 
-export class LocalBindingStore implements DiskBindingStore {
-  private readonly now: () => Date;
-
+export class LocalBindingStore extends RevisionedBindingStore {
   constructor(
     readonly dir: string,
     private readonly o: LocalBindingStoreOptions = {},
   ) {
-    this.now = o.now ?? (() => new Date());
+    super(o.now ?? (() => new Date()));
   }
 
   /** `STATE/disk-bindings`, the layout `sextant keyservice` and `sextant recover` share. */
@@ -60,26 +58,6 @@ export class LocalBindingStore implements DiskBindingStore {
     return last === undefined ? undefined : this.readRevision(diskUuid, Number(last));
   }
 
-  async bindIfAbsent(diskUuid: string, ek: string, meta: Omit<BindingMeta, 'cause'>): Promise<{ binding: DiskBinding; created: boolean }> {
-    checkEk(ek);
-    for (let i = 0; i < MAX_CAS_TRIES; i++) {
-      const cur = await this.get(diskUuid);
-      if (cur && cur.ekPublicSha256 !== null) return { binding: cur, created: false };
-      const made = await this.create(diskUuid, (cur?.revision ?? 0) + 1, ek, { ...meta, cause: 'first-release' });
-      if (made) return { binding: made, created: true };
-    }
-    throw conflict(diskUuid);
-  }
-
-  async rebind(diskUuid: string, expectedRevision: number, to: string | null, meta: BindingMeta): Promise<DiskBinding> {
-    if (to !== null) checkEk(to);
-    const cur = await this.get(diskUuid);
-    if ((cur?.revision ?? 0) !== expectedRevision) throw conflict(diskUuid, expectedRevision, cur?.revision ?? 0);
-    const made = await this.create(diskUuid, expectedRevision + 1, to, meta);
-    if (!made) throw conflict(diskUuid);
-    return made;
-  }
-
   async list(): Promise<DiskBinding[]> {
     let names: string[];
     try {
@@ -96,18 +74,10 @@ export class LocalBindingStore implements DiskBindingStore {
     return out;
   }
 
-  /** Creates revision `revision`; undefined when it exists already (the compare failed). */
-  private async create(diskUuid: string, revision: number, ek: string | null, meta: BindingMeta): Promise<DiskBinding | undefined> {
+  /** Creates the binding's revision file; false when it exists already (the compare failed). */
+  protected async tryCreate(binding: DiskBinding): Promise<boolean> {
+    const { diskUuid, revision } = binding;
     const d = this.uuidDir(diskUuid);
-    const binding: DiskBinding = {
-      diskUuid,
-      revision,
-      ekPublicSha256: ek,
-      ...(meta.nodeName !== undefined && { nodeName: meta.nodeName }),
-      cause: meta.cause,
-      ...(meta.reason !== undefined && { reason: meta.reason }),
-      time: this.now().toISOString(),
-    };
     let crashed = false;
     const step: NonNullable<LocalBindingStoreOptions['step']> = (name) => {
       try {
@@ -134,7 +104,7 @@ export class LocalBindingStore implements DiskBindingStore {
       try {
         await link(tmp, path.join(d, revisionName(revision)));
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return undefined;
+        if ((e as NodeJS.ErrnoException).code === 'EEXIST') return false;
         throw e;
       }
       step('fsync-dir');
@@ -147,7 +117,7 @@ export class LocalBindingStore implements DiskBindingStore {
       // After a (simulated) crash nothing more runs, so the temporary file stays as it would.
       if (!crashed) await unlink(tmp).catch(() => undefined);
     }
-    return binding;
+    return true;
   }
 
   private async readRevision(diskUuid: string, revision: number): Promise<DiskBinding> {
@@ -164,9 +134,7 @@ export class LocalBindingStore implements DiskBindingStore {
     } catch {
       throw broken(f, 'not JSON');
     }
-    if (b.diskUuid !== diskUuid || b.revision !== revision) throw broken(f, 'names another disk or revision than its path');
-    if (b.ekPublicSha256 !== null && !(typeof b.ekPublicSha256 === 'string' && EK_SHA256_RE.test(b.ekPublicSha256))) throw broken(f, 'no EK hash');
-    return b as DiskBinding;
+    return checkStoredBinding(b, diskUuid, revision, f);
   }
 
   private uuidDir(diskUuid: string): string {
@@ -198,19 +166,6 @@ async function fsyncDir(d: string): Promise<void> {
   } finally {
     await fh.close();
   }
-}
-
-function checkEk(ek: string): void {
-  if (!EK_SHA256_RE.test(ek)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: 'an EK identity is 64 lowercase hex digits (SHA-256 of the EK public key)' });
-}
-
-function conflict(diskUuid: string, expected?: number, actual?: number): SextantError {
-  const detail = expected === undefined ? 'it changed meanwhile' : `expected revision ${expected}, it is at ${actual}`;
-  return new SextantError({ code: 'DISK_BINDING_CONFLICT', message: `the binding of disk ${diskUuid} changed concurrently (${detail}); read it again and retry` });
-}
-
-function broken(file: string, why: string): SextantError {
-  return new SextantError({ code: 'DISK_BINDING_BROKEN', message: `${file}: ${why}` });
 }
 
 function ioFailed(message: string, cause: unknown): SextantError {

@@ -27,6 +27,10 @@ export interface StepOptions {
   /** When activation fails on this TPM, send a random credential instead of giving up. */
   guessCredentialOnFailure?: boolean;
   mutate?: (req: CompleteRequest) => CompleteRequest;
+  /** Send these rounds to another replica than `ep` (any replica serves any round). */
+  at?: { nonce?: PinnedEndpoint; challenge?: PinnedEndpoint; complete?: PinnedEndpoint };
+  /** Awaited just before round 2 is sent (e.g. a barrier, so two agents send theirs at once). */
+  beforeComplete?: () => Promise<void>;
 }
 
 export interface StepResult {
@@ -38,12 +42,12 @@ export interface StepResult {
 export async function attestSteps(ep: PinnedEndpoint, tpm: AttestationTpm, o: StepOptions = {}): Promise<StepResult> {
   let nonce = o.nonce;
   if (!nonce) {
-    const n = await postJson(ep, ROUTES.nonce, {});
+    const n = await postJson(o.at?.nonce ?? ep, ROUTES.nonce, {});
     assertNonceResponse(n);
     nonce = Buffer.from(n.nonce, 'base64');
   }
   await o.afterNonce?.();
-  const ch = await postJson(ep, ROUTES.challenge, {
+  const ch = await postJson(o.at?.challenge ?? ep, ROUTES.challenge, {
     v: 1,
     ekCert: Buffer.from(await (o.ekFrom ?? tpm).ekCertificate()).toString('base64'),
     akPublic: Buffer.from(await tpm.akPublic()).toString('base64'),
@@ -74,7 +78,8 @@ export async function attestSteps(ep: PinnedEndpoint, tpm: AttestationTpm, o: St
     csr: o.csr,
   };
   if (o.mutate) req = o.mutate(req);
-  const answer = await postJson(ep, ROUTES.complete, req);
+  await o.beforeComplete?.();
+  const answer = await postJson(o.at?.complete ?? ep, ROUTES.complete, req);
   assertCompleteResponse(answer);
   const secrets = JSON.parse(open(answer.sealed, eph, sealContext(ch.sessionId, nonce, eph.publicKey)).toString('utf8')) as unknown;
   assertReleasedSecrets(secrets);
