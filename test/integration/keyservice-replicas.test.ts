@@ -9,7 +9,7 @@ import { cp, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { EngineAttestationTpm } from '../../agent/attest/engine-tpm.js';
+import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { postJson, type PinnedEndpoint } from '../../agent/attest/transport.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { replaySha256 } from '../../keyservice/service.js';
