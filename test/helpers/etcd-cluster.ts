@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { freeLoopbackPort as freePort } from './free-port.js';
+import { freeLoopbackPort as freePort } from '../../mini/keyservice.js';
 
 /**
  * A real etcd cluster (Debian's etcd-server, `etcd` on PATH) of N members on loopback: free
