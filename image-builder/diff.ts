@@ -2,7 +2,9 @@ import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, SextantError } from '../lib/errors.js';
 import { parseMeasurementFile, type MeasurementFile } from '../measurements/format/index.js';
-import { diffEvents, type EventDifference } from '../measurements/verify/index.js';
+import { diffEvents, eventName, type EventDifference } from '../measurements/verify/index.js';
+import { alignEvents } from '../measurements/eventlog/align.js';
+import type { ManifestEvent } from '../measurements/format/types.js';
 import { ARTIFACTS } from './build.js';
 import { parseSums } from './reproduce.js';
 
@@ -90,6 +92,19 @@ function diffMaps(a: Map<string, string>, b: Map<string, string>): Change[] {
 
 const packageMap = (m: Manifest): Map<string, string> =>
   new Map(m.packages.map((p) => [p.slice(0, p.indexOf('=')), p.slice(p.indexOf('=') + 1)]));
+/**
+ * The PCR 7 variables and authorities that differ, by name on both sides: a changed authority
+ * is the entry that went and the one that came (a changed variable keeps its name).
+ */
+function secureBootChanges(a: ManifestEvent[], b: ManifestEvent[]): string[] {
+  const names: string[] = [];
+  for (const r of alignEvents(a, b, { expected: eventName, actual: eventName })) {
+    if (r.status === 'match') continue;
+    for (const e of [r.expected, r.actual]) if (e && !names.includes(eventName(e)) && eventName(e) !== 'separator') names.push(eventName(e));
+  }
+  return names;
+}
+
 function secureBootMap(m: Manifest): Map<string, string> {
   const sb = m.secureBoot;
   const out = new Map<string, string>();
@@ -117,7 +132,7 @@ export async function diffReleases(oldDir: string, newDir: string): Promise<Rele
     const y = b.measurements.pcrs[pcr];
     if (x?.expected === y?.expected) continue;
     const events = x?.events && y?.events ? diffEvents(x.events, y.events) : [];
-    pcrs.push({ pcr, from: x?.expected, to: y?.expected, events, ...(pcr === '7' && { secureBoot: [...new Set(events.map((e) => e.component))].filter((c) => c !== 'separator') }) });
+    pcrs.push({ pcr, from: x?.expected, to: y?.expected, events, ...(pcr === '7' && { secureBoot: secureBootChanges(x?.events ?? [], y?.events ?? []) }) });
   }
   const packages = diffMaps(packageMap(a.manifest), packageMap(b.manifest));
   const components = diffMaps(componentMap(a.manifest), componentMap(b.manifest));
