@@ -40,6 +40,8 @@ export interface CampaignOptions {
   /** The final, not killed run goes on until this many releases were seen in all. */
   minReleases?: number;
   log?: (line: string) => void;
+  /** Run the service with --store etcd on these endpoints (the audit chain is read from etcd; no torn tails to inject). */
+  etcdEndpoints?: string[];
 }
 
 export interface CampaignResult {
@@ -134,7 +136,15 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
     const auditLog = path.join(state, 'audit.log');
     const config = path.join(dir, 'config.json');
     await writeFile(config, JSON.stringify({ rateLimit: { burst: 100_000, perSecond: 100_000 } }));
-    const args = ['--config', config, '--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', measurements, '--measurements-key', keys.pubPem, '--ek-ca', sw.caCertPath, '--ek-ca', sw.issuerCertPath];
+    const store = o.etcdEndpoints ? ['--store', 'etcd', '--etcd-endpoints', o.etcdEndpoints.join(',')] : [];
+    /** The log's records: the state dir's file, or an export of the chain in etcd. */
+    const auditRecords = async () => {
+      if (!o.etcdEndpoints) return readAuditRecords(auditLog);
+      const out = path.join(dir, `export-${res.verifyRuns}-${Date.now()}.log`);
+      await execa(process.execPath, [SEXTANT_BIN, 'keyservice', 'audit', 'export', out, ...store, '--json']);
+      return readAuditRecords(out);
+    };
+    const args = [...store, '--config', config, '--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', measurements, '--measurements-key', keys.pubPem, '--ek-ca', sw.caCertPath, '--ek-ca', sw.issuerCertPath];
     tpm = await EngineAttestationTpm.open(sw.tcti);
     const disks = Array.from({ length: o.disks ?? 4 }, (_, i) => `c0a5e000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`);
     const keyOf = new Map<string, string>();
@@ -155,12 +165,12 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
 
     const verify = async (when: string): Promise<void> => {
       res.verifyRuns++;
-      const v = await execa(process.execPath, [SEXTANT_BIN, 'keyservice', 'audit', 'verify', auditLog, '--json'], { reject: false });
+      const v = await execa(process.execPath, [SEXTANT_BIN, 'keyservice', 'audit', 'verify', ...(o.etcdEndpoints ? store : [auditLog]), '--json'], { reject: false });
       if (v.exitCode === 0) res.verifyOk++;
       else res.failures.push(`audit verify after ${when}: ${v.stdout} ${v.stderr}`);
     };
     const checkReleases = async (when: string): Promise<void> => {
-      const released = new Set((await readAuditRecords(auditLog)).filter((r) => r.decision === 'release').map((r) => `${String(r.sessionId)} ${String(r.diskUuid)}`));
+      const released = new Set((await auditRecords()).filter((r) => r.decision === 'release').map((r) => `${String(r.sessionId)} ${String(r.diskUuid)}`));
       for (const s of seen.splice(0)) {
         res.releasesSeen++;
         if (!released.has(`${s.sessionId} ${s.diskUuid}`)) {
@@ -254,7 +264,7 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
       if (!last) res.kills++;
       await verify(last ? 'the final stop' : `kill ${k + 1}`);
       await checkReleases(last ? 'the final stop' : `kill ${k + 1}`);
-      if (!last && !tornPending && rnd() < 0.15) {
+      if (!last && !tornPending && !o.etcdEndpoints && rnd() < 0.15) {
         // A kill in the middle of a write() leaves a partial line; landing there by chance is
         // rare, so some kills are followed by one (the next start must cut and audit it).
         await appendFile(auditLog, '{"seq":' + randomBytes(1 + Math.floor(rnd() * 300)).toString('base64'));
@@ -264,7 +274,7 @@ export async function runCrashCampaign(o: CampaignOptions): Promise<CampaignResu
       say(`kill ${k + 1}/${o.kills}: releases seen so far ${res.releasesSeen}, missing ${res.releasesMissing}`);
     }
     current = undefined;
-    const recs = await readAuditRecords(auditLog);
+    const recs = await auditRecords();
     res.records = recs.length;
     res.tailCuts = recs.filter((r) => r.decision === 'tail-cut').length;
     res.evidenceBlobs = recs.filter((r) => r.decision === 'evidence').length;
