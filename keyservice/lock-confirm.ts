@@ -2,13 +2,14 @@ import { toHex } from '../lib/bytes.js';
 import { SextantError } from '../lib/errors.js';
 import type { ConfirmRequest, ConfirmResponse, ConfirmSession, Role } from '../protocol/messages.js';
 import { confirmQualifyingData } from '../protocol/seal.js';
-import { pcrsEvidence, type AuditLog } from './audit/log.js';
+import type { AuditLog } from './audit/log.js';
 import { clusterLockPcr } from './derive.js';
 import { LocalSessionBook } from './store/local.js';
 import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
-import { asInputError, stage, stageAsync } from '../attestation/stage.js';
+import { stage, stageAsync } from '../attestation/stage.js';
 import { auditRefusal } from './stage.js';
-import { checkPcrDigest, QUOTED_PCRS } from '../attestation/tpm/pcr-digest.js';
+import { QUOTED_PCRS } from '../attestation/tpm/pcr-digest.js';
+import { verifyQuoteEvidence } from '../attestation/tpm/verify.js';
 import type { AkIdentity, QuotedFacts, TpmChecks } from '../attestation/tpm/checks.js';
 
 /**
@@ -18,8 +19,9 @@ import type { AkIdentity, QuotedFacts, TpmChecks } from '../attestation/tpm/chec
  * answer. The agent extends PCR 15 with the cluster ID, then quotes again with the same AK
  * over a fresh nonce; the service checks
  *
- *   confirmSession -> verifyQuote (same AK, qualifying data H(tag || id || nonce))
- *   -> checkNonce -> checkPcrDigest -> checkSameBoot -> checkPcrsUnchanged (0-14)
+ *   confirmSession -> [attestation/tpm/verify.ts verifyQuoteEvidence: verifyQuote (same AK,
+ *   qualifying data H(tag || id || nonce))
+ *   -> checkNonce -> checkPcrDigest] -> checkSameBoot -> checkPcrsUnchanged (0-14)
  *   -> checkLock (PCR 15 = H(0^32 || H(clusterID)))
  *
  * and audits `lock-confirmed` with every quoted PCR value. A session outlives refusals (each
@@ -96,18 +98,7 @@ export class LockConfirmer {
     try {
       const s = await stageAsync('confirmSession', () => this.session(req.confirmId));
       Object.assign(facts, { sessionId: s.sessionId, diskUuid: s.diskUuid, nodeName: s.nodeName, role: s.role, akName: toHex(s.ak.name) });
-      const quoted = stage('verifyQuote', () => {
-        try {
-          return this.o.tpm.verifyQuote(s.ak, Buffer.from(req.quoteAttest, 'base64'), Buffer.from(req.quoteSignature, 'base64'), confirmQualifyingData(req.confirmId, nonce));
-        } catch (e) {
-          return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
-        }
-      });
-      stage('checkNonce', () => {
-        if (nonceRefusal) throw nonceRefusal;
-      });
-      stage('checkPcrDigest', () => checkPcrDigest(quoted, req.pcrs));
-      facts.evidence = { pcrs: pcrsEvidence(req.pcrs) };
+      const quoted = verifyQuoteEvidence({ ak: s.ak, evidence: req, qualifyingData: confirmQualifyingData(req.confirmId, nonce), nonceRefusal, tpm: this.o.tpm, facts });
       stage('checkSameBoot', () => checkSameBoot(s, quoted));
       stage('checkPcrsUnchanged', () => checkPcrsUnchanged(s.pcrs, req.pcrs));
       stage('checkLock', () => {

@@ -191,6 +191,49 @@ interface ProofContext {
 
 const b64 = (s: string): Buffer => Buffer.from(s, 'base64');
 
+// ---- the stage bodies round 2 and the confirm round share ----
+
+/** verifyQuote: a TPM-generated quote signed by this AK over exactly `qualifyingData`. */
+function quoteBy(tpm: TpmChecks, ak: AkIdentity, evidence: TpmQuoteEvidence, qualifyingData: Uint8Array): QuotedFacts {
+  try {
+    return tpm.verifyQuote(ak, b64(evidence.quoteAttest), b64(evidence.quoteSignature), qualifyingData);
+  } catch (e) {
+    return asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
+  }
+}
+
+/** checkNonce: the nonce store's verdict (the nonce was consumed before any stage ran). */
+function nonceAccepted(refusal: Error | undefined): void {
+  if (refusal) throw refusal;
+}
+
+/** checkPcrDigest: the PCR values sent are the quoted ones. */
+function pcrsSigned(quote: QuotedFacts, pcrs: Record<string, string>, facts: AuditFacts): void {
+  checkPcrDigest(quote, pcrs);
+  // From here the values are as good as signed by the TPM: the audit keeps them (and the
+  // event log), stored once per distinct content and referenced by SHA-256.
+  facts.evidence = { pcrs: pcrValuesEvidence(pcrs) };
+}
+
+export interface QuoteInput {
+  /** An AK an earlier attestation bound to a trusted EK (the confirm round: the session's). */
+  ak: AkIdentity;
+  evidence: TpmQuoteEvidence;
+  qualifyingData: Uint8Array;
+  nonceRefusal?: Error;
+  tpm: TpmChecks;
+  facts?: AuditFacts;
+}
+
+/** The confirm round's part of the chain: verifyQuote -> checkNonce -> checkPcrDigest. */
+export function verifyQuoteEvidence(i: QuoteInput): QuotedFacts {
+  const facts = i.facts ?? {};
+  const quote = stage('verifyQuote', () => quoteBy(i.tpm, i.ak, i.evidence, i.qualifyingData));
+  stage('checkNonce', () => nonceAccepted(i.nonceRefusal));
+  stage('checkPcrDigest', () => pcrsSigned(quote, i.evidence.pcrs, facts));
+  return quote;
+}
+
 const PROOF: Record<ProofStage, (c: ProofContext) => void> = {
   credentialProof(c) {
     const got = b64(c.in.evidence.activatedCredential);
@@ -217,21 +260,13 @@ const PROOF: Record<ProofStage, (c: ProofContext) => void> = {
   verifyQuote(c) {
     // A TPM with a trusted EK holds the AK: its claims are worth recording from here on.
     Object.assign(c.facts, c.in.claims);
-    const { evidence, identity } = c.in;
-    try {
-      c.quote = c.in.tpm.verifyQuote(identity.ak, b64(evidence.quoteAttest), b64(evidence.quoteSignature), c.in.qualifyingData);
-    } catch (e) {
-      asInputError('QUOTE_SIGNATURE_INVALID', 'quote')(e);
-    }
+    c.quote = quoteBy(c.in.tpm, c.in.identity.ak, c.in.evidence, c.in.qualifyingData);
   },
   checkNonce(c) {
-    if (c.in.nonceRefusal) throw c.in.nonceRefusal;
+    nonceAccepted(c.in.nonceRefusal);
   },
   checkPcrDigest(c) {
-    checkPcrDigest(needs(c.quote, 'a verified quote', 'checkPcrDigest'), c.in.evidence.pcrs);
-    // From here the values are as good as signed by the TPM: the audit keeps them (and the
-    // event log), stored once per distinct content and referenced by SHA-256.
-    c.facts.evidence = { pcrs: pcrValuesEvidence(c.in.evidence.pcrs) };
+    pcrsSigned(needs(c.quote, 'a verified quote', 'checkPcrDigest'), c.in.evidence.pcrs, c.facts);
   },
   replayEventLog(c) {
     const { eventLog, pcrs } = c.in.evidence;

@@ -7,7 +7,7 @@ import { createECDH, X509Certificate } from 'node:crypto';
 import { SextantError, type SextantErrorCode } from '../../../lib/errors.js';
 import { StageError } from '../../../attestation/stage.js';
 import { codecTpmChecks } from '../../../attestation/tpm/codec-checks.js';
-import { VARIANT_STAGES, verifyIdentity, verifyProof, type ProofInput, type VerifiedIdentity } from '../../../attestation/tpm/verify.js';
+import { VARIANT_STAGES, verifyIdentity, verifyProof, verifyQuoteEvidence, type ProofInput, type VerifiedIdentity } from '../../../attestation/tpm/verify.js';
 import { VARIANTS } from '../../../attestation/variant.js';
 import { replaySha256 } from '../../../keyservice/service.js';
 import { qualifyingData } from '../../../protocol/seal.js';
@@ -99,4 +99,15 @@ test('the stage list is data: a plan without a stage skips it, and a stage missi
   const ekRoots = [new X509Certificate(ev.ekRoot), new X509Certificate(ev.ekIssuer)];
   refusedAt(t, () => verifyIdentity({ evidence: ev, ekRoots, credential: CREDENTIAL, tpm: codecTpmChecks, now: new Date(), variant: 'qemu-vtpm', plan: { identity: ['parseEvidence', 'makeCredential'], proof: [] } }), 'makeCredential', 'INTERNAL');
   refusedAt(t, () => verifyIdentity({ evidence: ev, ekRoots: [], credential: CREDENTIAL, tpm: codecTpmChecks, now: new Date(), variant: 'qemu-vtpm' }), 'verifyEkCert', 'EK_CERT_UNTRUSTED');
+});
+
+test('the confirm round\'s part of the chain: the same quote stages for an AK bound earlier', async (t) => {
+  const { ev, identity } = await round1();
+  const input = proofInput(ev, identity);
+  const facts: Record<string, unknown> = {};
+  const quote = verifyQuoteEvidence({ ak: identity.ak, evidence: input.evidence, qualifyingData: input.qualifyingData, tpm: codecTpmChecks, facts });
+  t.deepEqual(quote.selection, [{ alg: 'sha256', pcrs: [...Array(16).keys()] }]);
+  t.deepEqual(Object.keys(facts.evidence as object), ['pcrs']);
+  refusedAt(t, () => verifyQuoteEvidence({ ak: identity.ak, evidence: { ...input.evidence, pcrs: { ...ev.pcrs, '9': '00'.repeat(32) } }, qualifyingData: input.qualifyingData, tpm: codecTpmChecks }), 'checkPcrDigest', 'PCR_DIGEST_MISMATCH');
+  refusedAt(t, () => verifyQuoteEvidence({ ak: identity.ak, evidence: input.evidence, qualifyingData: Buffer.alloc(32), tpm: codecTpmChecks }), 'verifyQuote', 'QUOTE_NONCE_MISMATCH');
 });
