@@ -7,11 +7,11 @@
  *
  * Events are the same when their digests are equal and their types agree where both sides
  * know one. The lists are aligned on their longest common subsequence of same events, so one
- * inserted or dropped event does not make every later event look different. Between two
- * aligned events, the leftovers are paired into `mismatch` (the component that changed): first
- * by name, then in order (a firmware log describes events differently from the manifest, e.g.
- * `".cmdline"` for `.cmdline`); what remains is `missing` (expected, not measured) or
- * `unexpected` (measured, not expected).
+ * inserted or dropped event does not make every later event look different. The leftovers
+ * pair into `mismatch` (the component that changed) by name. A firmware log does not name
+ * components the way a manifest does (`".cmdline"` for `.cmdline`, a device path for `uki`):
+ * against one (`inOrder`), the leftovers between two aligned events then pair in order. What
+ * remains is `missing` (expected, not measured) or `unexpected` (measured, not expected).
  */
 
 export interface AlignableEvent {
@@ -36,13 +36,15 @@ function same(a: AlignableEvent, b: AlignableEvent): boolean {
 
 /**
  * Aligns `expected` with `actual`, in measurement order: inside each stretch between two
- * matches, the paired mismatches, then the missing, then the unexpected events.
- * `name` says what a component is called on each side (for pairing leftovers by name).
+ * matches, the paired mismatches, then the missing, then the unexpected events. `name` says
+ * what a component is called on each side; `inOrder`: the measured side does not name
+ * components (a firmware log), so leftovers between two aligned events also pair in order.
  */
 export function alignEvents<E extends AlignableEvent, A extends AlignableEvent>(
   expected: readonly E[],
   actual: readonly A[],
   name: { expected: (e: E) => string; actual: (a: A) => string },
+  opts: { inOrder?: boolean } = {},
 ): Aligned<E, A>[] {
   const n = expected.length;
   const m = actual.length;
@@ -53,40 +55,43 @@ export function alignEvents<E extends AlignableEvent, A extends AlignableEvent>(
       lcs[i][j] = same(expected[i], actual[j]) ? lcs[i + 1][j + 1] + 1 : Math.max(lcs[i + 1][j], lcs[i][j + 1]);
     }
   }
-  const out: Aligned<E, A>[] = [];
-  let gapE: number[] = [];
-  let gapA: number[] = [];
-  const flush = (): void => {
-    // Pair by name first, then in order; the rest is missing / unexpected.
-    const pairs: [number, number][] = [];
-    for (const i of [...gapE]) {
-      const k = gapA.findIndex((j) => name.actual(actual[j]) === name.expected(expected[i]));
-      if (k < 0) continue;
-      pairs.push([i, gapA[k]]);
-      gapA.splice(k, 1);
-      gapE.splice(gapE.indexOf(i), 1);
-    }
-    while (gapE.length > 0 && gapA.length > 0) pairs.push([gapE.shift()!, gapA.shift()!]);
-    pairs.sort((x, y) => x[0] - y[0]);
-    for (const [i, j] of pairs) out.push({ status: 'mismatch', expected: expected[i], actual: actual[j], expectedIndex: i, actualIndex: j });
-    for (const i of gapE) out.push({ status: 'missing', expected: expected[i], expectedIndex: i });
-    for (const j of gapA) out.push({ status: 'unexpected', actual: actual[j], actualIndex: j });
-    gapE = [];
-    gapA = [];
-  };
+  // The stretches of unaligned events between aligned pairs; `match` ends a stretch.
+  const stretches: { e: number[]; a: number[]; match?: [number, number] }[] = [{ e: [], a: [] }];
   let i = 0;
   let j = 0;
   while (i < n && j < m) {
     if (same(expected[i], actual[j]) && lcs[i][j] === lcs[i + 1][j + 1] + 1) {
-      flush();
-      out.push({ status: 'match', expected: expected[i], actual: actual[j], expectedIndex: i, actualIndex: j });
-      i++;
-      j++;
-    } else if (lcs[i + 1][j] >= lcs[i][j + 1]) gapE.push(i++);
-    else gapA.push(j++);
+      stretches[stretches.length - 1].match = [i++, j++];
+      stretches.push({ e: [], a: [] });
+    } else if (lcs[i + 1][j] >= lcs[i][j + 1]) stretches[stretches.length - 1].e.push(i++);
+    else stretches[stretches.length - 1].a.push(j++);
   }
-  while (i < n) gapE.push(i++);
-  while (j < m) gapA.push(j++);
-  flush();
+  while (i < n) stretches[stretches.length - 1].e.push(i++);
+  while (j < m) stretches[stretches.length - 1].a.push(j++);
+
+  // Pair by name across the whole list (a component that moved is still that component) ...
+  const pairOf = new Map<number, number>();
+  const unpaired = stretches.flatMap((s) => s.a);
+  for (const s of stretches) {
+    for (const ei of s.e) {
+      const k = unpaired.findIndex((aj) => name.actual(actual[aj]) === name.expected(expected[ei]));
+      if (k >= 0) pairOf.set(ei, unpaired.splice(k, 1)[0]);
+    }
+  }
+  const pairedActual = new Set(pairOf.values());
+  const out: Aligned<E, A>[] = [];
+  for (const s of stretches) {
+    const e = s.e.filter((ei) => !pairOf.has(ei));
+    const a = s.a.filter((aj) => !pairedActual.has(aj));
+    // ... then, against a log, in order within the stretch.
+    if (opts.inOrder) while (e.length > 0 && a.length > 0) pairOf.set(e.shift()!, a.shift()!);
+    for (const ei of s.e.filter((x) => pairOf.has(x))) {
+      const aj = pairOf.get(ei)!;
+      out.push({ status: 'mismatch', expected: expected[ei], actual: actual[aj], expectedIndex: ei, actualIndex: aj });
+    }
+    for (const ei of e) out.push({ status: 'missing', expected: expected[ei], expectedIndex: ei });
+    for (const aj of a) out.push({ status: 'unexpected', actual: actual[aj], actualIndex: aj });
+    if (s.match) out.push({ status: 'match', expected: expected[s.match[0]], actual: actual[s.match[1]], expectedIndex: s.match[0], actualIndex: s.match[1] });
+  }
   return out;
 }

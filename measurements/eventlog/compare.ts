@@ -119,7 +119,8 @@ export function matchEvents(
   for (const pcr of pcrs) {
     const exp = expected.filter((e) => e.pcr === pcr).map((e) => ({ ...e, digest: e.digest.toLowerCase() }));
     const act = events.filter((e) => e.pcr === pcr && isExtended(e)).map((e) => actualOf(e, bank));
-    for (const r of alignEvents(exp, act, { expected: (e) => e.description ?? '', actual: (a) => a.description })) {
+    // A log's descriptions are not the manifest's component names: leftovers also pair in order.
+    for (const r of alignEvents(exp, act, { expected: (e) => e.description ?? '', actual: (a) => a.description }, { inOrder: true })) {
       results.push({ status: r.status, pcr, ...(r.expected && { expected: r.expected }), ...(r.actual && { actual: r.actual }) });
     }
   }
