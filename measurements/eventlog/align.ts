@@ -8,10 +8,11 @@
  * Events are the same when their digests are equal and their types agree where both sides
  * know one. The lists are aligned on their longest common subsequence of same events, so one
  * inserted or dropped event does not make every later event look different. The leftovers
- * pair into `mismatch` (the component that changed) by name. A firmware log does not name
- * components the way a manifest does (`".cmdline"` for `.cmdline`, a device path for `uki`):
- * against one (`inOrder`), the leftovers between two aligned events then pair in order. What
- * remains is `missing` (expected, not measured) or `unexpected` (measured, not expected).
+ * pair into `mismatch` (the component that changed) by name, then in order between two aligned
+ * events (a firmware log does not name components the way a manifest does: `".cmdline"` for
+ * `.cmdline`, a device path for `uki`; a changed Secure Boot authority is another name in the
+ * same place). What remains is `missing` (expected, not measured) or `unexpected` (measured,
+ * not expected).
  */
 
 export interface AlignableEvent {
@@ -37,14 +38,12 @@ function same(a: AlignableEvent, b: AlignableEvent): boolean {
 /**
  * Aligns `expected` with `actual`, in measurement order: inside each stretch between two
  * matches, the paired mismatches, then the missing, then the unexpected events. `name` says
- * what a component is called on each side; `inOrder`: the measured side does not name
- * components (a firmware log), so leftovers between two aligned events also pair in order.
+ * what a component is called on each side.
  */
 export function alignEvents<E extends AlignableEvent, A extends AlignableEvent>(
   expected: readonly E[],
   actual: readonly A[],
   name: { expected: (e: E) => string; actual: (a: A) => string },
-  opts: { inOrder?: boolean } = {},
 ): Aligned<E, A>[] {
   const n = expected.length;
   const m = actual.length;
@@ -83,8 +82,8 @@ export function alignEvents<E extends AlignableEvent, A extends AlignableEvent>(
   for (const s of stretches) {
     const e = s.e.filter((ei) => !pairOf.has(ei));
     const a = s.a.filter((aj) => !pairedActual.has(aj));
-    // ... then, against a log, in order within the stretch.
-    if (opts.inOrder) while (e.length > 0 && a.length > 0) pairOf.set(e.shift()!, a.shift()!);
+    // ... then in order within the stretch.
+    while (e.length > 0 && a.length > 0) pairOf.set(e.shift()!, a.shift()!);
     for (const ei of s.e.filter((x) => pairOf.has(x))) {
       const aj = pairOf.get(ei)!;
       out.push({ status: 'mismatch', expected: expected[ei], actual: actual[aj], expectedIndex: ei, actualIndex: aj });
