@@ -116,6 +116,9 @@ async function rounds(tpm: AttestationTpm, r: AttestRequest, conn: PinnedClient,
   }
 }
 
+/** The agent's retry policy for an attestation: transport trouble and busy answers are retried, refusals are final. */
+export const ATTEST_RETRY: Omit<BackoffOptions, 'random'> = { attempts: 5, baseMs: 500, capMs: 15_000 };
+
 export async function attest(tpm: AttestationTpm, r: AttestRequest): Promise<AttestResult> {
   if (!UUID_RE.test(r.diskUuid)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: `disk UUID must be a lowercase UUID, got "${r.diskUuid}"` });
   if (!NODE_NAME_RE.test(r.nodeName)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: `node name must be a DNS-1123 label, got "${r.nodeName}"` });
@@ -126,7 +129,7 @@ export async function attest(tpm: AttestationTpm, r: AttestRequest): Promise<Att
       return attestOnce(tpm, r);
     },
     (e) => !isFinalRefusal(e),
-    { attempts: 5, baseMs: 500, capMs: 15_000, ...r.retry },
+    { ...ATTEST_RETRY, ...r.retry },
     (e, n, d) => r.log?.(`attest: attempt ${n + 1} failed (${e instanceof SextantError ? e.code : String(e)}); retrying in ${d} ms`),
   );
   return { ...result, attempts };

@@ -1,14 +1,12 @@
 import { randomBytes, X509Certificate } from 'node:crypto';
-import { createServer, type Server } from 'node:https';
-import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import { hash, toHex, zeroize } from '../../lib/bytes.js';
-import { SextantError, isSextantError, type SextantErrorCode } from '../../lib/errors.js';
-import { readJsonBody, sendJson } from '../../lib/http-json.js';
+import { SextantError } from '../../lib/errors.js';
+import { HttpsJsonServer, tlsSocketOf, type Route } from '../../lib/https-json-server.js';
 import { ExpiringMap } from '../../lib/expiring-map.js';
 import { RateLimiter } from '../../lib/rate-limit.js';
-import type { ErrorResponse, SealedBox } from '../../protocol/messages.js';
+import type { SealedBox } from '../../protocol/messages.js';
 import {
   RECOVERY_ROUTES,
   type RecoveryEvidenceResponse,
@@ -112,7 +110,6 @@ interface Session {
   quoted?: { ephemeral: EphemeralKey; sealSessionId: string };
 }
 
-const STATUS: Partial<Record<SextantErrorCode, number>> = { PROTOCOL_INVALID: 400, RECOVERY_UNAUTHORIZED: 401, REQUEST_TOO_LARGE: 413, RATE_LIMITED: 429, INTERNAL: 500 };
 
 const sha256Pin = (der: Buffer): string => 'sha256:' + toHex(hash('sha256', der));
 
@@ -134,11 +131,6 @@ export function authenticateClient(socket: TLSSocket, trust: RecoveryTrust): str
   throw new SextantError({ code: 'RECOVERY_UNAUTHORIZED', message: `client certificate ${cert} (key ${spki}) is not pinned in this node's configuration` });
 }
 
-function sendError(res: ServerResponse, e: SextantError): void {
-  const body: ErrorResponse = { ok: false, code: e.code, message: e.message };
-  if (e.code === 'REQUEST_TOO_LARGE') res.setHeader('connection', 'close');
-  sendJson(res, STATUS[e.code] ?? 403, body);
-}
 
 function dispose(s: Session): void {
   // Dropping the reference is all Node allows for an ECDH private key (docs/secrets-in-memory.md).
@@ -147,7 +139,6 @@ function dispose(s: Session): void {
 
 class RecoveryEndpoint {
   private readonly sessions: ExpiringMap<Session>;
-  private readonly limiter: RateLimiter;
   private readonly clock: () => number;
   private done = false;
   resolve!: (s: RecoveredSecrets) => void;
@@ -161,50 +152,42 @@ class RecoveryEndpoint {
     private readonly o: RecoveryServerOptions,
     private readonly onSuccess: () => void,
   ) {
-    const rl = o.rateLimit ?? RECOVERY_DEFAULTS.rateLimit;
     this.clock = o.clock ?? Date.now;
-    this.limiter = new RateLimiter(rl.burst, rl.perSecond, this.clock);
     // A handful of admins at once: more openers are refused, never pushing out one in progress.
     this.sessions = new ExpiringMap({ ttlMs: o.sessionTtlMs ?? RECOVERY_DEFAULTS.sessionTtlMs, maxEntries: o.maxSessions ?? RECOVERY_DEFAULTS.maxSessions, overflow: 'refuse', clock: this.clock, onDrop: dispose });
     // Nobody may be listening (the key service won the race): never an unhandled rejection.
     this.secrets.catch(() => undefined);
   }
 
-  async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const client = req.socket.remoteAddress ?? 'unknown';
-    try {
-      if (this.done) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
-      if (!this.limiter.take(client)) throw new SextantError({ code: 'RATE_LIMITED', message: 'too many requests from this address' });
-      const identity = authenticateClient(req.socket as TLSSocket, this.o.trust);
-      if (req.method !== 'POST') throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'only POST is served' });
-      const body = await readJsonBody(req, this.o.maxRequestBytes ?? RECOVERY_DEFAULTS.maxRequestBytes);
-      this.o.log?.(`recovery: ${String(req.url)} from ${client}`);
-      switch (req.url) {
-        case RECOVERY_ROUTES.evidence:
-          assertRecoveryEvidenceRequest(body);
-          return sendJson(res, 200, await this.evidence(identity, Buffer.from(body.nonce, 'base64')));
-        case RECOVERY_ROUTES.quote:
-          assertRecoveryQuoteRequest(body);
-          return sendJson(res, 200, await this.quote(identity, body.session, body.challenge.sessionId, body.challenge.credentialBlob, body.challenge.encryptedSecret));
-        case RECOVERY_ROUTES.release: {
-          assertRecoveryReleaseRequest(body);
-          const secrets = await this.release(identity, body.session, body.sealed);
-          const ok: RecoveryReleaseResponse = { v: 1, ok: true };
-          sendJson(res, 200, ok);
-          this.o.log?.(`recovery: a disk key that opens this node's disk received from ${client} (${identity}); closing the recovery endpoint`);
-          this.resolve(secrets);
-          this.onSuccess();
-          return;
-        }
-        default:
-          throw new SextantError({ code: 'PROTOCOL_INVALID', message: `no route ${String(req.url)}` });
-      }
-    } catch (e) {
-      if (!isSextantError(e)) throw e;
-      this.o.log?.(`recovery: refused a request from ${client}: ${e.code}: ${e.message}`);
-      return sendError(res, e);
-    }
+  /** Before the body is read: a recovered endpoint refuses, then only a pinned TLS client identity is admitted. */
+  admit(req: IncomingMessage): string {
+    if (this.done) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'this node is already recovered' });
+    const identity = authenticateClient(tlsSocketOf(req), this.o.trust);
+    this.o.log?.(`recovery: ${String(req.url)} from ${req.socket.remoteAddress ?? 'unknown'}`);
+    return identity;
   }
+
+  readonly routes: Record<string, Route> = {
+    [RECOVERY_ROUTES.evidence]: async (body, { identity }) => {
+      assertRecoveryEvidenceRequest(body);
+      return this.evidence(identity, Buffer.from(body.nonce, 'base64'));
+    },
+    [RECOVERY_ROUTES.quote]: async (body, { identity }) => {
+      assertRecoveryQuoteRequest(body);
+      return this.quote(identity, body.session, body.challenge.sessionId, body.challenge.credentialBlob, body.challenge.encryptedSecret);
+    },
+    [RECOVERY_ROUTES.release]: async (body, { client, identity, afterAnswer }) => {
+      assertRecoveryReleaseRequest(body);
+      const secrets = await this.release(identity, body.session, body.sealed);
+      afterAnswer(() => {
+        this.o.log?.(`recovery: a disk key that opens this node's disk received from ${client} (${identity}); closing the recovery endpoint`);
+        this.resolve(secrets);
+        this.onSuccess();
+      });
+      const ok: RecoveryReleaseResponse = { v: 1, ok: true };
+      return ok;
+    },
+  };
 
   private async evidence(client: string, nonce: Buffer): Promise<RecoveryEvidenceResponse> {
     const session = randomBytes(16).toString('hex');
@@ -313,44 +296,39 @@ class RecoveryEndpoint {
 export async function startRecoveryServer(o: RecoveryServerOptions): Promise<RecoveryServer> {
   if (o.signal?.aborted) throw new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint not started: aborted' });
   const tls = generateTlsIdentity();
-  let server: Server | undefined;
+  let http: HttpsJsonServer | undefined;
   let closing: Promise<void> | undefined;
   const close = (reason: unknown): Promise<void> => {
     endpoint.finish(reason);
     o.signal?.removeEventListener('abort', onAbort);
     closing ??= new Promise<void>((resolve) => {
+      const server = http?.server;
       if (!server?.listening) return resolve();
       server.close(() => resolve());
       // The admin's last answer is written before close is called; idle keep-alives go now.
       server.closeIdleConnections();
-      setTimeout(() => server?.closeAllConnections(), 1000).unref();
+      setTimeout(() => server.closeAllConnections(), 1000).unref();
     });
     return closing;
   };
   const endpoint = new RecoveryEndpoint(o, () => void close(new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint closed after a success' })));
   const onAbort = (): void => void close(new SextantError({ code: 'RECOVERY_FAILED', message: 'recovery endpoint stopped: aborted', cause: o.signal?.reason }));
-  // requestCert without a CA: the handshake asks for a client certificate and OpenSSL checks
-  // the client holds its key (CertificateVerify); which certificates count is the pin check
-  // in authenticateClient, per request, before anything is read.
-  server = createServer({ key: tls.keyPem, cert: tls.certPem, minVersion: 'TLSv1.3', requestCert: true, rejectUnauthorized: false }, (req, res) => {
-    endpoint.handle(req, res).catch((e: unknown) => {
-      o.log?.(`recovery: internal error: ${(e as Error)?.stack ?? String(e)}`);
-      if (!res.headersSent) sendError(res, new SextantError({ code: 'INTERNAL', message: 'internal error' }));
-    });
+  const rl = o.rateLimit ?? RECOVERY_DEFAULTS.rateLimit;
+  // The handshake asks for a client certificate; which ones count is authenticateClient's
+  // pin check, per request, before anything is read (endpoint.admit).
+  http = new HttpsJsonServer({
+    tls: { keyPem: tls.keyPem, certPem: tls.certPem, requestCert: true },
+    routes: endpoint.routes,
+    limiter: new RateLimiter(rl.burst, rl.perSecond, o.clock ?? Date.now),
+    maxRequestBytes: o.maxRequestBytes ?? RECOVERY_DEFAULTS.maxRequestBytes,
+    admit: (req) => endpoint.admit(req),
+    log: (line) => o.log?.(`recovery: ${line}`),
+    onRefusal: (client, e) => o.log?.(`recovery: refused a request from ${client}: ${e.code}: ${e.message}`),
   });
-  server.headersTimeout = 10_000;
-  server.requestTimeout = 30_000;
   const host = o.host ?? RECOVERY_DEFAULTS.host;
-  await new Promise<void>((resolve, reject) => {
-    server!.once('error', reject);
-    server!.listen(o.port ?? RECOVERY_DEFAULTS.port, host, () => {
-      server!.off('error', reject);
-      resolve();
-    });
-  }).catch((cause: unknown) => {
+  const { port } = await http.listen(host, o.port ?? RECOVERY_DEFAULTS.port).catch((cause: unknown) => {
     throw new SextantError({ code: 'RECOVERY_FAILED', message: `cannot listen on ${host}:${o.port ?? RECOVERY_DEFAULTS.port}`, cause });
   });
-  const port = (server.address() as AddressInfo).port;
   o.signal?.addEventListener('abort', onAbort, { once: true });
   if (o.signal?.aborted) onAbort();
   o.log?.(`recovery endpoint listening on https://${host}:${port}; certificate ${tls.fingerprint} (sextant recover --node-fingerprint ${tls.fingerprint})`);

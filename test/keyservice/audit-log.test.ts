@@ -2,7 +2,7 @@ import test from 'ava';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { AuditLog, verifyAuditLog } from '../../keyservice/audit/log.js';
+import { AuditLog, headPath, verifyAuditLog } from '../../keyservice/audit/log.js';
 import { sextant } from '../helpers/cli.js';
 
 async function logWith(n: number): Promise<{ file: string; dir: string }> {
@@ -72,4 +72,45 @@ test('concurrent appends stay chained', async (t) => {
   await log.close();
   t.like(await verifyAuditLog(file), { count: 50 });
   await rm(dir, { recursive: true });
+});
+
+test('the head file is written off the write path: never ahead of the durable records during a burst, equal to them once settled and after close', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'audit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const file = path.join(dir, 'audit.log');
+  const log = await AuditLog.open(file);
+  const readHeadFile = async () => JSON.parse(await readFile(headPath(file), 'utf8').catch(() => '{"count":0}')) as { count: number; last?: string };
+  let next = 0;
+  let stop = false;
+  const samples: { head: number; durable: number }[] = [];
+  const sampler = (async () => {
+    while (!stop) {
+      const head = (await readHeadFile()).count;
+      samples.push({ head, durable: log.durableHead.count });
+      await new Promise((r) => setTimeout(r, 2));
+    }
+  })();
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < 1500) await log.append({ decision: 'challenge', i: next++ });
+  }));
+  stop = true;
+  await sampler;
+  t.true(samples.length > 0);
+  for (const s of samples) t.true(s.head <= s.durable, `head ${s.head} ahead of ${s.durable}`);
+  await log.settled();
+  t.deepEqual(await readHeadFile(), log.durableHead);
+  await log.append({ decision: 'challenge', i: 'last' });
+  await log.close();
+  t.like(await readHeadFile(), { count: 1501 });
+  t.like(await verifyAuditLog(file), { count: 1501, headChecked: true });
+});
+
+test('a batch refused whole (an oversized release) on an idle log does not stall the appends after it', async (t) => {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'audit-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const log = await AuditLog.open(path.join(dir, 'audit.log'), { limits: { maxRecordBytes: 1024 } });
+  await log.append({ decision: 'challenge' });
+  await t.throwsAsync(log.append({ decision: 'release', pad: 'x'.repeat(4096) }), { code: 'AUDIT_RECORD_TOO_LARGE' });
+  t.like(await log.append({ decision: 'challenge' }), { seq: 1 });
+  await log.close();
 });
