@@ -11,8 +11,14 @@ export const MAX_EK_CHAIN = 4;
 
 /** A TPM's identity: who signs the quote, and the certificate that says whose TPM it is. */
 export interface TpmIdentityEvidence {
-  /** EK certificate, DER, base64. */
-  ekCert: string;
+  /** EK certificate, DER, base64 (absent when the TPM has none: then ekPublic). */
+  ekCert?: string;
+  /**
+   * The EK's TPMT_PUBLIC (TCG template L-1 or L-2), base64, for a TPM without an EK certificate
+   * in NV: trusted only where the variant needs no EK chain (aws-sev-snp) or where the key is
+   * enrolled in the node inventory.
+   */
+  ekPublic?: string;
   /** Intermediate CA certificates between the EK certificate and the verifier's EK CAs (DER, base64). */
   ekChain?: string[];
   /** The AK's TPMT_PUBLIC (without the TPM2B size), base64. */

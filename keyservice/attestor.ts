@@ -1,4 +1,4 @@
-import { randomBytes, X509Certificate } from 'node:crypto';
+import { createPublicKey, randomBytes, X509Certificate, type KeyObject } from 'node:crypto';
 import { hash, toHex, zeroize } from '../lib/bytes.js';
 import { SextantError } from '../lib/errors.js';
 import type { ExecLogger } from '../lib/exec.js';
@@ -22,6 +22,7 @@ import { LocalSessionBook } from './store/local.js';
 import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
 import type { EventLogReplayer } from '../attestation/tpm/event-log.js';
 import { dn } from '../attestation/tpm/ek-chain.js';
+import { ekSpkiSha256 } from '../attestation/tpm/ek-key.js';
 import type { AkIdentity, TpmChecks } from '../attestation/tpm/checks.js';
 import type { SnpVariantSetup, Variant } from '../attestation/variant.js';
 import { verifyIdentity, verifyProof } from '../attestation/tpm/verify.js';
@@ -76,7 +77,9 @@ export interface AttestorOptions {
 }
 
 interface Session {
-  ekCert: X509Certificate;
+  /** Absent for a TPM without one (an enrolled EK, or aws-sev-snp). */
+  ekCert?: X509Certificate;
+  ekKey: KeyObject;
   ak: AkIdentity;
   /** The AK's TPMT_PUBLIC as round 1 sent it (what an SNP report binds). */
   akPublic: Buffer;
@@ -87,11 +90,27 @@ interface Session {
 /** A round-1 session as a shared store keeps it (sealed there: the credential proves the AK binding). */
 export function attestSessionCodec(tpm: TpmChecks) {
   return {
-    encode: (s: Session) => Buffer.from(JSON.stringify({ ek: s.ekCert.raw.toString('base64'), ak: s.akPublic.toString('base64'), credential: s.credential.toString('base64'), client: s.client })),
+    encode: (s: Session) =>
+      Buffer.from(
+        JSON.stringify({
+          ek: s.ekCert?.raw.toString('base64'),
+          ekKey: s.ekKey.export({ type: 'spki', format: 'der' }).toString('base64'),
+          ak: s.akPublic.toString('base64'),
+          credential: s.credential.toString('base64'),
+          client: s.client,
+        }),
+      ),
     decode: (b: Buffer): Session => {
-      const j = JSON.parse(b.toString('utf8')) as { ek: string; ak: string; credential: string; client: string };
+      const j = JSON.parse(b.toString('utf8')) as { ek?: string; ekKey: string; ak: string; credential: string; client: string };
       const akPublic = Buffer.from(j.ak, 'base64');
-      return { ekCert: new X509Certificate(Buffer.from(j.ek, 'base64')), ak: tpm.parseAk(akPublic), akPublic, credential: Buffer.from(j.credential, 'base64'), client: j.client };
+      return {
+        ...(j.ek !== undefined && { ekCert: new X509Certificate(Buffer.from(j.ek, 'base64')) }),
+        ekKey: createPublicKey({ key: Buffer.from(j.ekKey, 'base64'), format: 'der', type: 'spki' }),
+        ak: tpm.parseAk(akPublic),
+        akPublic,
+        credential: Buffer.from(j.credential, 'base64'),
+        client: j.client,
+      };
     },
   };
 }
@@ -131,9 +150,11 @@ export class KeyServiceAttestor implements Attestor {
   async challenge(req: ChallengeRequest, client: string): Promise<ChallengeResponse> {
     const facts: Record<string, unknown> = { client, round: 1 };
     try {
-      const { ekCert, ak, akPublic, credential, challenge: blob } = verifyIdentity({
+      const { ekCert, ekKey, ak, akPublic, credential, challenge: blob } = verifyIdentity({
         evidence: req,
         ekRoots: this.o.ekCas,
+        // The node inventory doubles as the enrolment of EKs that have no certificate.
+        enrolledEks: this.o.nodeInventory && new Set(this.o.nodeInventory.keys()),
         credential: randomBytes(32),
         tpm: this.o.tpm,
         now: this.now(),
@@ -141,7 +162,7 @@ export class KeyServiceAttestor implements Attestor {
         facts,
       });
       const ttl = this.o.sessionTtlMs ?? 60_000;
-      const { id: sessionId } = await stageAsync('makeCredential', () => this.sessions.open({ ekCert, ak, akPublic, credential, client }));
+      const { id: sessionId } = await stageAsync('makeCredential', () => this.sessions.open({ ekCert, ekKey, ak, akPublic, credential, client }));
       // The round-2 nonce with the challenge (protocol: withNonce), issued only once round 1 passed.
       const nonce = req.withNonce ? await stageAsync('issueNonce', async () => this.o.nonces.issue()) : undefined;
       await this.o.audit.append({ decision: 'challenge', ...facts, sessionId });
@@ -169,7 +190,7 @@ export class KeyServiceAttestor implements Attestor {
     try {
       const session = await stageAsync('credentialProof', () => this.takeSession(req.sessionId));
       facts.akName = toHex(session.ak.name);
-      facts.ekSubject = dn(session.ekCert.subject);
+      if (session.ekCert) facts.ekSubject = dn(session.ekCert.subject);
       const ephemeral = Buffer.from(req.ephemeralPublicKey, 'base64');
       const attested = verifyProof({
         identity: session,
@@ -193,10 +214,10 @@ export class KeyServiceAttestor implements Attestor {
         facts.clusterLock = checkClusterLock(req.role, req.pcrs['15'], this.clusterId);
         return v;
       });
-      stage('checkNodeName', () => checkNodeName(this.o.nodeInventory, toHex(hash('sha256', session.ekCert.raw)), req.nodeName));
+      stage('checkNodeName', () => checkNodeName(this.o.nodeInventory, session.ekCert ? toHex(hash('sha256', session.ekCert.raw)) : ekSpkiSha256(session.ekKey), req.nodeName));
       facts.measurements = verdict.matched.label;
       facts.warnings = verdict.warnings;
-      if (this.o.diskBindings) await checkDiskBinding(this.o.diskBindings, req.diskUuid, session.ekCert, req.nodeName, facts);
+      if (this.o.diskBindings) await checkDiskBinding(this.o.diskBindings, req.diskUuid, session.ekKey, req.nodeName, facts);
 
       const diskKey = deriveDiskKey(this.o.masterSecret, this.o.salt, req.diskUuid);
       secrets.push(diskKey);

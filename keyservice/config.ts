@@ -117,7 +117,8 @@ export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Pa
   const defined = Object.fromEntries(Object.entries(fromFlags).filter(([, v]) => v !== undefined && !(Array.isArray(v) && v.length === 0)));
   const c = { ...DEFAULTS, ...fromFile, ...defined } as Partial<KeyServiceConfig>;
   const missing = (['stateDir', 'measurements', 'measurementsKey'] as const).filter((k) => !c[k]);
-  if (!c.ekCa?.length && !c.ekCaStore?.length) missing.push('ekCa (or --ek-ca-store)' as never);
+  // aws-sev-snp checks no EK chain (AWS issues no EK certificates): no EK CA needed there.
+  if (!c.ekCa?.length && !c.ekCaStore?.length && c.attestation?.variant !== 'aws-sev-snp') missing.push('ekCa (or --ek-ca-store)' as never);
   for (const name of c.ekCaStore ?? []) ekRootStore(name);
   if (c.ekCaStoreDir?.length && !c.ekCaStore?.length) invalid('ekCaStoreDir is where an EK CA store is read from: set ekCaStore');
   if (missing.length) {

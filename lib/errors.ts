@@ -57,6 +57,7 @@ export const FAILURE_ERROR_CODES = [
   'CREDENTIAL_ACTIVATION_FAILED',
   // attestation verification, in verification order
   'EK_CERT_UNTRUSTED',
+  'EK_CERT_ABSENT',
   // credential activation failed: the AK is not in the TPM that holds the EK
   'AK_NOT_BOUND',
   // not a restricted, TPM-generated, non-duplicable signing key

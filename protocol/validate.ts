@@ -1,6 +1,6 @@
 import type { RecoveryEvidenceRequest, RecoveryEvidenceResponse, RecoveryQuoteRequest, RecoveryQuoteResponse, RecoveryReleaseRequest, RecoveryReleaseResponse } from './recovery-messages.js';
 import type { ChallengeRequest, CompleteRequest, CompleteResponse, ChallengeResponse, ConfirmRequest, ConfirmResponse, NonceRequest, ServiceActivateRequest, ServiceActivateResponse, ServiceAttestRequest, ServiceAttestResponse, NonceResponse, ReleasedSecrets, Role } from './messages.js';
-import { base64, check, fixedKeys, int, list, literal, object, oneOf, refine, text, type Schema } from './schema.js';
+import { base64, check, fixedKeys, int, isPlainObject, list, literal, object, oneOf, refine, text, type Schema } from './schema.js';
 import { MAX_EK_CHAIN } from '../attestation/evidence.js';
 
 /**
@@ -83,11 +83,21 @@ const snpEvidence = object(
 
 const sealedBox = (maxBytes: number) => object({ epk: base64({ exact: 65 }), iv: base64({ exact: 12 }), ct: base64({ min: 17, max: maxBytes }) });
 
+/** `base`, and exactly one of fields `a` and `b` present. */
+function exactlyOne(base: Schema, a: string, b: string): Schema {
+  return (v, at, p) => {
+    base(v, at, p);
+    if (isPlainObject(v) && (v[a] === undefined) === (v[b] === undefined)) p.add(at, `must have exactly one of ${a} and ${b}`);
+  };
+}
+
 export const SCHEMAS = {
   /** The nonce request carries nothing: `{}` (or `{"v":1}`). */
   nonceRequest: object({ v: V1 }, ['v']),
   nonceResponse: object({ v: V1, nonce, ttlSeconds }),
-  challengeRequest: object({ v: V1, ...tpmIdentity, withNonce: literal(true) }, ['ekChain', 'withNonce']),
+  // A TPM without an EK certificate sends its EK public area instead (one of the two).
+  // A TPM without an EK certificate sends its EK public area instead (exactly one of the two).
+  challengeRequest: exactlyOne(object({ v: V1, ...tpmIdentity, ekPublic: base64({ min: 16, max: 1024 }), withNonce: literal(true) }, ['ekCert', 'ekChain', 'ekPublic', 'withNonce']), 'ekCert', 'ekPublic'),
   challengeResponse: object(
     { v: V1, sessionId, credentialBlob: base64({ min: 16, max: 1024 }), encryptedSecret: base64({ min: 16, max: 1024 }), ttlSeconds, nonce, nonceTtlSeconds: ttlSeconds },
     ['nonce', 'nonceTtlSeconds'],

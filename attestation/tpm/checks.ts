@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import type { HashAlg } from '../../lib/bytes.js';
 import type { TpmlPcrSelection } from '../../tpm/structures.js';
 
@@ -36,8 +36,8 @@ export interface QuotedFacts {
 export interface TpmChecks {
   /** Parses a TPMT_PUBLIC and checks it is a restricted, TPM-resident signing key (else AK_ATTRIBUTES_INVALID). */
   parseAk(akPublic: Uint8Array): AkIdentity;
-  /** TPM2_MakeCredential to the EK in the certificate, for the object named `akName`. */
-  makeCredential(ekCert: X509Certificate, akName: Uint8Array, credential: Uint8Array): { credentialBlob: Buffer; encryptedSecret: Buffer };
+  /** TPM2_MakeCredential to the EK (the key its certificate names, or its enrolled public area), for the object named `akName`. */
+  makeCredential(ekKey: KeyObject, akName: Uint8Array, credential: Uint8Array): { credentialBlob: Buffer; encryptedSecret: Buffer };
   /**
    * Checks that `attest` is a TPM-generated quote signed by the AK (QUOTE_SIGNATURE_INVALID and
    * friends) whose qualifying data is `extraData` (QUOTE_NONCE_MISMATCH).

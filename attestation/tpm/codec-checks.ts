@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { SextantError } from '../../lib/errors.js';
 import { hashAlgName, TPM_ALG } from '../../tpm/constants.js';
 import { unmarshal } from '../../tpm/codec.js';
@@ -23,14 +23,13 @@ export const codecTpmChecks: TpmChecks = {
     return { name: Buffer.from(objectName(pub)), publicArea: pub };
   },
 
-  makeCredential(ekCert: X509Certificate, akName: Uint8Array, credential: Uint8Array) {
-    const key = ekCert.publicKey;
+  makeCredential(key: KeyObject, akName: Uint8Array, credential: Uint8Array) {
     const type = key.asymmetricKeyType;
     // The EK is the default-template EK (TCG EK profile L-1 / L-2) whose public key the certificate names.
     let ekPublic: TpmtPublic;
     if (type === 'rsa' && key.asymmetricKeyDetails?.modulusLength === 2048) ekPublic = tpmtWithPublicKey(ekTemplateRsa2048(), key);
     else if (type === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') ekPublic = tpmtWithPublicKey(ekTemplateEccP256(), key);
-    else throw new SextantError({ code: 'EK_CERT_UNTRUSTED', message: `EK certificate key is ${type}; expected RSA 2048 or ECC P-256` });
+    else throw new SextantError({ code: 'EK_CERT_UNTRUSTED', message: `the EK is ${type}; expected RSA 2048 or ECC P-256` });
     const r = makeCredential({ ekPublic, akName, secret: credential });
     return { credentialBlob: Buffer.from(r.credentialBlob), encryptedSecret: Buffer.from(r.encryptedSecret) };
   },

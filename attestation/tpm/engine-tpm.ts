@@ -1,4 +1,4 @@
-import { SextantError } from '../../lib/errors.js';
+import { SextantError, isSextantError } from '../../lib/errors.js';
 import { marshal } from '../../tpm/codec.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
 import { quotePcrs } from '../../tpm/client/attest.js';
@@ -53,14 +53,31 @@ export class EngineAttestationTpm implements AttestationTpm {
     return this.ekChainCerts;
   }
 
+  /** The L-1 RSA 2048 EK's TPMT_PUBLIC: what a TPM without an EK certificate sends instead. */
+  async ekPublic(): Promise<Uint8Array> {
+    return this.tpm.withEk('rsa', async (ek) => ek.public.raw ?? marshal(TPMT_PUBLIC, ek.public.value));
+  }
+
+  /** The EK type to use: the certificate's, else (no certificate: an enrolled or aws-sev-snp EK) RSA. */
+  private async ekKind(): Promise<EkType> {
+    if (!this.ekType) {
+      try {
+        await this.ekCertificate();
+      } catch (e) {
+        if (!isSextantError(e, 'TPM_NO_EK_CERT')) throw e;
+        this.ekType = 'rsa';
+      }
+    }
+    return this.ekType!;
+  }
+
   async akPublic(): Promise<Uint8Array> {
     return this.tpm.withAk(async (ak) => ak.public.raw ?? marshal(TPMT_PUBLIC, ak.public.value));
   }
 
   async activateCredential(credentialBlob: Uint8Array, encryptedSecret: Uint8Array): Promise<Uint8Array> {
-    if (!this.ekType) await this.ekCertificate();
-    // The session that carries the credential back is salted to the certificate's key.
-    return this.tpm.withEkAndAk(this.ekType!, (ek, ak) =>
+    // The session that carries the credential back is salted to the certificate's key (without one, to the loaded EK's).
+    return this.tpm.withEkAndAk(await this.ekKind(), (ek, ak) =>
       this.tpm.activateCredential({ activate: ak, ek, ekCertificate: this.ekCert, credentialBlob, encryptedSecret }),
     );
   }
@@ -80,8 +97,7 @@ export class EngineAttestationTpm implements AttestationTpm {
 
   /** The event data (the cluster ID) crosses the TPM bus encrypted, in a session salted to the EK. */
   async pcrEvent(index: number, data: Uint8Array): Promise<void> {
-    if (!this.ekType) await this.ekCertificate();
-    await this.tpm.pcrEventProtected(index, data, { kind: this.ekType!, certificate: this.ekCert });
+    await this.tpm.pcrEventProtected(index, data, { kind: await this.ekKind(), certificate: this.ekCert });
   }
 
   /** The vTPM NV access azure-sev-snp needs (agent/attest/snp-evidence.ts azureHclSource). */

@@ -1,3 +1,4 @@
+import { isSextantError } from '../../lib/errors.js';
 import { MAX_EK_CHAIN, type EventLogEvidence, type TpmIdentityEvidence, type TpmQuoteEvidence } from '../evidence.js';
 import type { AttestationTpm } from './tpm.js';
 
@@ -16,7 +17,15 @@ const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
  */
 export async function produceIdentity(tpm: AttestationTpm, ekChain: readonly Uint8Array[] = []): Promise<TpmIdentityEvidence> {
   const akPublic = b64(await tpm.akPublic());
-  const ekCert = b64(await tpm.ekCertificate());
+  let ekCert: string;
+  try {
+    ekCert = b64(await tpm.ekCertificate());
+  } catch (e) {
+    // No certificate in NV (many firmware TPMs, AWS vTPMs): the EK's public area instead; the
+    // verifier trusts it only where the variant needs no EK chain or an operator enrolled it.
+    if (!isSextantError(e, 'TPM_NO_EK_CERT') || !tpm.ekPublic) throw e;
+    return { ekPublic: b64(await tpm.ekPublic()), akPublic };
+  }
   const chain = [...new Set([...ekChain, ...((await tpm.ekChain?.()) ?? [])].map(b64))].slice(0, MAX_EK_CHAIN);
   return { ekCert, ...(chain.length > 0 && { ekChain: chain }), akPublic };
 }

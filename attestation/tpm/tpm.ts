@@ -9,6 +9,8 @@ export interface AttestationTpm {
   ekCertificate(): Promise<Uint8Array>;
   /** The certificates of the TPM's EK chain indices (0x01C00100..), intermediates the key service may not have. */
   ekChain?(): Promise<Uint8Array[]>;
+  /** The EK's TPMT_PUBLIC, for a TPM without an EK certificate (sent instead of it). */
+  ekPublic?(): Promise<Uint8Array>;
   /** Creates (or loads) the AK under the EK hierarchy; returns its TPMT_PUBLIC bytes. */
   akPublic(): Promise<Uint8Array>;
   /** TPM2_ActivateCredential with the AK and the EK: returns the credential. */

@@ -53,7 +53,7 @@ function as<T>(code: SextantErrorCode, what: string, f: () => T, special: Partia
 export function verifyServiceEvidence(o: ServiceVerifierOptions, e: TpmIdentityEvidence & TpmQuoteEvidence, qualifyingData: Uint8Array): VerifiedServiceEvidence {
   const tpm = o.tpm ?? codecTpmChecks;
   const ekCert = as('KEYSERVICE_EK_UNTRUSTED', 'EK certificate', () =>
-    verifyEkCert(Buffer.from(e.ekCert, 'base64'), o.ekCas, (o.now ?? (() => new Date()))(), (e.ekChain ?? []).map((c) => Buffer.from(c, 'base64'))).cert,
+    verifyEkCert(Buffer.from(e.ekCert ?? '', 'base64'), o.ekCas, (o.now ?? (() => new Date()))(), (e.ekChain ?? []).map((c) => Buffer.from(c, 'base64'))).cert,
   );
   const ak = as('KEYSERVICE_AK_INVALID', 'AK', () => tpm.parseAk(Buffer.from(e.akPublic, 'base64')));
   const quoted = as('KEYSERVICE_QUOTE_INVALID', 'quote', () => tpm.verifyQuote(ak, Buffer.from(e.quoteAttest, 'base64'), Buffer.from(e.quoteSignature, 'base64'), qualifyingData), {
@@ -66,6 +66,6 @@ export function verifyServiceEvidence(o: ServiceVerifierOptions, e: TpmIdentityE
     measurements: verdict.matched.label,
     akName: toHex(ak.name),
     warnings: verdict.warnings,
-    makeCredential: (secret) => as('KEYSERVICE_EK_UNTRUSTED', 'EK', () => tpm.makeCredential(ekCert, ak.name, secret)),
+    makeCredential: (secret) => as('KEYSERVICE_EK_UNTRUSTED', 'EK', () => tpm.makeCredential(ekCert.publicKey, ak.name, secret)),
   };
 }

@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import type { KeyObject, X509Certificate } from 'node:crypto';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { toHex } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
@@ -9,6 +9,7 @@ import { asInputError, stage } from '../stage.js';
 import type { SnpVariantSetup, Variant } from '../variant.js';
 import type { AkIdentity, QuotedFacts, TpmChecks } from './checks.js';
 import { ekFacts, verifyEkCert } from './ek-chain.js';
+import { ekSpkiSha256, parseEkPublic, untrustedEkCertKey } from './ek-key.js';
 import { checkEventLog, type EventLogReplayer } from './event-log.js';
 import { checkPcrDigest } from './pcr-digest.js';
 
@@ -40,6 +41,12 @@ export interface StagePlan {
 const EK_IDENTITY: readonly IdentityStage[] = ['parseEvidence', 'verifyEkCert', 'makeCredential'];
 const QUOTE_PROOF: readonly ProofStage[] = ['verifyQuote', 'checkNonce', 'checkPcrDigest', 'replayEventLog'];
 const SNP_PLAN: StagePlan = { identity: EK_IDENTITY, proof: ['credentialProof', 'verifySnpEvidence', 'bindAk', ...QUOTE_PROOF] };
+/**
+ * AWS gives an SNP guest's vTPM no EK certificate: the AK is trusted through the report's
+ * report_data (bindAk), so no EK chain is checked. The credential is still made to the EK the
+ * node names (certificate or public area) and activated: it proves the AK and that EK share a TPM.
+ */
+const AWS_PLAN: StagePlan = { identity: ['parseEvidence', 'makeCredential'], proof: SNP_PLAN.proof };
 
 /**
  * The stages each variant runs. qemu-vtpm's verifySnpEvidence only refuses SNP evidence it was
@@ -48,7 +55,7 @@ const SNP_PLAN: StagePlan = { identity: EK_IDENTITY, proof: ['credentialProof', 
 export const VARIANT_STAGES: Readonly<Record<Variant, StagePlan>> = {
   'qemu-vtpm': { identity: EK_IDENTITY, proof: ['credentialProof', 'verifySnpEvidence', ...QUOTE_PROOF] },
   'azure-sev-snp': SNP_PLAN,
-  'aws-sev-snp': SNP_PLAN,
+  'aws-sev-snp': AWS_PLAN,
   'gcp-sev-snp': SNP_PLAN,
 };
 
@@ -61,6 +68,11 @@ export interface IdentityInput {
   evidence: TpmIdentityEvidence;
   /** verifyEkCert's trust: the EK CAs (TPM vendor roots or intermediates) the EK certificate must chain to. */
   ekRoots: readonly X509Certificate[];
+  /**
+   * verifyEkCert's other trust, for TPMs without an EK certificate: SHA-256 of the DER
+   * SubjectPublicKeyInfo of EK public keys an operator enrolled (node inventory keys).
+   */
+  enrolledEks?: ReadonlySet<string>;
   /** The fresh secret makeCredential encrypts to the EK for the AK's Name (32 random bytes). */
   credential: Uint8Array;
   tpm: TpmChecks;
@@ -71,12 +83,15 @@ export interface IdentityInput {
   facts?: AuditFacts;
 }
 
-/** What round 1 proved and what round 2 needs: the AK, the EK certificate, the challenge. */
+/** What round 1 proved and what round 2 needs: the AK, the EK, the challenge. */
 export interface VerifiedIdentity {
   ak: AkIdentity;
   /** The AK's TPMT_PUBLIC exactly as sent (what an SNP report binds). */
   akPublic: Buffer;
-  ekCert: X509Certificate;
+  /** The EK certificate, when the node has one (verified when the plan has verifyEkCert). */
+  ekCert?: X509Certificate;
+  /** The EK's public key: the credential's target, and the node's identity for bindings. */
+  ekKey: KeyObject;
   credential: Buffer;
   challenge: { credentialBlob: Buffer; encryptedSecret: Buffer };
   stages: IdentityStage[];
@@ -85,10 +100,10 @@ export interface VerifiedIdentity {
 interface IdentityContext {
   readonly in: IdentityInput;
   readonly facts: AuditFacts;
-  ekDer: Buffer;
   akPublic: Buffer;
   ak?: AkIdentity;
   ekCert?: X509Certificate;
+  ekKey?: KeyObject;
   challenge?: VerifiedIdentity['challenge'];
 }
 
@@ -105,25 +120,42 @@ const IDENTITY: Record<IdentityStage, (c: IdentityContext) => void> = {
       asInputError('PROTOCOL_INVALID', 'AK public area')(e);
     }
     c.facts.akName = toHex(c.ak!.name);
+    // The EK as the node names it, not yet trusted: its certificate's key, or its public area.
+    const { ekCert, ekPublic } = c.in.evidence;
+    c.ekKey = ekCert !== undefined ? untrustedEkCertKey(Buffer.from(ekCert, 'base64')) : parseEkPublic(Buffer.from(ekPublic ?? '', 'base64'));
+    c.facts.ekPublicSha256 = ekSpkiSha256(c.ekKey);
   },
   verifyEkCert(c) {
-    const ek = verifyEkCert(c.ekDer, c.in.ekRoots, c.in.now, (c.in.evidence.ekChain ?? []).map((d) => Buffer.from(d, 'base64')));
+    const { ekCert, ekChain } = c.in.evidence;
+    if (ekCert === undefined) {
+      // No certificate (many firmware TPMs): trusted only if an operator enrolled this EK.
+      const sha = ekSpkiSha256(needs(c.ekKey, 'the EK', 'verifyEkCert'));
+      if (!c.in.enrolledEks?.has(sha)) {
+        throw new SextantError({
+          code: 'EK_CERT_ABSENT',
+          message: `the node sent no EK certificate (its TPM has none in NV) and its EK public key (sha256 ${sha} of the DER SubjectPublicKeyInfo) is not enrolled: add "${sha}": "<node name>" to the node inventory (docs/tpm.md, "A TPM without an EK certificate")`,
+        });
+      }
+      c.facts.ekEnrolled = true;
+      return;
+    }
+    const ek = verifyEkCert(Buffer.from(ekCert, 'base64'), c.in.ekRoots, c.in.now, (ekChain ?? []).map((d) => Buffer.from(d, 'base64')));
     c.ekCert = ek.cert;
+    c.ekKey = ek.cert.publicKey;
     // The TPM the certificate names and the CA it chained to: in the round-1 audit record.
     Object.assign(c.facts, ekFacts(ek));
   },
   makeCredential(c) {
-    const ekCert = needs(c.ekCert, 'the EK certificate', 'makeCredential');
-    c.challenge = c.in.tpm.makeCredential(ekCert, needs(c.ak, 'the AK', 'makeCredential').name, c.in.credential);
+    const ekKey = needs(c.ekKey, 'the EK', 'makeCredential');
+    c.challenge = c.in.tpm.makeCredential(ekKey, needs(c.ak, 'the AK', 'makeCredential').name, c.in.credential);
   },
 };
 
 /** Round 1: the TPM's identity, up to the credential challenge only the EK's TPM can answer. */
 export function verifyIdentity(input: IdentityInput): VerifiedIdentity {
   const facts = input.facts ?? {};
-  const ekDer = Buffer.from(input.evidence.ekCert, 'base64');
-  facts.ekCertSha256 = createHash('sha256').update(ekDer).digest('hex');
-  const c: IdentityContext = { in: input, facts, ekDer, akPublic: Buffer.from(input.evidence.akPublic, 'base64') };
+  if (input.evidence.ekCert !== undefined) facts.ekCertSha256 = createHash('sha256').update(Buffer.from(input.evidence.ekCert, 'base64')).digest('hex');
+  const c: IdentityContext = { in: input, facts, akPublic: Buffer.from(input.evidence.akPublic, 'base64') };
   const stages: IdentityStage[] = [];
   for (const name of (input.plan ?? VARIANT_STAGES[input.variant]).identity) {
     stage(name, () => IDENTITY[name](c));
@@ -132,7 +164,8 @@ export function verifyIdentity(input: IdentityInput): VerifiedIdentity {
   return {
     ak: needs(c.ak, 'the AK', 'verifyIdentity'),
     akPublic: c.akPublic,
-    ekCert: needs(c.ekCert, 'the EK certificate', 'verifyIdentity'),
+    ekCert: c.ekCert,
+    ekKey: needs(c.ekKey, 'the EK', 'verifyIdentity'),
     credential: Buffer.from(input.credential),
     challenge: needs(c.challenge, 'the credential challenge', 'verifyIdentity'),
     stages,
@@ -170,7 +203,7 @@ export interface ProofInput {
 export interface AttestedState {
   variant: Variant;
   ak: AkIdentity;
-  ekCert: X509Certificate;
+  ekCert?: X509Certificate;
   /** The quote's signed facts (boot counters for the confirm round). */
   quote: QuotedFacts;
   /** SHA-256 PCRs 0-15 as good as signed by the TPM (they hash to the quoted pcrDigest). */

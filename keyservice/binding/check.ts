@@ -1,4 +1,4 @@
-import type { X509Certificate } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { SextantError, isSextantError } from '../../lib/errors.js';
 import { StageError } from '../../attestation/stage.js';
 import { ekPublicSha256, type DiskBindingStore } from './store.js';
@@ -13,11 +13,11 @@ import { ekPublicSha256, type DiskBindingStore } from './store.js';
 export async function checkDiskBinding(
   store: DiskBindingStore,
   diskUuid: string,
-  ekCert: X509Certificate,
+  ekKey: KeyObject,
   nodeName: string,
   facts: Record<string, unknown>,
 ): Promise<void> {
-  const ek = ekPublicSha256(ekCert);
+  const ek = ekPublicSha256(ekKey);
   facts.ekPublicSha256 = ek;
   try {
     const { binding, created } = await store.bindIfAbsent(diskUuid, ek, { nodeName });

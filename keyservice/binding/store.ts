@@ -1,5 +1,5 @@
-import type { X509Certificate } from 'node:crypto';
-import { hash, toHex } from '../../lib/bytes.js';
+import type { KeyObject } from 'node:crypto';
+import { ekSpkiSha256 } from '../../attestation/tpm/ek-key.js';
 
 /**
  * Which node (TPM) a disk UUID belongs to. The first release of a disk's key binds the UUID
@@ -59,8 +59,6 @@ export interface DiskBindingStore {
  * derived from the TPM's endorsement seed, so it survives TPM2_Clear and a re-issued or
  * re-provisioned EK certificate, and changes only with a new TPM or TPM2_ChangeEPS.
  */
-export function ekPublicSha256(ekCert: X509Certificate): string {
-  return toHex(hash('sha256', ekCert.publicKey.export({ type: 'spki', format: 'der' })));
-}
+export const ekPublicSha256: (ekKey: KeyObject) => string = ekSpkiSha256;
 
 export const EK_SHA256_RE = /^[0-9a-f]{64}$/;

@@ -12,7 +12,7 @@ import path from 'node:path';
 import { attest } from '../../agent/attest/client.js';
 import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
-import { resolveConfig } from '../../keyservice/config.js';
+import { resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
 import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
 import { run } from '../../lib/exec.js';
 import { readEkCredentials } from '../../tpm/client/ek-cert.js';
@@ -24,6 +24,7 @@ const DISK = '0e1d2c3b-4a59-4687-9695-a4b3c2d1e0f9';
 let sw: Swtpm;
 let dir: string;
 let svc: RunningKeyService;
+let cfg: KeyServiceConfig;
 let issuerDer: Buffer;
 let rootDer: Buffer;
 
@@ -46,7 +47,8 @@ test.before(async () => {
   const measurements = path.join(dir, 'measurements.json');
   await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: '00'.repeat(32), enforced: true } });
   // Only the root: the EK certificate's issuer must come from the node.
-  svc = await startKeyService(resolveConfig({}, { listen: '127.0.0.1:0', stateDir: path.join(dir, 'state'), measurements, measurementsKey: keys.pubPem, ekCa: [sw.caCertPath], rateLimit: { burst: 1000, perSecond: 100 } }));
+  cfg = resolveConfig({}, { listen: '127.0.0.1:0', stateDir: path.join(dir, 'state'), measurements, measurementsKey: keys.pubPem, ekCa: [sw.caCertPath], rateLimit: { burst: 1000, perSecond: 100 } });
+  svc = await startKeyService(cfg);
 });
 
 test.after.always(async () => {
@@ -94,4 +96,28 @@ test.serial('every EK certificate index and the chain indices are read in index 
   t.is(r.diskKey.length, 32);
   const challenge = (await readAuditRecords(svc.auditLog)).filter((x) => x.decision === 'challenge').at(-1)!;
   t.like(challenge, { ekPathLength: 1, ekIssuer: 'CN=sextant test EK issuer', ekAnchor: { subject: 'CN=sextant test EK root CA' }, ekTpm: { model: 'swtpm' } });
+});
+
+test.serial('a TPM without any EK certificate: the agent sends its EK public area; EK_CERT_ABSENT naming the key to enrol, then released once it is in the node inventory', async (t) => {
+  // Like many firmware TPMs: no EK certificate index at all (swtpm_setup's are platform indices).
+  for (const index of ['0x1c00002', '0x1c00016']) await tools('tpm2_nvundefine', [index, '-C', 'p']);
+  await tools('tpm2_nvundefine', ['0x1c0001c', '-C', 'o']);
+  const e = await t.throwsAsync(attestWith(await EngineAttestationTpm.open(sw.tcti)), { code: 'EK_CERT_ABSENT' });
+  const sha = /sha256 ([0-9a-f]{64}) of the DER SubjectPublicKeyInfo/.exec(e!.message)?.[1];
+  t.truthy(sha, e!.message);
+  // The key to enrol is the EK's: tpm2_createek (the TCG default RSA template) prints the same public key.
+  const pem = path.join(dir, 'ek.pem');
+  await tools('tpm2_createek', ['-c', path.join(dir, 'ek.ctx'), '-G', 'rsa', '-u', pem, '-f', 'pem']);
+  const { createPublicKey, createHash } = await import('node:crypto');
+  t.is(createHash('sha256').update(createPublicKey(await readFile(pem)).export({ type: 'spki', format: 'der' })).digest('hex'), sha!);
+
+  const inventory = path.join(dir, 'inventory.json');
+  await writeFile(inventory, JSON.stringify({ [sha!]: 'worker-1' }));
+  await svc.close();
+  svc = await startKeyService({ ...cfg, nodeInventory: inventory });
+  const r = await attestWith(await EngineAttestationTpm.open(sw.tcti));
+  t.is(r.diskKey.length, 32);
+  const records = await readAuditRecords(svc.auditLog);
+  t.like(records.filter((x) => x.decision === 'challenge').at(-1), { ekEnrolled: true, ekPublicSha256: sha });
+  t.like(records.filter((x) => x.decision === 'release').at(-1), { ekPublicSha256: sha, nodeName: 'worker-1' });
 });
