@@ -15,6 +15,7 @@ import type { ServiceVerifierOptions } from '../../attestation/tpm/verify-servic
 import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 import { eventLogEvidence, produceIdentity, produceQuote } from '../../attestation/tpm/produce.js';
 import type { SnpEvidenceSource } from './snp-evidence.js';
+import { Endpoints, describeFailover } from './failover.js';
 import { isFinalRefusal, PinnedClient, type PinnedEndpoint } from './transport.js';
 
 /**
@@ -25,7 +26,8 @@ import { isFinalRefusal, PinnedClient, type PinnedEndpoint } from './transport.j
  */
 
 export interface AttestRequest {
-  endpoint: PinnedEndpoint;
+  /** One key service, or several replicas to fail over between (agent/attest/failover.ts). */
+  endpoint: PinnedEndpoint | Endpoints;
   diskUuid: string;
   role: Role;
   nodeName: string;
@@ -51,9 +53,11 @@ export interface AttestResult {
   /** What the key service proved about itself (mutual attestation only). */
   service?: VerifiedKeyService;
   attempts: number;
+  /** The URL of the key service endpoint that answered. */
+  endpoint: string;
 }
 
-async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<AttestResult, 'attempts'>> {
+async function attestOnce(tpm: AttestationTpm, r: AttestRequest & { endpoint: PinnedEndpoint }): Promise<Omit<AttestResult, 'attempts' | 'endpoint'>> {
   const service = r.verifyService ? await verifyKeyService(r.endpoint, r.verifyService) : undefined;
   if (service) r.log?.(`attest: key service attested (${service.measurements})`);
   // Both rounds on one kept-alive connection; the nonce comes with the challenge.
@@ -65,7 +69,7 @@ async function attestOnce(tpm: AttestationTpm, r: AttestRequest): Promise<Omit<A
   }
 }
 
-async function rounds(tpm: AttestationTpm, r: AttestRequest, conn: PinnedClient, service: VerifiedKeyService | undefined): Promise<Omit<AttestResult, 'attempts'>> {
+async function rounds(tpm: AttestationTpm, r: AttestRequest, conn: PinnedClient, service: VerifiedKeyService | undefined): Promise<Omit<AttestResult, 'attempts' | 'endpoint'>> {
   const round1: ChallengeRequest = { v: 1, ...(await produceIdentity(tpm)), withNonce: true };
   const akPublic = Buffer.from(round1.akPublic, 'base64');
   const challenge = await conn.post(ROUTES.challenge, round1);
@@ -122,17 +126,18 @@ export const ATTEST_RETRY: Omit<BackoffOptions, 'random'> = { attempts: 5, baseM
 export async function attest(tpm: AttestationTpm, r: AttestRequest): Promise<AttestResult> {
   if (!UUID_RE.test(r.diskUuid)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: `disk UUID must be a lowercase UUID, got "${r.diskUuid}"` });
   if (!NODE_NAME_RE.test(r.nodeName)) throw new SextantError({ code: 'INVALID_ARGUMENT', message: `node name must be a DNS-1123 label, got "${r.nodeName}"` });
+  const endpoints = Endpoints.of(r.endpoint);
   let attempts = 0;
-  const result = await withRetries(
+  const { value: result, endpoint } = await withRetries(
     async () => {
       attempts++;
-      return attestOnce(tpm, r);
+      return endpoints.round((ep) => attestOnce(tpm, { ...r, endpoint: ep }), (from, to, e) => r.log?.(`attest: ${describeFailover(from, to, e)}`));
     },
     (e) => !isFinalRefusal(e),
     { ...ATTEST_RETRY, ...r.retry },
     (e, n, d) => r.log?.(`attest: attempt ${n + 1} failed (${e instanceof SextantError ? e.code : String(e)}); retrying in ${d} ms`),
   );
-  return { ...result, attempts };
+  return { ...result, attempts, endpoint: endpoint.url };
 }
 
 /** What may be printed: SHA-256 of each secret, never the secret. */
@@ -152,5 +157,6 @@ export function describeResult(r: AttestResult): Record<string, unknown> {
     keyserviceAttested: r.service ? { measurements: r.service.measurements, akName: r.service.akName, warnings: r.service.warnings } : undefined,
     warnings: r.warnings,
     attempts: r.attempts,
+    keyservice: r.endpoint,
   };
 }

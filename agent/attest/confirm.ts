@@ -2,6 +2,7 @@ import { SextantError } from '../../lib/errors.js';
 import { ROUTES, type ConfirmRequest, type ConfirmSession } from '../../protocol/messages.js';
 import { confirmQualifyingData } from '../../protocol/seal.js';
 import { assertConfirmResponse, assertNonceResponse } from '../../protocol/validate.js';
+import { Endpoints, describeFailover } from './failover.js';
 import { withRetries, type BackoffOptions } from './backoff.js';
 import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
 import { isFinalRefusal, postJson, type PinnedEndpoint } from './transport.js';
@@ -43,13 +44,15 @@ async function confirmOnce(tpm: Pick<AttestationTpm, 'quote'>, endpoint: PinnedE
 }
 
 /** Proves the PCR 15 lock to the key service; `session` is AttestResult.confirm. */
-export async function confirmLock(tpm: Pick<AttestationTpm, 'quote'>, endpoint: PinnedEndpoint, session: ConfirmSession | undefined, o: ConfirmOptions = {}): Promise<ConfirmResult> {
+export async function confirmLock(tpm: Pick<AttestationTpm, 'quote'>, endpoint: PinnedEndpoint | Endpoints, session: ConfirmSession | undefined, o: ConfirmOptions = {}): Promise<ConfirmResult> {
   if (!session) throw new SextantError({ code: 'PROTOCOL_INVALID', message: 'the key service released no confirm session (older service?)' });
+  // Starts at the endpoint that released the key: with a local store only it knows the session.
+  const endpoints = Endpoints.of(endpoint);
   let attempts = 0;
   const r = await withRetries(
     async () => {
       attempts++;
-      return confirmOnce(tpm, endpoint, session);
+      return (await endpoints.round((ep) => confirmOnce(tpm, ep, session), (from, to, e) => o.log?.(`confirm: ${describeFailover(from, to, e)}`))).value;
     },
     (e) => !isFinalRefusal(e),
     { attempts: 5, baseMs: 500, capMs: 15_000, ...o.retry },

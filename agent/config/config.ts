@@ -5,7 +5,11 @@ import { normalizeFingerprint } from '../attest/transport.js';
 
 /** /etc/sextant/agent.json, after defaults and `sextant.*=` kernel command-line overrides. */
 export interface AgentConfig {
-  keyservice: { url: string; fingerprint: string };
+  /**
+   * The key service: one URL or several replicas of it (same TLS certificate, one pin), tried
+   * in order with failover (agent/attest/failover.ts). In the file `url` is a string or a list.
+   */
+  keyservice: { urls: string[]; fingerprint: string };
   node: { name?: string; role: 'worker' | 'control-plane'; criSocket: string; kubeletExtraArgs: Record<string, string> };
   stateDisk: {
     partLabel: string;
@@ -61,7 +65,7 @@ export interface AgentConfig {
 export const DEFAULT_CONFIG_PATH = '/etc/sextant/agent.json';
 
 export const DEFAULTS: AgentConfig = {
-  keyservice: { url: '', fingerprint: '' },
+  keyservice: { urls: [], fingerprint: '' },
   node: { role: 'worker', criSocket: 'unix:///run/containerd/containerd.sock', kubeletExtraArgs: {} },
   stateDisk: {
     partLabel: 'sextant-state',
@@ -92,7 +96,7 @@ export const DEFAULTS: AgentConfig = {
  * table, so a typo is an error instead of a silently ignored setting.
  */
 const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' | 'boolean' | 'list' }> = {
-  'sextant.keyservice': { path: ['keyservice', 'url'], type: 'string' },
+  'sextant.keyservice': { path: ['keyservice', 'url'], type: 'list' },
   'sextant.keyservice.fingerprint': { path: ['keyservice', 'fingerprint'], type: 'string' },
   'sextant.node.name': { path: ['node', 'name'], type: 'string' },
   'sextant.role': { path: ['node', 'role'], type: 'string' },
@@ -139,6 +143,7 @@ function merge(base: unknown, over: unknown): unknown {
 }
 
 const PIN = /^sha256:[0-9a-f]{64}$/;
+const MAX_KEYSERVICE_URLS = 16;
 
 /** Every invalid field in one CONFIG_INVALID error. */
 export function validateConfig(c: AgentConfig): AgentConfig {
@@ -149,7 +154,10 @@ export function validateConfig(c: AgentConfig): AgentConfig {
   const int = (v: unknown, name: string, min: number, max: number) => {
     if (!Number.isInteger(v) || (v as number) < min || (v as number) > max) bad.push(`${name}: ${JSON.stringify(v)} (integer ${min}..${max})`);
   };
-  str(c.keyservice?.url, 'keyservice.url', /^https:\/\/[^\s/]+(\/.*)?$/);
+  const urls = c.keyservice?.urls;
+  if (!Array.isArray(urls) || urls.length === 0 || urls.length > MAX_KEYSERVICE_URLS) bad.push(`keyservice.url: ${JSON.stringify(urls)} (one https URL or a list of 1..${MAX_KEYSERVICE_URLS})`);
+  else urls.forEach((u, i) => str(u, urls.length === 1 ? 'keyservice.url' : `keyservice.url[${i}]`, /^https:\/\/[^\s/]+(\/.*)?$/));
+  if (Array.isArray(urls) && new Set(urls).size !== urls.length) bad.push('keyservice.url: a URL is listed twice');
   str(c.keyservice?.fingerprint, 'keyservice.fingerprint', /^sha256:[0-9a-fA-F:]{64,95}$/);
   if (c.node?.name !== undefined) str(c.node.name, 'node.name', /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/);
   if (c.node?.role !== 'worker' && c.node?.role !== 'control-plane') bad.push(`node.role: ${JSON.stringify(c.node?.role)} (worker or control-plane)`);
@@ -208,7 +216,7 @@ function normalizedPin(v: unknown): string | undefined {
  * UKI's .cmdline, PCR 11; an override, PCR 12) are measured; the credential (SMBIOS type 11)
  * is not, so it may not name who can recover the node.
  */
-export function resolveConfig(file: unknown, cmdline: string, credential?: unknown): AgentConfig {
+export function resolveConfig(file: unknown, cmdline: string, credential?: unknown, keyserviceUrls?: readonly string[]): AgentConfig {
   for (const [what, v] of [['the agent configuration', file], ['the credential', credential]] as const) {
     if (v !== undefined && !isRecord(v)) fail('CONFIG_INVALID', `${what} must be a JSON object`);
   }
@@ -221,7 +229,12 @@ export function resolveConfig(file: unknown, cmdline: string, credential?: unkno
     if (isRecord(src) && isRecord(src.recovery) && 'keyserviceCertificate' in src.recovery) fail('CONFIG_INVALID', 'recovery.keyserviceCertificate is derived from keyservice.fingerprint, not a setting');
   }
   const measured = merge(file ?? {}, over) as { keyservice?: { fingerprint?: unknown } };
-  const c = merge(merge(merge(DEFAULTS, file ?? {}), cred), over) as AgentConfig;
+  const merged = merge(merge(merge(DEFAULTS, file ?? {}), cred), over) as AgentConfig & { keyservice: { url?: unknown } };
+  const { url, ...keyservice } = isRecord(merged.keyservice) ? merged.keyservice : { url: undefined };
+  // The old single-string form and the list form of keyservice.url are one list here.
+  // `--keyservice` on the agent's own command line (the unit in the image) names them last.
+  const urls = keyserviceUrls?.length ? [...keyserviceUrls] : typeof url === 'string' ? [url] : url;
+  const c = { ...merged, keyservice: { ...keyservice, urls } } as AgentConfig;
   const keyserviceCertificate = normalizedPin(measured.keyservice?.fingerprint);
   if (isRecord(c.recovery)) c.recovery = { ...c.recovery, keyserviceCertificate };
   return validateConfig(c);
@@ -236,6 +249,8 @@ export interface ConfigSources {
   /** $CREDENTIALS_DIRECTORY as systemd set it for the unit; unset outside a unit. */
   credentialsDirectory?: string;
   cmdlinePath?: string;
+  /** `sextant agent run --keyservice URL ...`: replaces keyservice.url of every other source. */
+  keyserviceUrls?: readonly string[];
 }
 
 async function readJsonSource(file: string): Promise<unknown | undefined> {
@@ -274,6 +289,6 @@ export async function loadConfig(src: ConfigSources = {}): Promise<{ config: Age
   }
   const cmdlinePath = src.cmdlinePath ?? '/proc/cmdline';
   const cmdline = await readFile(cmdlinePath, 'utf8').catch(() => '');
-  const sources = [fromFile !== undefined && file, fromCredential !== undefined && credential, /(^|\s)sextant\./.test(cmdline) && cmdlinePath].filter((x): x is string => typeof x === 'string');
-  return { config: resolveConfig(fromFile, cmdline, fromCredential), sources };
+  const sources = [fromFile !== undefined && file, fromCredential !== undefined && credential, /(^|\s)sextant\./.test(cmdline) && cmdlinePath, !!src.keyserviceUrls?.length && '--keyservice'].filter((x): x is string => typeof x === 'string');
+  return { config: resolveConfig(fromFile, cmdline, fromCredential, src.keyserviceUrls), sources };
 }

@@ -18,6 +18,8 @@ export interface KeyRelease {
   warnings: string[];
   attempts: number;
   source: 'keyservice' | 'recovery';
+  /** The key service endpoint that answered (none for the recovery endpoint). */
+  endpoint?: string;
 }
 
 /**

@@ -1,5 +1,5 @@
 import { fail, SextantError } from '../../lib/errors.js';
-import type { AgentDeps, AgentTpm } from './deps.js';
+import type { AgentDeps, AgentTpm, KeyServiceClient } from './deps.js';
 import { RunSecrets } from './secrets.js';
 import { errorFields, STEP_TABLE, type RunContext } from './steps.js';
 import type { AgentStatus, StatusStore, StepName } from './status.js';
@@ -25,6 +25,7 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
   let status: AgentStatus | undefined;
   let store: StatusStore | undefined;
   let tpm: Promise<AgentTpm> | undefined;
+  let keyService: KeyServiceClient | undefined;
   const now = () => deps.clock.now();
   const forgetTpm = (e: unknown): never => {
     tpm = undefined; // not opened: the next step may try again, and there is nothing to close
@@ -86,7 +87,7 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
     const cfgDetail = await record('config', async () => {
       loaded = await deps.loadConfig();
       const { config, sources } = loaded;
-      return { sources, keyservice: config.keyservice.url, role: config.node.role, statusFile: config.statusFile, deviceMapper: config.stateDisk.deviceMapper, recovery: config.recovery.enabled };
+      return { sources, keyservice: config.keyservice.urls, role: config.node.role, statusFile: config.statusFile, deviceMapper: config.stateDisk.deviceMapper, recovery: config.recovery.enabled };
     });
     const config = loaded?.config ?? fail('INTERNAL', 'the config step returned no configuration');
     store = deps.openStatus(config.statusFile);
@@ -113,7 +114,7 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
       return { ok: true, exitCode: 0, step: 'done', path: s.path };
     }
 
-    const ctx: RunContext = { deps, config, status: s, secrets, nodeName: config.node.name ?? deps.hostname(), save, tpm: () => (tpm ??= deps.openTpm(config.tpm.tcti).catch(forgetTpm)) };
+    const ctx: RunContext = { deps, config, status: s, secrets, nodeName: config.node.name ?? deps.hostname(), save, tpm: () => (tpm ??= deps.openTpm(config.tpm.tcti).catch(forgetTpm)), keyService: () => (keyService ??= deps.keyService(config)) };
     for (const step of STEP_TABLE) {
       current = step.name;
       if (step.needed(s)) await record(step.name, () => step.run(ctx));

@@ -7,6 +7,7 @@ import { run, type ExecLogger } from '../../lib/exec.js';
 import { readEventLogFile } from '../../measurements/eventlog/read.js';
 import { sleep } from '../attest/backoff.js';
 import { attest } from '../attest/client.js';
+import { Endpoints } from '../attest/failover.js';
 import { confirmLock } from '../attest/confirm.js';
 import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { gatherInventory } from '../attest/inventory.js';
@@ -72,6 +73,8 @@ export const startRecovery: StartRecovery = (o) => {
 
 export interface ProductionOptions {
   configFile?: string;
+  /** `--keyservice URL` (repeatable): replaces keyservice.url of the configuration. */
+  keyserviceUrls?: readonly string[];
   env?: NodeJS.ProcessEnv;
   /** One JSON record per step: the CLI prints it on stdout (journald, and the console via the unit). */
   log: (record: Record<string, unknown>) => void;
@@ -84,14 +87,15 @@ export interface ProductionOptions {
 export function productionDeps(o: ProductionOptions): AgentDeps {
   const env = o.env ?? process.env;
   return {
-    loadConfig: () => loadConfig({ file: o.configFile, credentialsDirectory: env.CREDENTIALS_DIRECTORY }),
+    loadConfig: () => loadConfig({ file: o.configFile, credentialsDirectory: env.CREDENTIALS_DIRECTORY, keyserviceUrls: o.keyserviceUrls }),
     bootId: async () => (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim(),
     openStatus: fileStatusStore,
     fallbackStatus: () => (existsSync(path.dirname(DEFAULTS.statusFile)) ? fileStatusStore(DEFAULTS.statusFile) : undefined),
     inventory: gatherInventory,
     openTpm: (tcti) => EngineAttestationTpm.open(tcti, o.debug),
     keyService: (config) => {
-      const endpoint = { url: config.keyservice.url, fingerprint: config.keyservice.fingerprint };
+      // One set of endpoints per client: the confirm round starts at the replica that released the key.
+      const endpoint = new Endpoints(config.keyservice.urls.map((url) => ({ url, fingerprint: config.keyservice.fingerprint })));
       return {
         attestOnce: (tpm, req) => attest(tpm, { endpoint, ...req, retry: { attempts: 1 }, log: o.debug }),
         confirmLock: (tpm, session) => confirmLock(tpm, endpoint, session, { retry: { baseMs: config.retry.initialMs, capMs: config.retry.maxMs, signal: o.signal }, log: o.debug }),

@@ -44,6 +44,8 @@ export interface AgentStatus {
   diskFound?: 'blank' | 'sextant' | 'sextant-unfinished';
   clusterId?: string;
   keySource?: 'keyservice' | 'recovery';
+  /** The key service endpoint (URL) that answered the last attestation of this boot. */
+  keyservice?: string;
   steps: Partial<Record<StepName, StepRecord>>;
   lastError?: { step: StepName; code: string; message: string; at: string };
 }
@@ -88,7 +90,7 @@ export function fileStatusStore(file: string): StatusStore {
 export function renderStatus(s: AgentStatus): string {
   const lines = [
     `outcome ${s.outcome} at step ${s.step} (run ${s.runs} this boot, since ${s.startedAt})`,
-    ...(s.path ? [`path ${s.path}${s.role ? `, key service role ${s.role}` : ''}${s.keySource ? `, key from ${s.keySource}` : ''}`] : []),
+    ...(s.path ? [`path ${s.path}${s.role ? `, key service role ${s.role}` : ''}${s.keySource ? `, key from ${s.keySource}` : ''}${s.keySource === 'keyservice' && s.keyservice ? ` at ${s.keyservice}` : ''}`] : []),
     ...(s.device ? [`state disk ${s.device} (uuid ${s.diskUuid ?? '?'}, found ${s.diskFound ?? '?'})`] : []),
     ...(s.clusterId ? [`cluster ${s.clusterId}`] : []),
     '',

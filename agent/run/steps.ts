@@ -6,7 +6,7 @@ import { lockedPcr15, lockToCluster } from '../boot/cluster-lock.js';
 import type { AgentConfig } from '../config/config.js';
 import { selectStateDisk, type BlockDeviceRow } from '../disk/find.js';
 import { assertOwnLock, keyServiceRole, pathFromDisk, readPcr15, type Pcr15 } from './decide.js';
-import type { AgentDeps, AgentTpm } from './deps.js';
+import type { AgentDeps, AgentTpm, KeyServiceClient } from './deps.js';
 import { recordJoined, runDiskStep } from './disk-step.js';
 import { runJoinStep, writeJoinFile } from './join-step.js';
 import { attestUntilAnswered, releaseKey, type KeyRelease } from './key-release.js';
@@ -27,6 +27,8 @@ export interface RunContext {
   save(): Promise<void>;
   /** The node's TPM, opened on first use and closed when the run ends. */
   tpm(): Promise<AgentTpm>;
+  /** One key service client per run: the confirm round starts at the endpoint that released the key. */
+  keyService(): KeyServiceClient;
   blockDevices?: BlockDeviceRow[];
   inventory?: Inventory;
   release?: Release;
@@ -105,6 +107,7 @@ export const STEP_TABLE: readonly Step[] = [
         role,
         pcr15: pcr15.kind === 'zero' ? 'zero' : "this cluster's lock",
         source: release.source,
+        keyservice: release.endpoint,
         attempts: release.attempts,
         clusterId: release.clusterId,
         joinTicket: release.joinTicket !== undefined,
@@ -175,7 +178,7 @@ export const STEP_TABLE: readonly Step[] = [
 
 /** The confirm round: the key service audits a fresh quote holding PCR 15 = the lock. */
 async function confirmLock(ctx: RunContext, tpm: AgentTpm, clusterId: string): Promise<Record<string, unknown>> {
-  const ks = ctx.deps.keyService(ctx.config);
+  const ks = ctx.keyService();
   const session = ctx.release?.confirm;
   if (!ks.confirmLock) return { skipped: 'this key service client has no confirm round' };
   if (!session) return { skipped: ctx.release ? `no confirm session (key from the ${ctx.release.source === 'recovery' ? 'recovery endpoint' : 'key service, which opened none'})` : 'no attestation in this run' };
@@ -194,7 +197,7 @@ async function obtainSecrets(ctx: RunContext, role: Role, pcr15: Pcr15): Promise
   const tpm = await ctx.tpm();
   const kubeletKey = ctx.secrets.kubeletKey(() => deps.kubeletKey(nodeName));
   const eventLog = await deps.eventLog();
-  const ks = deps.keyService(config);
+  const ks = ctx.keyService();
   const recoveryWanted = config.recovery.enabled && path === 'rejoin';
   if (config.recovery.enabled && !deps.startRecovery) deps.debug('recovery is enabled but this build has no recovery endpoint');
   const startRecovery = recoveryWanted ? deps.startRecovery : undefined;
@@ -239,7 +242,7 @@ async function obtainSecrets(ctx: RunContext, role: Role, pcr15: Pcr15): Promise
   if (status.clusterId !== undefined && status.clusterId !== release.clusterId) {
     fail('CLUSTER_LOCK_MISMATCH', `the key service now names cluster ${release.clusterId}; earlier in this boot it was ${status.clusterId}`);
   }
-  Object.assign(status, { clusterId: release.clusterId, keySource: release.source, role, outcome: 'running' });
+  Object.assign(status, { clusterId: release.clusterId, keySource: release.source, keyservice: release.endpoint, role, outcome: 'running' });
   if (release.joinTicket && path === 'join') await writeJoinFile(config, release.joinTicket, nodeName);
   return release;
 }

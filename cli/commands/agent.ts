@@ -8,6 +8,7 @@ import { prepareStateDisk, type PrepareResult } from '../../agent/disk/prepare.j
 import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { attest, describeResult } from '../../agent/attest/client.js';
+import { Endpoints } from '../../agent/attest/failover.js';
 import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { confirmLock } from '../../agent/attest/confirm.js';
 import { lockToCluster } from '../../agent/boot/cluster-lock.js';
@@ -97,7 +98,7 @@ With --keyservice-measurements (+ -key, --keyservice-ek-ca) it first checks the 
 service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evidence.`,
   options: {
     tcti: { type: 'string', valueName: 'TCTI', description: 'TPM (default $SEXTANT_TCTI or device:/dev/tpmrm0)' },
-    keyservice: { type: 'string', valueName: 'URL', description: 'https://IP:PORT of the key service', required: true },
+    keyservice: { type: 'string', multiple: true, valueName: 'URL', description: 'https://IP:PORT of the key service; repeat for replicas (failover in the order given)', required: true },
     'ca-fingerprint': { type: 'string', valueName: 'sha256:HEX', description: 'pinned key service certificate fingerprint', required: true },
     'disk-uuid': { type: 'string', valueName: 'UUID', description: 'the state disk whose key to fetch', required: true },
     role: { type: 'string', choices: ROLES, description: 'join a cluster, or rejoin the one PCR 15 names', default: 'join' },
@@ -114,8 +115,8 @@ service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evid
   async run(ctx) {
     const v = ctx.values;
     const role = (str(v, 'role') ?? 'join') as Role;
-    const url = requireStr(v, 'keyservice');
     const fingerprint = requireStr(v, 'ca-fingerprint');
+    const endpoints = new Endpoints(strs(v, 'keyservice').map((url) => ({ url, fingerprint })));
     const diskUuid = requireStr(v, 'disk-uuid').toLowerCase();
     let eventLog: Buffer | undefined;
     if (!bool(v, 'no-event-log')) {
@@ -127,7 +128,7 @@ service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evid
     const tpm = await EngineAttestationTpm.open(resolveTcti(str(v, 'tcti')), ctx.log);
     try {
       const r = await attest(tpm, {
-        endpoint: { url, fingerprint },
+        endpoint: endpoints,
         diskUuid,
         role,
         nodeName: str(v, 'node-name') ?? defaultNodeName(),
@@ -141,7 +142,7 @@ service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evid
       try {
         if (!bool(v, 'lock')) return { ok: true, ...describeResult(r) };
         const lock = await lockToCluster(tpm, r.clusterId);
-        const c = await confirmLock(tpm, { url, fingerprint }, r.confirm, { retry: { attempts: Number(str(v, 'attempts') ?? 5), signal: ctx.signal }, log: ctx.log });
+        const c = await confirmLock(tpm, endpoints, r.confirm, { retry: { attempts: Number(str(v, 'attempts') ?? 5), signal: ctx.signal }, log: ctx.log });
         return { ok: true, ...describeResult(r), lock, lockConfirmed: true, pcr15: c.pcr15 };
       } finally {
         zeroize(r.diskKey);
@@ -151,7 +152,7 @@ service's own TPM quote and refuses (KEYSERVICE_* codes) before sending any evid
     }
   },
   render: (r) =>
-    [`attested: disk key sha256 ${String(r.diskKeySha256)}`, `cluster ${String(r.clusterId)}`, ...(r.lockConfirmed ? [`PCR 15 lock ${String(r.lock)} and confirmed: ${String(r.pcr15)}`] : []), ...((r.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`)].join('\n'),
+    [`attested at ${String(r.keyservice)}: disk key sha256 ${String(r.diskKeySha256)}`, `cluster ${String(r.clusterId)}`, ...(r.lockConfirmed ? [`PCR 15 lock ${String(r.lock)} and confirmed: ${String(r.pcr15)}`] : []), ...((r.warnings as string[] | undefined) ?? []).map((w) => `warning: ${w}`)].join('\n'),
 };
 
 export const agentAttestCommands: CommandSpec<any>[] = [attestCmd];
@@ -174,10 +175,12 @@ credential sextant.agent.json ($CREDENTIALS_DIRECTORY) <- sextant.* kernel comma
 Exit 0 done, 2 bad configuration, 1 any other failure (systemd restarts the unit).`,
   options: {
     config: { type: 'string', valueName: 'FILE', description: `agent configuration (default ${DEFAULT_CONFIG_PATH})` },
+    keyservice: { type: 'string', multiple: true, valueName: 'URL', description: 'key service endpoint, replacing keyservice.url of the configuration; repeat for replicas (failover in the order given)' },
   },
   async run(ctx) {
     const deps = productionDeps({
       configFile: str(ctx.values, 'config'),
+      keyserviceUrls: strs(ctx.values, 'keyservice'),
       log: (record) => process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), agent: 'sextant', ...record }) + '\n'),
       debug: ctx.log,
       signal: ctx.signal,

@@ -15,7 +15,7 @@ test('defaults fill what the file leaves out', (t) => {
 
 test('kernel command-line sextant.* keys override the file; other words are ignored', (t) => {
   const c = resolveConfig(FILE, 'BOOT_IMAGE=/vmlinuz ro quiet sextant.keyservice=https://ks.example:9000 sextant.role=control-plane sextant.recovery sextant.recovery.port=7443 sextant.disk.label=state2');
-  t.is(c.keyservice.url, 'https://ks.example:9000');
+  t.deepEqual(c.keyservice.urls, ['https://ks.example:9000']);
   t.is(c.keyservice.fingerprint, FILE.keyservice.fingerprint);
   t.is(c.node.role, 'control-plane');
   t.true(c.recovery.enabled);
@@ -99,7 +99,7 @@ test('sources: defaults <- file <- credential sextant.agent.json <- kernel comma
   // Only the credential (the e2e VM: SMBIOS type 11), no file.
   const only = await loadConfig({ file: path.join(dir, 'missing.json'), credentialsDirectory: creds, cmdlinePath: path.join(dir, 'none') });
   t.is(only.config.node.name, 'from-credential');
-  t.is(only.config.keyservice.url, 'https://10.0.2.2:8443');
+  t.deepEqual(only.config.keyservice.urls, ['https://10.0.2.2:8443']);
   t.deepEqual(only.sources, [path.join(creds, 'sextant.agent.json')]);
 });
 
@@ -112,4 +112,15 @@ test('neither file nor credential: FILE_NOT_FOUND naming both; a broken file: CO
   await t.throwsAsync(loadConfig({ file: path.join(dir, 'agent.json'), cmdlinePath: path.join(dir, 'x') }), { code: 'CONFIG_INVALID' });
   await writeFile(path.join(dir, 'agent.json'), '[1]');
   await t.throwsAsync(loadConfig({ file: path.join(dir, 'agent.json'), cmdlinePath: path.join(dir, 'x') }), { code: 'CONFIG_INVALID' });
+});
+
+test('keyservice.url: the old single string and a list of replicas are one list; the kernel command line takes a comma list; --keyservice replaces them', (t) => {
+  t.deepEqual(resolveConfig(FILE, '').keyservice.urls, ['https://10.0.0.2:8443']);
+  const two = { keyservice: { ...FILE.keyservice, url: ['https://10.0.0.2:8443', 'https://10.0.0.3:8443'] } };
+  t.deepEqual(resolveConfig(two, '').keyservice.urls, ['https://10.0.0.2:8443', 'https://10.0.0.3:8443']);
+  t.deepEqual(resolveConfig(FILE, 'sextant.keyservice=https://a.example:1,https://b.example:2').keyservice.urls, ['https://a.example:1', 'https://b.example:2']);
+  t.deepEqual(resolveConfig(two, '', undefined, ['https://127.0.0.1:9']).keyservice.urls, ['https://127.0.0.1:9']);
+  for (const url of [[], ['https://10.0.0.2:8443', 'http://10.0.0.3:8443'], ['https://10.0.0.2:8443', 'https://10.0.0.2:8443'], Array.from({ length: 17 }, (_, i) => `https://10.0.0.${i}:1`), 42]) {
+    t.throws(() => resolveConfig({ keyservice: { ...FILE.keyservice, url } }, ''), { code: 'CONFIG_INVALID', message: /keyservice\.url/ }, JSON.stringify(url));
+  }
 });

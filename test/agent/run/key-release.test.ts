@@ -5,7 +5,7 @@ import type { AttestResult } from '../../../agent/attest/client.js';
 import type { RecoveredSecrets, RecoverySource } from '../../../agent/run/recovery-source.js';
 import { sleep } from '../../../agent/attest/backoff.js';
 
-const answer = (byte: number): AttestResult => ({ diskKey: Buffer.alloc(32, byte), clusterId: 'c1', warnings: [], attempts: 1 });
+const answer = (byte: number): AttestResult => ({ diskKey: Buffer.alloc(32, byte), clusterId: 'c1', warnings: [], attempts: 1, endpoint: 'https://127.0.0.1:1' });
 const unreachable = () => new SextantError({ code: 'KEYSERVICE_UNREACHABLE', message: 'connect ECONNREFUSED' });
 
 /** A recovery endpoint stub: resolves when the test says so, records close(). */

@@ -148,6 +148,7 @@ export class FakeKeyService {
   withConfirm = false;
   /** Every disk key handed to the agent (to check that the run wiped each one). */
   released: Buffer[] = [];
+  endpoint = 'https://127.0.0.1:1';
   async attestOnce(_tpm: AgentTpm, req: AttestOnceRequest): Promise<AttestResult> {
     this.calls.push(req);
     const code = this.failures.shift();
@@ -156,7 +157,7 @@ export class FakeKeyService {
     const confirm = this.withConfirm ? { id: (this.calls.length % 16).toString(16).repeat(32), expiresAt: '2030-01-01T00:00:00Z' } : undefined;
     const diskKey = Buffer.alloc(32, this.keyByte);
     this.released.push(diskKey);
-    return { diskKey, clusterId: this.clusterId, joinTicket: req.role === 'join' ? this.ticket : undefined, confirm, warnings: [], attempts: 1 };
+    return { diskKey, clusterId: this.clusterId, joinTicket: req.role === 'join' ? this.ticket : undefined, confirm, warnings: [], attempts: 1, endpoint: this.endpoint };
   }
 }
 
