@@ -1,4 +1,4 @@
-import { copyFile, writeFile } from 'node:fs/promises';
+import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError } from '../../lib/errors.js';
 import { run } from '../../lib/exec.js';
@@ -79,7 +79,7 @@ export async function exportCloudImages(o: CloudExportOptions): Promise<string[]
         break;
       case 'aws':
         // EC2 imports a raw disk as is (ImportSnapshot, format RAW).
-        if (path.resolve(o.disk) !== path.resolve(out)) await run('cp', ['--sparse=always', o.disk, out], { log: o.log }).catch(() => copyFile(o.disk, out));
+        await run('cp', ['--sparse=always', o.disk, out], { log: o.log });
         break;
     }
     await writeFile(path.join(o.outDir, cloudMeasurementsName(f)), serializeMeasurementFile(cloudMeasurementFile(base, f)));

@@ -4,10 +4,11 @@
  * test, also builds the tools tree when cold). It proves that two builds from the same lock
  * are bit-identical, that measurements.json is what `sextant measure` computes from the UKI
  * inside the disk image and what trixie's systemd-measure computes for PCR 11, and that a
- * changed kernel command line changes the measurements and is named as `.cmdline`.
+ * changed kernel command line changes the measurements and is named as `.cmdline`. That
+ * second build is signed for Secure Boot (--sb-key/--sb-cert) and exported as an Azure VHD.
  */
 import test, { type ExecutionContext } from 'ava';
-import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { run } from '../../lib/exec.js';
@@ -16,6 +17,7 @@ import { parsePe } from '../../measurements/pe/parse.js';
 import { sextant } from '../helpers/cli.js';
 import { REPO_ROOT } from '../helpers/paths.js';
 import { resolveNodeImage } from '../helpers/node-image.js';
+import { SB_SIGNING_CERT, SB_SIGNING_KEY } from '../helpers/boot/secureboot.js';
 
 const TOOLS = path.join(REPO_ROOT, '.cache/tools/tools');
 let work: string;
@@ -132,7 +134,11 @@ test.serial('a changed kernel command line changes the measurements, and verify 
   await writeFile(conf, text.replace(/^KernelCommandLine=console=ttyS0 /m, 'KernelCommandLine=console=ttyS1 '));
   const b = path.join(work, 'b');
   // Built without --components: the output and manifest must say the image has no kubeadm.
-  const built = await sextant(['image', 'build', '--config', config, '--out', b, '--lock', path.join(a, 'package-lock.json'), '--json'], { timeoutMs: 40 * 60_000 });
+  // Built signed for Secure Boot (the signing step costs seconds): the release names the signer.
+  const built = await sextant(
+    ['image', 'build', '--config', config, '--out', b, '--lock', path.join(a, 'package-lock.json'), '--sb-key', SB_SIGNING_KEY, '--sb-cert', SB_SIGNING_CERT, '--json'],
+    { timeoutMs: 40 * 60_000 },
+  );
   t.is(built.exitCode, 0, built.stderr.slice(-3000));
   t.true((JSON.parse(built.stdout) as { notes: string[] }).notes.some((n) => /no Kubernetes components/.test(n)), 'says the image has no kubeadm/kubelet');
   const bManifest = JSON.parse(await readFile(path.join(b, 'manifest.json'), 'utf8')) as { notes: string[] };
@@ -150,4 +156,24 @@ test.serial('a changed kernel command line changes the measurements, and verify 
   t.deepEqual(diff.components.map((c) => c.name), ['kubeadm'], 'the stand-in kubeadm is in the first build only');
   t.deepEqual(diff.agent, []);
   t.deepEqual(diff.pcrs.find((p) => p.pcr === '11')?.events.map((e) => e.component), ['.cmdline']);
+  t.true((diff as unknown as { secureBoot: { name: string; from?: string; to?: string }[] }).secureBoot.some((c) => c.name === 'signed' && c.from === 'false' && c.to === 'true'), 'a unsigned, b signed');
+
+  // The signed build: the ESP holds the signed UKI artifact, osslsigncode accepts it with the db
+  // certificate, and the manifest names that certificate.
+  const signedEfi = await readFile(path.join(b, 'sextant-node.efi'));
+  t.true((await extractUkiFromDisk(path.join(b, 'sextant-node.raw'))).equals(signedEfi), 'the ESP holds the signed UKI');
+  const sbVerify = await run('osslsigncode', ['verify', '-in', path.join(b, 'sextant-node.efi'), '-CAfile', SB_SIGNING_CERT], { okExitCodes: [1] });
+  t.is(sbVerify.exitCode, 0, sbVerify.stdout.slice(-2000));
+  const sb = (JSON.parse(await readFile(path.join(b, 'manifest.json'), 'utf8')) as { secureBoot: { signed: boolean; signer: { sha256Fingerprint: string } } }).secureBoot;
+  const fp = (await run('openssl', ['x509', '-in', SB_SIGNING_CERT, '-noout', '-fingerprint', '-sha256'])).stdout.trim().split('=')[1].replace(/:/g, '').toLowerCase();
+  t.true(sb.signed);
+  t.is(sb.signer.sha256Fingerprint, fp);
+
+  // The Azure VHD of the real disk: qemu-img reads it as vpc with the size rounded to whole MiB.
+  const cloud = path.join(work, 'cloud');
+  const e = await sextant(['image', 'export', b, '--format', 'azure', '--out', cloud]);
+  t.is(e.exitCode, 0, e.stderr);
+  const info = JSON.parse((await run('qemu-img', ['info', '-f', 'vpc', '--output=json', path.join(cloud, 'sextant-node-azure.vhd')])).stdout) as { 'virtual-size': number };
+  const rawSize = (await stat(path.join(b, 'sextant-node.raw'))).size;
+  t.is(info['virtual-size'], Math.ceil(rawSize / 2 ** 20) * 2 ** 20);
 });
