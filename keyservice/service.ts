@@ -5,7 +5,7 @@ import { parseEventLog, replayEventLog } from '../measurements/eventlog/index.js
 import { KeyServiceAttestor } from './attestor.js';
 import { ClusterCa } from './kubelet-cert.js';
 import { parseListen, type KeyServiceConfig } from './config.js';
-import { loadReferenceSet } from '../attestation/policy/load-reference.js';
+import { loadReferenceSet, readSignedMeasurements, referenceSetFromSigned, type SignedMeasurementsBytes } from '../attestation/policy/load-reference.js';
 import { RateLimiter } from './rate-limit.js';
 import { ReferenceStore } from './reference-store.js';
 import { KeyServiceServer, type Answer } from './server.js';
@@ -14,7 +14,7 @@ import type { AttestationTpm } from '../attestation/tpm/tpm.js';
 import { parseNodeInventory } from './policy/node-name.js';
 import { openStateDir } from './state-dir.js';
 import { openLocalStore } from './store/local.js';
-import type { AuditSink, KeyServiceStore } from './store/store.js';
+import type { AuditSink, KeyServiceStore, MeasurementsChannel } from './store/store.js';
 import { loadCaCertificates } from '../attestation/tpm/ek-chain.js';
 import { loadEkRootStore } from './ek-roots/store.js';
 import type { EventLogReplayer } from '../attestation/tpm/event-log.js';
@@ -84,6 +84,34 @@ async function readText(file: string, what: string): Promise<string> {
   }
 }
 
+/**
+ * Replicas enforce one measurements file: at start a replica adopts the one in the store (a
+ * replica started from an older ConfigMap does not roll the others back), or publishes its
+ * own when the store has none; then every file a replica loads is published and every
+ * replica loads what the others publish (watch), each checking the signature itself.
+ */
+async function shareMeasurements(
+  channel: MeasurementsChannel,
+  references: ReferenceStore,
+  loaded: () => { signed: SignedMeasurementsBytes } | undefined,
+  offer: (m: SignedMeasurementsBytes) => void,
+  setPublisher: (p: (m: SignedMeasurementsBytes) => void) => void,
+  log?: (line: string) => void,
+): Promise<void> {
+  const current = await channel.current();
+  const mine = loaded()?.signed;
+  if (!current && mine) await channel.publish(mine);
+  if (current && mine && !current.bytes.equals(mine.bytes)) {
+    offer(current);
+    await references.reload();
+  }
+  setPublisher((m) => void channel.publish(m).catch((e: unknown) => log?.(`measurements not published to the other replicas: ${(e as Error).message}`)));
+  await channel.watch((m) => {
+    offer(m);
+    void references.reload();
+  });
+}
+
 export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {}): Promise<RunningKeyService> {
   const { host, port } = parseListen(cfg.listen);
   const pub = await readText(cfg.measurementsKey, 'measurements public key');
@@ -92,7 +120,19 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   const auditPath = cfg.auditLog ?? path.join(cfg.stateDir, 'audit.log');
 
   // Measurements first: a bad signature must stop the service before it creates anything.
-  const loadCurrent = () => loadReferenceSet(cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig), pub);
+  // With replicas the file in force may come from another replica (store.measurements): the
+  // next reload loads that one (its signature checked here), else this replica's own file.
+  let offered: SignedMeasurementsBytes | undefined;
+  let loaded: { from: 'file' | 'store'; signed: SignedMeasurementsBytes } | undefined;
+  const loadCurrent = async () => {
+    const from = offered ? 'store' : 'file';
+    const signed = offered ?? (await readSignedMeasurements(cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)));
+    offered = undefined;
+    const set = referenceSetFromSigned(signed, pub, from === 'store' ? 'the measurements another replica published' : cfg.measurements);
+    loaded = { from, signed };
+    return set;
+  };
+  let publish: ((m: SignedMeasurementsBytes) => void) | undefined;
   const pinnedPrevious = cfg.previousMeasurements
     ? await loadReferenceSet(cfg.previousMeasurements, sigOf(cfg.previousMeasurements, cfg.previousMeasurementsSig), pub)
     : undefined;
@@ -103,9 +143,11 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     pinnedPrevious,
     now: clock,
     onReload: (r) => {
-      if (r.ok) o.log?.(`measurements reloaded: now ${r.label}, still accepting ${r.previous} during the rollout window`);
+      if (r.ok) o.log?.(`measurements reloaded${loaded?.from === 'store' ? ' from another replica' : ''}: now ${r.label}, still accepting ${r.previous} during the rollout window`);
       else o.log?.(`measurements change refused, keeping the current set: ${(r.error as Error).message}`);
-      void audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous } : { refused: (r.error as Error).message }) }, { deferred: true });
+      void audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous, from: loaded?.from } : { refused: (r.error as Error).message }) }, { deferred: true });
+      // A file this replica loaded from its own disk is the replicas' new file.
+      if (r.ok && loaded?.from === 'file') publish?.(loaded.signed);
     },
   });
   const ekCas = loadCaCertificates(await Promise.all((cfg.ekCa ?? []).map((f) => readText(f, 'EK CA'))));
@@ -125,6 +167,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
         await (await import('./store/etcd/store.js')).openEtcdStore(cfg.etcd!, { masterSecret: state.masterSecret, salt: state.salt, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock })
       : await openLocalStore({ stateDir: cfg.stateDir, auditPath, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock });
   audit = store.audit;
+  if (store.measurements) await shareMeasurements(store.measurements, references, () => loaded, (m) => (offered = m), (p) => (publish = p), o.log);
   const join = cfg.join
     ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: await ClusterCa.load(cfg.join.caCert, cfg.join.caKey) }
     : undefined;

@@ -10,6 +10,17 @@ import type { ReferenceSet } from './reference.js';
  * service does not start, or a reload keeps the old set).
  */
 export async function loadReferenceSet(file: string, sigFile: string, publicKeyPem: string): Promise<ReferenceSet> {
+  const signed = await readSignedMeasurements(file, sigFile);
+  return referenceSetFromSigned(signed, publicKeyPem, file);
+}
+
+/** A measurements file and its signature, as bytes (what a replica publishes to the others). */
+export interface SignedMeasurementsBytes {
+  bytes: Buffer;
+  sig: string;
+}
+
+export async function readSignedMeasurements(file: string, sigFile: string): Promise<SignedMeasurementsBytes> {
   let bytes: Buffer;
   let sig: string;
   try {
@@ -22,9 +33,14 @@ export async function loadReferenceSet(file: string, sigFile: string, publicKeyP
   } catch (cause) {
     throw new SextantError({ code: 'SIGNATURE_INVALID', message: `measurements signature ${sigFile} is missing`, cause });
   }
+  return { bytes, sig };
+}
+
+/** Checks the signature over the exact bytes, then makes the reference set; `name` says where they came from. */
+export function referenceSetFromSigned({ bytes, sig }: SignedMeasurementsBytes, publicKeyPem: string, name: string): ReferenceSet {
   const m = loadSignedMeasurements(bytes, sig.trim(), publicKeyPem);
   if (m.bank !== 'sha256') {
-    throw new SextantError({ code: 'MEASUREMENTS_INVALID', message: `${file} describes the ${m.bank} bank; the agent quotes SHA-256` });
+    throw new SextantError({ code: 'MEASUREMENTS_INVALID', message: `${name} describes the ${m.bank} bank; the agent quotes SHA-256` });
   }
   const pcrs: ReferenceSet['pcrs'] = {};
   for (const [index, e] of Object.entries(m.pcrs)) pcrs[index] = { expected: e.expected.toLowerCase(), enforced: e.enforced, ...(e.events && { events: e.events }) };

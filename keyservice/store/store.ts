@@ -1,5 +1,6 @@
 import type { SextantError } from '../../lib/errors.js';
 import type { OverflowPolicy } from '../../lib/expiring-map.js';
+import type { SignedMeasurementsBytes } from '../../attestation/policy/load-reference.js';
 import type { AuditLog } from '../audit/log.js';
 import type { DiskBindingStore } from '../binding/store.js';
 
@@ -57,6 +58,14 @@ export interface SessionBook<T> {
 /** What the verifier needs of an audit log: append (durable when it resolves), settle, close. */
 export type AuditSink = Pick<AuditLog, 'append' | 'settled' | 'close'>;
 
+/** The signed measurements file all replicas enforce (etcd only: one process needs no channel). */
+export interface MeasurementsChannel {
+  publish(m: SignedMeasurementsBytes): Promise<void>;
+  current(): Promise<SignedMeasurementsBytes | undefined>;
+  /** Calls back with every file another replica publishes (not yet verified: the caller checks the signature). */
+  watch(onOther: (m: SignedMeasurementsBytes) => void): Promise<void>;
+}
+
 export interface KeyServiceStore {
   readonly kind: 'local' | 'etcd';
   readonly nonces: NonceBook;
@@ -65,5 +74,6 @@ export interface KeyServiceStore {
   readonly audit: AuditSink;
   /** Where the audit log lives, for the start line (`STATE/audit.log`, `etcd:<prefix>audit/`). */
   readonly auditLocation: string;
+  readonly measurements?: MeasurementsChannel;
   close(): Promise<void>;
 }

@@ -189,6 +189,28 @@ test.serial('an etcd member killed with -9: every replica goes on releasing; it 
   t.true((await verifyStore(c)).ok);
 });
 
+test.serial('a new signed measurements file loaded at one replica is in force at the others within seconds (watch)', async (t) => {
+  const c = t.context;
+  // Version 2.0.0 says PCR 9 is warn-only with another value: an attestation matched against
+  // it carries a warning naming it (the old set enforces PCR 9 and warns about nothing).
+  const t0 = Date.now();
+  await writeSignedMeasurements(path.join(c.dir, 'measurements-0.json'), c.keys.keyPem, { '4': { expected: c.replayed['4'], enforced: true }, '9': { expected: 'ab'.repeat(32), enforced: false } }, '2.0.0');
+  const inForce = async (i: number) => {
+    for (let k = 0; k < 60; k++) {
+      const r = await attestSteps(c.ep(i), c.tpm, { diskUuid: DISK, eventLog: c.eventLog });
+      if (r.warnings.some((w) => w.includes('sextant-test-node 2.0.0'))) return Date.now() - t0;
+      await sleep(100);
+    }
+    return undefined;
+  };
+  const at = [await inForce(0), await inForce(1), await inForce(2)];
+  t.log(`in force at replicas 0, 1, 2 after ${at.join(', ')} ms (file poll 1 s, then the etcd watch)`);
+  t.true(at.every((ms) => ms !== undefined && ms < 10_000));
+  // Every replica audited the reload; two of them say it came from another replica.
+  const reloads = (await auditFromStore(c)).records.filter((x) => x.decision === 'measurements-reload' && String(x.accepted).includes('2.0.0'));
+  t.deepEqual(reloads.map((x) => x.from).sort(), ['file', 'store', 'store']);
+});
+
 test.serial('quorum lost: refused with STORE_UNAVAILABLE, nothing released; released again when quorum returns', async (t) => {
   const c = t.context;
   const before = (await auditFromStore(c)).summary.records;

@@ -4,6 +4,7 @@ import { EtcdAuditLog } from './audit.js';
 import { EtcdBindingStore } from './bindings.js';
 import { connectEtcd, type EtcdStoreConfig } from './client.js';
 import { LeaseBuckets } from './leases.js';
+import { EtcdMeasurementsChannel } from './measurements.js';
 import { EtcdNonceBook } from './nonces.js';
 import { EtcdSessionBook } from './sessions.js';
 
@@ -25,6 +26,7 @@ export async function openEtcdStore(c: EtcdStoreConfig, o: EtcdStoreOptions): Pr
     const audit = await new EtcdAuditLog(ns, { now: () => new Date(clock()) }).open();
     const leases = new LeaseBuckets(ns, clock);
     const sealKey = deriveStoreSealKey(o.masterSecret, o.salt);
+    const measurements = new EtcdMeasurementsChannel(ns);
     return {
       kind: 'etcd',
       etcd,
@@ -32,8 +34,10 @@ export async function openEtcdStore(c: EtcdStoreConfig, o: EtcdStoreOptions): Pr
       sessions: <T>(spec: SessionBookSpec<T>) => new EtcdSessionBook<T>(ns, spec, sealKey, leases, clock),
       bindings: new EtcdBindingStore(ns, () => new Date(clock())),
       audit,
+      measurements,
       auditLocation: `etcd ${c.endpoints.join(',')} ${c.prefix ?? 'sextant/'}audit/`,
       close: async () => {
+        await measurements.close();
         await audit.close();
         sealKey.fill(0);
         etcd.client.close();
