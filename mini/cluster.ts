@@ -389,7 +389,7 @@ export class MiniCluster {
           for (const [k, t] of Object.entries(shown.milestones)) {
             const key = k as keyof NodeMilestones;
             if (t !== undefined && r.boot.milestones?.[key] === undefined) {
-              (r.boot.milestones ??= {})[key] = Math.round(t * 10) / 10;
+              (r.boot.milestones ??= {})[key] = t;
               changedState = true;
             }
           }

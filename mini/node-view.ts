@@ -69,8 +69,10 @@ const KERNEL_LINE = /^\[\s*\d+\.\d+\]|Linux version /;
 const SYSTEM_LINE = /Switching root|Starting initrd-switch-root|Switch Root\.\.\./;
 const AGENT_LINE = /Starting sextant-agent|Starting .*sextant boot agent/;
 
+const tenth = (t: number | undefined): number | undefined => (t === undefined ? undefined : Math.round(t * 10) / 10);
+
 function firstAt(lines: readonly ConsoleLine[], re: RegExp): number | undefined {
-  return lines.find((l) => re.test(l.text))?.t;
+  return tenth(lines.find((l) => re.test(l.text))?.t);
 }
 
 const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
@@ -95,14 +97,14 @@ export function nodeView(o: NodeObservation): NodeView {
   const steps = agentSteps(lines);
   const done = (step: string) => steps.find((s) => s.record.step === step && s.record.outcome === 'done');
   const ms: NodeMilestones = {
-    firmware: lines[0]?.t,
+    firmware: tenth(lines[0]?.t),
     kernel: firstAt(lines, KERNEL_LINE),
     system: firstAt(lines, SYSTEM_LINE),
-    agent: firstAt(lines, AGENT_LINE) ?? steps[0]?.t,
-    attested: done('attest')?.t,
-    disk: done('disk')?.t,
-    joined: done('join')?.t,
-    done: done('done')?.t,
+    agent: firstAt(lines, AGENT_LINE) ?? tenth(steps[0]?.t),
+    attested: tenth(done('attest')?.t),
+    disk: tenth(done('disk')?.t),
+    joined: tenth(done('join')?.t),
+    done: tenth(done('done')?.t),
   };
   let phase: BootPhase = 'starting';
   if (ms.firmware !== undefined) phase = 'firmware';
