@@ -357,7 +357,7 @@ export class MiniCluster {
   }
 
   /**
-   * Watches the named nodes until each is done or failed (or `signal` aborts: then the views
+   * Watches the named nodes until each is done or one failed (or `signal` aborts: then the views
    * as they are). `onChange` gets a node's view whenever something other than its elapsed
    * time changed. Nodes are never stopped here.
    */
@@ -403,7 +403,7 @@ export class MiniCluster {
       }
       if (changedState) await this.save();
       const all = [...views.values()];
-      if (all.every((v) => v.state !== 'running') || o.signal?.aborted) return all;
+      if (all.every((v) => v.state !== 'running') || all.some((v) => v.state === 'failed') || o.signal?.aborted) return all;
       await sleep(o.pollMs ?? 500, undefined, { signal: o.signal }).catch(() => undefined);
     }
   }
