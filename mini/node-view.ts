@@ -65,6 +65,12 @@ export interface NodeObservation {
   stoppedOnPurpose?: boolean;
 }
 
+/**
+ * The guest cannot go on: a kernel panic, or systemd freezing after it failed to start (seen
+ * here on a host at load 30: "Failed to fork off sandboxing environment for executing
+ * generators: Protocol error", "Failed to start up manager", "Freezing execution").
+ */
+export const GUEST_FATAL = /Kernel panic - not syncing|Freezing execution|Failed to start up manager/;
 const KERNEL_LINE = /^\[\s*\d+\.\d+\]|Linux version /;
 const SYSTEM_LINE = /Switching root|Starting initrd-switch-root|Switch Root\.\.\./;
 const AGENT_LINE = /Starting sextant-agent|Starting .*sextant boot agent/;
@@ -137,7 +143,9 @@ export function nodeView(o: NodeObservation): NodeView {
       return { reason: 'no agent record on the console' };
     };
     let cause: string | undefined;
-    if (lines.some((l) => AGENT_FAILED.test(l.text)) || agentCrashLooping(lines)) cause = 'the agent unit keeps failing';
+    const fatal = lines.find((l) => GUEST_FATAL.test(l.text));
+    if (fatal) cause = `the guest stopped: ${fatal.text.trim().slice(0, 120)}`;
+    else if (lines.some((l) => AGENT_FAILED.test(l.text)) || agentCrashLooping(lines)) cause = 'the agent unit keeps failing';
     else if (!o.qemuRunning && lines.length > 0) cause = 'qemu exited before the agent finished';
     else if (o.timedOut) cause = `no result after ${o.elapsedSeconds.toFixed(0)} s`;
     if (cause) {

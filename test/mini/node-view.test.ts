@@ -55,3 +55,12 @@ test('qemu gone before the agent finished is a failure, unless the node was stop
   t.regex(nodeView(base(boot, { timedOut: true })).failure!.reason, /^no result after 100 s/);
   t.is(nodeView(base([], { qemuRunning: true })).phase, 'starting');
 });
+
+test('a guest that froze (systemd could not start, kernel panic) fails at once, not at the timeout', (t) => {
+  const lines = [...boot.slice(0, 3), l(365, '[  364.783646] systemd[1]: Failed to fork off sandboxing environment for executing generators: Protocol error'),
+    l(365, '[!!!!!!] Failed to start up manager.'), l(365, '[  364.982579] systemd[1]: Freezing execution.')];
+  const v = nodeView(base(lines));
+  t.is(v.state, 'failed');
+  t.regex(v.failure!.reason, /^the guest stopped: \[!!!!!!\] Failed to start up manager\.: no agent record/);
+  t.is(nodeView(base([...boot.slice(0, 2), l(50, '[   49.1] Kernel panic - not syncing: VFS: Unable to mount root fs')])).state, 'failed');
+});
