@@ -26,6 +26,7 @@ import { ekSpkiSha256 } from '../attestation/tpm/ek-key.js';
 import type { AkIdentity, TpmChecks } from '../attestation/tpm/checks.js';
 import type { SnpVariantSetup, Variant } from '../attestation/variant.js';
 import { verifyIdentity, verifyProof } from '../attestation/tpm/verify.js';
+import { EkChainCache } from '../attestation/tpm/ek-chain.js';
 
 /**
  * The key service's verifier over two rounds: attestation/tpm/verify.ts's stage chain for the
@@ -118,12 +119,15 @@ export function attestSessionCodec(tpm: TpmChecks) {
 export class KeyServiceAttestor implements Attestor {
   private readonly sessions: SessionBook<Session>;
   private readonly now: () => Date;
+  /** The EK chains verified so far (bounded): the same nodes show the same certificates every boot. */
+  private readonly ekChains: EkChainCache;
   private readonly clusterId: Buffer;
   private readonly confirmer: LockConfirmer;
   private readonly variant: Variant;
 
   constructor(private readonly o: AttestorOptions) {
     this.now = o.now ?? (() => new Date());
+    this.ekChains = new EkChainCache(o.ekCas);
     this.variant = o.snp?.variant ?? 'qemu-vtpm';
     this.clusterId = deriveClusterId(o.masterSecret, o.salt);
     const books = o.sessions ?? (<T>(spec: SessionBookSpec<T>) => new LocalSessionBook<T>(spec, () => this.now().getTime()));
@@ -155,6 +159,7 @@ export class KeyServiceAttestor implements Attestor {
         ekRoots: this.o.ekCas,
         // The node inventory doubles as the enrolment of EKs that have no certificate.
         enrolledEks: this.o.nodeInventory && new Set(this.o.nodeInventory.keys()),
+        ekCache: this.ekChains,
         credential: randomBytes(32),
         tpm: this.o.tpm,
         now: this.now(),

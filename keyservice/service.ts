@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { SextantError, isSextantError } from '../lib/errors.js';
-import { parseEventLog, replayEventLog } from '../measurements/eventlog/index.js';
+import { parseEventLog } from '../measurements/eventlog/index.js';
+import { replayState, stateToBanks } from '../measurements/eventlog/replay.js';
 import { KeyServiceAttestor } from './attestor.js';
 import { ClusterCa } from './kubelet-cert.js';
 import { parseListen, type KeyServiceConfig } from './config.js';
@@ -73,7 +74,7 @@ export const replaySha256: EventLogReplayer = (bytes) => {
       message: `the event log is in the ${log.format === 'tcg1.2-sha1' ? 'TCG 1.2 format (tcg1.2-sha1: SHA-1 digests only)' : `${log.format} format`} with bank(s) ${log.banks.map((b) => b.alg).join(', ')}: it has no SHA-256 digests to check the SHA-256 quote against`,
     });
   }
-  return { format: log.format, pcrs: replayEventLog(log).sha256 ?? {} };
+  return { format: log.format, pcrs: stateToBanks(replayState(log, ['sha256']).state).sha256 ?? {} };
 };
 
 async function readText(file: string, what: string): Promise<string> {

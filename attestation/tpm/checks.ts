@@ -12,6 +12,11 @@ export interface AkIdentity {
   name: Buffer;
   /** The parsed public area, for verifyQuote. */
   publicArea: unknown;
+  /**
+   * The public key, imported on first use and kept with the identity (every quote of this AK
+   * would otherwise import it again). A key the area does not hold fails here, at verifyQuote.
+   */
+  publicKey?: () => KeyObject;
 }
 
 export interface QuotedFacts {

@@ -1,4 +1,4 @@
-import { X509Certificate } from 'node:crypto';
+import { createHash, X509Certificate } from 'node:crypto';
 import { hash, toHex } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
 import { certificateInNv } from '../../tpm/ek/cert-bytes.js';
@@ -67,6 +67,45 @@ export function verifyEkCert(der: Uint8Array, anchors: readonly X509Certificate[
       `no configured or sent CA issued "${dn(current.subject)}" (issuer "${dn(current.issuer)}")` +
       (aia ? `; its issuer's certificate is published at ${aia}: add it with --ek-ca, or have the node send it` : ''),
   });
+}
+
+/**
+ * verifyEkCert for one set of anchors, remembering the chains it verified: a node shows the
+ * same EK certificate every boot, and parsing plus verifying it was ~400 us of every
+ * attestation. Keyed by the SHA-256 of the EK certificate and the intermediates as sent; a
+ * hit is still checked against the validity of every certificate on its path at `now`
+ * (outside it: verified again, which refuses). Only verified chains are kept, at most
+ * `maxEntries` (the least recently used goes first): refusals cost what they did, memory is bounded.
+ */
+export class EkChainCache {
+  private readonly chains = new Map<string, { ek: VerifiedEk; notBefore: number; notAfter: number }>();
+
+  constructor(
+    private readonly anchors: readonly X509Certificate[],
+    private readonly maxEntries = 10_000,
+  ) {}
+
+  verify(der: Uint8Array, now: Date, intermediates: readonly Uint8Array[] = []): VerifiedEk {
+    const h = createHash('sha256').update(der);
+    for (const d of intermediates) h.update(createHash('sha256').update(d).digest());
+    const key = h.digest('base64');
+    const hit = this.chains.get(key);
+    this.chains.delete(key);
+    const t = now.getTime();
+    if (hit && t >= hit.notBefore && t <= hit.notAfter) {
+      this.chains.set(key, hit);
+      return hit.ek;
+    }
+    const ek = verifyEkCert(der, this.anchors, now, intermediates);
+    const onPath = [ek.cert, ...ek.path, ek.anchor];
+    if (this.chains.size >= this.maxEntries) this.chains.delete(this.chains.keys().next().value!);
+    this.chains.set(key, { ek, notBefore: Math.max(...onPath.map((c) => Date.parse(c.validFrom))), notAfter: Math.min(...onPath.map((c) => Date.parse(c.validTo))) });
+    return ek;
+  }
+
+  get size(): number {
+    return this.chains.size;
+  }
 }
 
 function signedBy(cert: X509Certificate, ca: X509Certificate): boolean {

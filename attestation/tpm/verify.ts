@@ -8,7 +8,7 @@ import type { SnpAttestedState } from '../snp/verify.js';
 import { asInputError, stage } from '../stage.js';
 import type { SnpVariantSetup, Variant } from '../variant.js';
 import type { AkIdentity, QuotedFacts, TpmChecks } from './checks.js';
-import { ekFacts, verifyEkCert } from './ek-chain.js';
+import { ekFacts, verifyEkCert, type EkChainCache } from './ek-chain.js';
 import { ekSpkiSha256, parseEkPublic, untrustedEkCertKey } from './ek-key.js';
 import { checkEventLog, type EventLogReplayer } from './event-log.js';
 import { checkPcrDigest } from './pcr-digest.js';
@@ -73,6 +73,8 @@ export interface IdentityInput {
    * SubjectPublicKeyInfo of EK public keys an operator enrolled (node inventory keys).
    */
   enrolledEks?: ReadonlySet<string>;
+  /** Remembers verified chains for these roots (EkChainCache); absent: every chain is verified anew. */
+  ekCache?: EkChainCache;
   /** The fresh secret makeCredential encrypts to the EK for the AK's Name (32 random bytes). */
   credential: Uint8Array;
   tpm: TpmChecks;
@@ -139,7 +141,9 @@ const IDENTITY: Record<IdentityStage, (c: IdentityContext) => void> = {
       c.facts.ekEnrolled = true;
       return;
     }
-    const ek = verifyEkCert(Buffer.from(ekCert, 'base64'), c.in.ekRoots, c.in.now, (ekChain ?? []).map((d) => Buffer.from(d, 'base64')));
+    const der = Buffer.from(ekCert, 'base64');
+    const chain = (ekChain ?? []).map((d) => Buffer.from(d, 'base64'));
+    const ek = c.in.ekCache ? c.in.ekCache.verify(der, c.in.now, chain) : verifyEkCert(der, c.in.ekRoots, c.in.now, chain);
     c.ekCert = ek.cert;
     c.ekKey = ek.cert.publicKey;
     // The TPM the certificate names and the CA it chained to: in the round-1 audit record.

@@ -65,13 +65,18 @@ export interface ReplayReport {
   pcr0: Pcr0Start;
 }
 
-/** Extends every event of the log, in every bank this Node can hash. */
-export function replayState(log: EventLog): { state: PcrState; notReplayed: NotReplayed[]; pcr0: Pcr0Start } {
+/**
+ * Extends every event of the log, in every bank this Node can hash, or in the `only` banks
+ * (names as `sha256`): the key service compares SHA-256 alone, and a log's other banks
+ * (SHA-1, SHA-384) were half of its replay time.
+ */
+export function replayState(log: EventLog, only?: readonly string[]): { state: PcrState; notReplayed: NotReplayed[]; pcr0: Pcr0Start } {
   const state: PcrState = new Map();
   const notReplayed: NotReplayed[] = [];
   const pcr0 = pcr0Start(log.events);
   const extended = log.events.filter(isExtended);
   for (const bank of log.banks) {
+    if (only && !only.includes(bank.alg)) continue;
     const hash = bankHash(bank.algId);
     if (!hash) {
       const pcrs = [...new Set(extended.map((e) => e.pcr))].sort((a, b) => a - b);
@@ -117,5 +122,5 @@ export function replayEventLog(log: EventLog): Record<string, Record<string, str
 
 /** Parse + replay of one bank, the shape the key service's replayer takes (`{"0":"<hex>",...}`). */
 export function replayBank(bytes: Uint8Array, bank: HashAlg = 'sha256'): Record<string, string> {
-  return replayEventLog(parseEventLog(bytes))[bank] ?? {};
+  return stateToBanks(replayState(parseEventLog(bytes), [bank]).state)[bank] ?? {};
 }

@@ -16,7 +16,7 @@ import { hash } from '../../lib/bytes.js';
 import { isSextantError } from '../../lib/errors.js';
 import { describeEvent } from '../../measurements/eventlog/describe.js';
 import { parseEventLog } from '../../measurements/eventlog/parse.js';
-import { replayEventLog, replayReport } from '../../measurements/eventlog/replay.js';
+import { replayBank, replayEventLog, replayReport } from '../../measurements/eventlog/replay.js';
 import { sextant } from '../helpers/cli.js';
 import { debianPackage, goSource } from '../helpers/debian-package.js';
 import { tpm2EventlogPcrs } from '../helpers/eventlog.js';
@@ -181,4 +181,21 @@ test('real logs decode the classes that were shown wrong: Offset() nodes, shim a
   t.true(lines('arch-linux-workstation').some((l) => l.startsWith('8 EV_IPL "initrd=\\\\intel-ucode.img initrd=\\\\initramfs-linux-lts.img cryptdevice=UUID=')));
   t.true(lines('windows-gcp-shielded-vm').includes('12 EV_SEPARATOR separator "WBCL"'));
   t.true(lines('glinux-alex').includes('0 EV_NO_ACTION StartupLocality: 3'));
+});
+
+test('the key service\'s SHA-256-only replay (replayBank) equals the SHA-256 bank of the full replay on every real machine\'s log', async (t) => {
+  let compared = 0;
+  for (const m of await machines) {
+    let full: Record<string, string> | undefined;
+    try {
+      full = replayEventLog(parseEventLog(m.log)).sha256;
+    } catch (e) {
+      if (!isSextantError(e)) throw e;
+      t.throws(() => replayBank(m.log, 'sha256'), { code: e.code } as never, m.name);
+      continue;
+    }
+    t.deepEqual(replayBank(m.log, 'sha256'), full ?? {}, m.name);
+    if (full) compared++;
+  }
+  t.true(compared >= 8, `${compared} logs with a SHA-256 bank`);
 });

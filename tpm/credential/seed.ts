@@ -45,6 +45,8 @@ export interface SeedOptions {
   seed?: Uint8Array;
   /** ECC: the ephemeral private key instead of a fresh one. */
   ephemeralPrivateKey?: KeyObject;
+  /** `key`'s public key as a KeyObject, when the caller has it already (saves its import). */
+  publicKey?: KeyObject;
 }
 
 export function nameAlgOf(key: TpmtPublic): HashAlg {
@@ -77,7 +79,7 @@ export function encryptSeed(key: TpmtPublic, label: string, opts: SeedOptions = 
     case TPM_ALG.RSA: {
       const seed = Buffer.from(opts.seed ?? randomBytes(DIGEST_SIZE[alg]));
       const encryptedSecret = publicEncrypt(
-        { key: publicKeyFromTpmt(key), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg, oaepLabel },
+        { key: opts.publicKey ?? publicKeyFromTpmt(key), padding: constants.RSA_PKCS1_OAEP_PADDING, oaepHash: alg, oaepLabel },
         seed,
       );
       return { seed, encryptedSecret };
@@ -89,7 +91,7 @@ export function encryptSeed(key: TpmtPublic, label: string, opts: SeedOptions = 
       const jwk = createPublicKey(ephemeral).export({ format: 'jwk' });
       const x = Buffer.from(jwk.x ?? '', 'base64url');
       const y = Buffer.from(jwk.y ?? '', 'base64url');
-      const z = diffieHellman({ privateKey: ephemeral, publicKey: publicKeyFromTpmt(key) });
+      const z = diffieHellman({ privateKey: ephemeral, publicKey: opts.publicKey ?? publicKeyFromTpmt(key) });
       try {
         const seed = kdfe(alg, z, label, x, key.unique.x, DIGEST_SIZE[alg] * 8);
         return { seed, encryptedSecret: marshal(TPMS_ECC_POINT, { x, y }) };

@@ -8,6 +8,7 @@
  *   (PCR_DIGEST_MISMATCH).
  * The result is the parsed facts, not a boolean.
  */
+import type { KeyObject } from 'node:crypto';
 import { bytesEqual, DIGEST_SIZE, hash, toHex, type HashAlg } from '../../lib/bytes.js';
 import { fail } from '../../lib/errors.js';
 import { unmarshal, type Sized } from '../codec.js';
@@ -34,6 +35,8 @@ export interface QuoteEvidence {
   signature: Uint8Array | TpmtSignature;
   /** The AK's public area; a decoded TPM2B_PUBLIC is fine. */
   akPublic: TpmtPublic | Sized<TpmtPublic>;
+  /** The AK's public key as a KeyObject, when the caller already has it from `akPublic` (saves the import per quote). */
+  akKey?: KeyObject;
 }
 
 export interface QuoteExpectations {
@@ -71,7 +74,7 @@ export function verifyQuote(evidence: QuoteEvidence, expected: QuoteExpectations
 
   checkAkAttributes(akPublic);
   const quote = checkIsQuote(attest);
-  const signatureHash = verifyAttestSignature(publicKeyFromTpmt(akPublic), akPublic, evidence.attest, signature);
+  const signatureHash = verifyAttestSignature(evidence.akKey ?? publicKeyFromTpmt(akPublic), akPublic, evidence.attest, signature);
 
   if (!bytesEqual(quote.extraData, expected.extraData)) {
     fail(
