@@ -131,6 +131,8 @@ export const FAILURE_ERROR_CODES = [
   'AUDIT_RECORD_TOO_LARGE',
   // the shared store (etcd) cannot answer (no quorum, unreachable): refuse, release nothing, retry later
   'STORE_UNAVAILABLE',
+  // the agent's platform configuration source (a cloud metadata service) did not answer as documented
+  'CONFIG_SOURCE_UNAVAILABLE',
   // state disk
   'DISK_NOT_FOUND',
   'DISK_AMBIGUOUS',

@@ -2,6 +2,8 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fail, SextantError } from '../../lib/errors.js';
 import { normalizeFingerprint } from '../attest/transport.js';
+import { VARIANTS, type Variant } from '../../attestation/variant.js';
+import { CONFIG_CREDENTIAL, platformSource, PLATFORMS, readJsonFile, type Platform } from './platform-source.js';
 
 /** /etc/sextant/agent.json, after defaults and `sextant.*=` kernel command-line overrides. */
 export interface AgentConfig {
@@ -60,6 +62,13 @@ export interface AgentConfig {
     keyserviceCertificate?: string;
   };
   statusFile: string;
+  /** Where the unmeasured configuration layer comes from (agent/config/platform-source.ts). */
+  platform: Platform;
+  /**
+   * The attestation variant (attestation/variant.ts names): qemu-vtpm sends the TPM evidence
+   * alone; the SNP variants add the CPU's report, with the VCEK/VLEK (and chain) from these files.
+   */
+  attestation: { variant: Variant; vcek?: string; chain: string[] };
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/sextant/agent.json';
@@ -89,6 +98,8 @@ export const DEFAULTS: AgentConfig = {
   retry: { initialMs: 1000, maxMs: 60_000 },
   recovery: { enabled: false, address: '0.0.0.0', port: 9443, adminKeys: [] },
   statusFile: '/run/sextant/agent-status.json',
+  platform: 'qemu',
+  attestation: { variant: 'qemu-vtpm', chain: [] },
 };
 
 /**
@@ -104,6 +115,8 @@ const CMDLINE_KEYS: Record<string, { path: string[]; type: 'string' | 'number' |
   'sextant.disk.type': { path: ['stateDisk', 'partType'], type: 'string' },
   'sextant.disk.device-mapper': { path: ['stateDisk', 'deviceMapper'], type: 'boolean' },
   'sextant.tpm.tcti': { path: ['tpm', 'tcti'], type: 'string' },
+  'sextant.platform': { path: ['platform'], type: 'string' },
+  'sextant.attestation.variant': { path: ['attestation', 'variant'], type: 'string' },
   'sextant.recovery': { path: ['recovery', 'enabled'], type: 'boolean' },
   'sextant.recovery.port': { path: ['recovery', 'port'], type: 'number' },
   'sextant.recovery.address': { path: ['recovery', 'address'], type: 'string' },
@@ -196,6 +209,11 @@ export function validateConfig(c: AgentConfig): AgentConfig {
     bad.push('recovery.enabled: no measured identity may recover this node: set keyservice.fingerprint or recovery.adminKeys in the image\'s agent.json or on the kernel command line (the credential does not count)');
   }
   str(c.statusFile, 'statusFile', /^\//);
+  if (!(PLATFORMS as readonly unknown[]).includes(c.platform)) bad.push(`platform: ${JSON.stringify(c.platform)} (${PLATFORMS.join(', ')})`);
+  if (!(VARIANTS as readonly unknown[]).includes(c.attestation?.variant)) bad.push(`attestation.variant: ${JSON.stringify(c.attestation?.variant)} (${VARIANTS.join(', ')})`);
+  else if (c.attestation.variant !== 'qemu-vtpm' && c.attestation.vcek === undefined) bad.push(`attestation.vcek: ${c.attestation.variant} needs the VCEK/VLEK certificate file`);
+  if (c.attestation?.vcek !== undefined) str(c.attestation.vcek, 'attestation.vcek', /^\//);
+  if (!Array.isArray(c.attestation?.chain) || c.attestation.chain.some((f) => typeof f !== 'string' || !f.startsWith('/'))) bad.push('attestation.chain: want a list of absolute file paths');
   if (bad.length) fail('CONFIG_INVALID', `invalid agent configuration: ${bad.join('; ')}`);
   return c;
 }
@@ -240,55 +258,43 @@ export function resolveConfig(file: unknown, cmdline: string, credential?: unkno
   return validateConfig(c);
 }
 
-/** The systemd credential the agent reads its configuration from (SMBIOS type 11, `ImportCredential=sextant.*`). */
-export const CONFIG_CREDENTIAL = 'sextant.agent.json';
+export { CONFIG_CREDENTIAL };
 
 export interface ConfigSources {
-  /** The configuration file (default /etc/sextant/agent.json); missing is fine if the credential exists. */
+  /** The configuration file (default /etc/sextant/agent.json); missing is fine if the platform provides one. */
   file?: string;
-  /** $CREDENTIALS_DIRECTORY as systemd set it for the unit; unset outside a unit. */
+  /** $CREDENTIALS_DIRECTORY as systemd set it for the unit; unset outside a unit (qemu platform). */
   credentialsDirectory?: string;
   cmdlinePath?: string;
   /** `sextant agent run --keyservice URL ...`: replaces keyservice.url of every other source. */
   keyserviceUrls?: readonly string[];
-}
-
-async function readJsonSource(file: string): Promise<unknown | undefined> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    fail('FILE_NOT_FOUND', `cannot read the agent configuration ${file}`, cause);
-  }
-  try {
-    const j: unknown = JSON.parse(text);
-    if (!isRecord(j)) fail('CONFIG_INVALID', `${file} must hold a JSON object`);
-    return j;
-  } catch (cause) {
-    if (cause instanceof SextantError) throw cause;
-    fail('CONFIG_INVALID', `${file} is not JSON`, cause);
-  }
+  /** `--platform`: before `sextant.platform=` on the kernel command line and `platform` in the file. */
+  platform?: string;
+  /** `--metadata-url`: the cloud metadata service's base URL (default http://169.254.169.254). */
+  metadataUrl?: string;
 }
 
 /**
- * Defaults <- the file <- the systemd credential `sextant.agent.json` <- `sextant.*` kernel
- * command-line keys. The credential lets one image boot in many clusters (the VM's SMBIOS
- * carries it); the file and the credential may each be missing, but not both.
+ * Defaults <- the file <- what the platform provides (the systemd credential
+ * `sextant.agent.json` on QEMU, the instance's user data or metadata attribute on a cloud:
+ * agent/config/platform-source.ts) <- `sextant.*` kernel command-line keys. The platform's
+ * layer lets one image boot in many clusters; the file and it may each be missing, but not both.
  */
 export async function loadConfig(src: ConfigSources = {}): Promise<{ config: AgentConfig; sources: string[] }> {
   const file = src.file ?? DEFAULT_CONFIG_PATH;
-  const credential = src.credentialsDirectory ? path.join(src.credentialsDirectory, CONFIG_CREDENTIAL) : undefined;
-  const fromFile = await readJsonSource(file);
-  const fromCredential = credential ? await readJsonSource(credential) : undefined;
-  if (fromFile === undefined && fromCredential === undefined) {
-    fail(
-      'FILE_NOT_FOUND',
-      `no agent configuration: ${file} does not exist and ${credential ? `the credential ${credential} neither` : `no systemd credential directory is set ($CREDENTIALS_DIRECTORY, credential ${CONFIG_CREDENTIAL})`}`,
-    );
-  }
+  const fromFile = await readJsonFile(file);
   const cmdlinePath = src.cmdlinePath ?? '/proc/cmdline';
   const cmdline = await readFile(cmdlinePath, 'utf8').catch(() => '');
-  const sources = [fromFile !== undefined && file, fromCredential !== undefined && credential, /(^|\s)sextant\./.test(cmdline) && cmdlinePath, !!src.keyserviceUrls?.length && '--keyservice'].filter((x): x is string => typeof x === 'string');
-  return { config: resolveConfig(fromFile, cmdline, fromCredential, src.keyserviceUrls), sources };
+  const platform = src.platform ?? cmdlineOverrides(cmdline).platform ?? fromFile?.platform ?? DEFAULTS.platform;
+  if (!(PLATFORMS as readonly unknown[]).includes(platform)) fail('CONFIG_INVALID', `platform ${JSON.stringify(platform)}: want one of ${PLATFORMS.join(', ')}`);
+  const source = platformSource(platform as Platform, { credentialsDirectory: src.credentialsDirectory, metadataUrl: src.metadataUrl });
+  const fromPlatform = await source?.read();
+  if (fromFile === undefined && fromPlatform === undefined) {
+    const none = source ? `${source.name} has none` : `no systemd credential directory is set ($CREDENTIALS_DIRECTORY, credential ${CONFIG_CREDENTIAL})`;
+    fail('FILE_NOT_FOUND', `no agent configuration: ${file} does not exist and ${none}`);
+  }
+  const sources = [fromFile !== undefined && file, fromPlatform !== undefined && source?.name, /(^|\s)sextant\./.test(cmdline) && cmdlinePath, !!src.keyserviceUrls?.length && '--keyservice'].filter((x): x is string => typeof x === 'string');
+  const config = resolveConfig(fromFile, cmdline, fromPlatform, src.keyserviceUrls);
+  // The platform a source was read for is the platform, whatever that source says.
+  return { config: { ...config, platform: platform as Platform }, sources };
 }

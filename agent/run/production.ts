@@ -75,6 +75,9 @@ export interface ProductionOptions {
   configFile?: string;
   /** `--keyservice URL` (repeatable): replaces keyservice.url of the configuration. */
   keyserviceUrls?: readonly string[];
+  /** `--platform`, `--metadata-url`: where the unmeasured configuration layer comes from. */
+  platform?: string;
+  metadataUrl?: string;
   env?: NodeJS.ProcessEnv;
   /** One JSON record per step: the CLI prints it on stdout (journald, and the console via the unit). */
   log: (record: Record<string, unknown>) => void;
@@ -87,7 +90,7 @@ export interface ProductionOptions {
 export function productionDeps(o: ProductionOptions): AgentDeps {
   const env = o.env ?? process.env;
   return {
-    loadConfig: () => loadConfig({ file: o.configFile, credentialsDirectory: env.CREDENTIALS_DIRECTORY, keyserviceUrls: o.keyserviceUrls }),
+    loadConfig: () => loadConfig({ file: o.configFile, credentialsDirectory: env.CREDENTIALS_DIRECTORY, keyserviceUrls: o.keyserviceUrls, platform: o.platform, metadataUrl: o.metadataUrl }),
     bootId: async () => (await readFile('/proc/sys/kernel/random/boot_id', 'utf8')).trim(),
     openStatus: fileStatusStore,
     fallbackStatus: () => (existsSync(path.dirname(DEFAULTS.statusFile)) ? fileStatusStore(DEFAULTS.statusFile) : undefined),

@@ -176,11 +176,15 @@ Exit 0 done, 2 bad configuration, 1 any other failure (systemd restarts the unit
   options: {
     config: { type: 'string', valueName: 'FILE', description: `agent configuration (default ${DEFAULT_CONFIG_PATH})` },
     keyservice: { type: 'string', multiple: true, valueName: 'URL', description: 'key service endpoint, replacing keyservice.url of the configuration; repeat for replicas (failover in the order given)' },
+    platform: { type: 'string', choices: ['qemu', 'azure', 'aws', 'gcp'], description: 'where the unmeasured configuration comes from: the SMBIOS credential (qemu) or the cloud\'s instance metadata (default: sextant.platform= on the kernel command line, platform in the file, else qemu)' },
+    'metadata-url': { type: 'string', valueName: 'URL', description: 'base URL of the cloud metadata service (default http://169.254.169.254)' },
   },
   async run(ctx) {
     const deps = productionDeps({
       configFile: str(ctx.values, 'config'),
       keyserviceUrls: strs(ctx.values, 'keyservice'),
+      platform: str(ctx.values, 'platform'),
+      metadataUrl: str(ctx.values, 'metadata-url'),
       log: (record) => process.stdout.write(JSON.stringify({ ts: new Date().toISOString(), agent: 'sextant', ...record }) + '\n'),
       debug: ctx.log,
       signal: ctx.signal,

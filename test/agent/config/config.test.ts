@@ -107,7 +107,7 @@ test('neither file nor credential: FILE_NOT_FOUND naming both; a broken file: CO
   const { dir, cleanup } = await tempDir();
   t.teardown(cleanup);
   const e = await t.throwsAsync(loadConfig({ file: path.join(dir, 'agent.json'), credentialsDirectory: path.join(dir, 'creds'), cmdlinePath: path.join(dir, 'x') }), { code: 'FILE_NOT_FOUND' });
-  t.regex(e!.message, /agent\.json does not exist and the credential .*sextant\.agent\.json neither/);
+  t.regex(e!.message, /agent\.json does not exist and .*sextant\.agent\.json has none/);
   await writeFile(path.join(dir, 'agent.json'), '{ not json');
   await t.throwsAsync(loadConfig({ file: path.join(dir, 'agent.json'), cmdlinePath: path.join(dir, 'x') }), { code: 'CONFIG_INVALID' });
   await writeFile(path.join(dir, 'agent.json'), '[1]');
