@@ -42,8 +42,8 @@ const MAX_DEPTH = 6;
  * fail the check: the chain does, and names the issuer it could not find and where the issuer
  * publishes its certificate (AIA), since the key service fetches nothing.
  */
-export function verifyEkCert(der: Uint8Array, anchors: readonly X509Certificate[], now: Date, intermediates: readonly Uint8Array[] = []): VerifiedEk {
-  const ek = parseCert(certificateInNv(der) ?? der, 'EK certificate');
+export function verifyEkCert(cert: Uint8Array | X509Certificate, anchors: readonly X509Certificate[], now: Date, intermediates: readonly Uint8Array[] = []): VerifiedEk {
+  const ek = cert instanceof X509Certificate ? cert : parseEkCert(cert);
   const pool = intermediates.map((d, i) => parseCert(d, `EK chain certificate ${i}`)).filter((c) => c.ca);
   const path: X509Certificate[] = [];
   let current = ek;
@@ -70,9 +70,18 @@ export function verifyEkCert(der: Uint8Array, anchors: readonly X509Certificate[
 }
 
 /**
+ * The EK certificate as a node sends it (NV padding or header allowed), parsed, not yet
+ * trusted: round 1 parses it once and hands the result to verifyEkCert (or the cache).
+ */
+export function parseEkCert(der: Uint8Array): X509Certificate {
+  return parseCert(certificateInNv(der) ?? der, 'EK certificate');
+}
+
+/**
  * verifyEkCert for one set of anchors, remembering the chains it verified: a node shows the
  * same EK certificate every boot, and parsing plus verifying it was ~400 us of every
- * attestation. Keyed by the SHA-256 of the EK certificate and the intermediates as sent; a
+ * attestation. Keyed by the SHA-256 of the EK certificate (as issued, when given parsed; else
+ * as sent) and of the intermediates as sent; a
  * hit is still checked against the validity of every certificate on its path at `now`
  * (outside it: verified again, which refuses). Only verified chains are kept, at most
  * `maxEntries` (the least recently used goes first): refusals cost what they did, memory is bounded.
@@ -85,8 +94,8 @@ export class EkChainCache {
     private readonly maxEntries = 10_000,
   ) {}
 
-  verify(der: Uint8Array, now: Date, intermediates: readonly Uint8Array[] = []): VerifiedEk {
-    const h = createHash('sha256').update(der);
+  verify(cert: Uint8Array | X509Certificate, now: Date, intermediates: readonly Uint8Array[] = []): VerifiedEk {
+    const h = createHash('sha256').update(cert instanceof X509Certificate ? cert.raw : cert);
     for (const d of intermediates) h.update(createHash('sha256').update(d).digest());
     const key = h.digest('base64');
     const hit = this.chains.get(key);
@@ -96,7 +105,7 @@ export class EkChainCache {
       this.chains.set(key, hit);
       return hit.ek;
     }
-    const ek = verifyEkCert(der, this.anchors, now, intermediates);
+    const ek = verifyEkCert(cert, this.anchors, now, intermediates);
     const onPath = [ek.cert, ...ek.path, ek.anchor];
     if (this.chains.size >= this.maxEntries) this.chains.delete(this.chains.keys().next().value!);
     this.chains.set(key, { ek, notBefore: Math.max(...onPath.map((c) => Date.parse(c.validFrom))), notAfter: Math.min(...onPath.map((c) => Date.parse(c.validTo))) });

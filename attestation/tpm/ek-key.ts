@@ -1,30 +1,22 @@
-import { X509Certificate, type KeyObject } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
 import { bytesEqual, hash, toHex } from '../../lib/bytes.js';
 import { SextantError, isSextantError } from '../../lib/errors.js';
 import { unmarshal } from '../../tpm/codec.js';
 import { EK_ATTRIBUTES, EK_AUTH_POLICY_SHA256 } from '../../tpm/ek/templates.js';
 import { publicKeyFromTpmt } from '../../tpm/public-key.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
-import { certificateInNv } from '../../tpm/ek/cert-bytes.js';
 
 /**
- * The EK's public key as a node names it, before anything trusts it: from its certificate, or,
- * for a TPM without one, from the EK's public area, which must be a default-template EK (TCG
- * EK Credential Profile L-1/L-2 attributes and policy: a key an agent could make elsewhere would
- * not be an endorsement key, and MakeCredential assumes the template's parameters).
+ * The EK's public key as a node names it, before anything trusts it: from its certificate
+ * (ek-chain.ts parseEkCert), or, for a TPM without one, from the EK's public area, which must
+ * be a default-template EK (TCG EK Credential Profile L-1/L-2 attributes and policy: a key an
+ * agent could make elsewhere would not be an endorsement key, and MakeCredential assumes the
+ * template's parameters).
  */
 
 /** SHA-256 of the key's DER SubjectPublicKeyInfo, lowercase hex: how inventories and disk bindings name an EK. */
 export function ekSpkiSha256(key: KeyObject): string {
   return toHex(hash('sha256', key.export({ type: 'spki', format: 'der' })));
-}
-
-export function untrustedEkCertKey(der: Uint8Array): KeyObject {
-  try {
-    return new X509Certificate(Buffer.from(certificateInNv(der) ?? der)).publicKey;
-  } catch (cause) {
-    throw new SextantError({ code: 'EK_CERT_UNTRUSTED', message: 'EK certificate is not DER X.509', cause });
-  }
 }
 
 export function parseEkPublic(bytes: Uint8Array): KeyObject {

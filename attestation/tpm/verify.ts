@@ -8,8 +8,8 @@ import type { SnpAttestedState } from '../snp/verify.js';
 import { asInputError, stage } from '../stage.js';
 import type { SnpVariantSetup, Variant } from '../variant.js';
 import type { AkIdentity, QuotedFacts, TpmChecks } from './checks.js';
-import { ekFacts, verifyEkCert, type EkChainCache } from './ek-chain.js';
-import { ekSpkiSha256, parseEkPublic, untrustedEkCertKey } from './ek-key.js';
+import { ekFacts, parseEkCert, verifyEkCert, type EkChainCache } from './ek-chain.js';
+import { ekSpkiSha256, parseEkPublic } from './ek-key.js';
 import { checkEventLog, type EventLogReplayer } from './event-log.js';
 import { checkPcrDigest } from './pcr-digest.js';
 
@@ -104,6 +104,8 @@ interface IdentityContext {
   readonly facts: AuditFacts;
   akPublic: Buffer;
   ak?: AkIdentity;
+  /** The EK certificate as sent, parsed once (parseEvidence) and not trusted until verifyEkCert. */
+  sentEkCert?: X509Certificate;
   ekCert?: X509Certificate;
   ekKey?: KeyObject;
   challenge?: VerifiedIdentity['challenge'];
@@ -124,7 +126,8 @@ const IDENTITY: Record<IdentityStage, (c: IdentityContext) => void> = {
     c.facts.akName = toHex(c.ak!.name);
     // The EK as the node names it, not yet trusted: its certificate's key, or its public area.
     const { ekCert, ekPublic } = c.in.evidence;
-    c.ekKey = ekCert !== undefined ? untrustedEkCertKey(Buffer.from(ekCert, 'base64')) : parseEkPublic(Buffer.from(ekPublic ?? '', 'base64'));
+    if (ekCert !== undefined) c.sentEkCert = parseEkCert(Buffer.from(ekCert, 'base64'));
+    c.ekKey = c.sentEkCert ? c.sentEkCert.publicKey : parseEkPublic(Buffer.from(ekPublic ?? '', 'base64'));
     c.facts.ekPublicSha256 = ekSpkiSha256(c.ekKey);
   },
   verifyEkCert(c) {
@@ -141,9 +144,9 @@ const IDENTITY: Record<IdentityStage, (c: IdentityContext) => void> = {
       c.facts.ekEnrolled = true;
       return;
     }
-    const der = Buffer.from(ekCert, 'base64');
+    const sent = needs(c.sentEkCert, 'the parsed EK certificate', 'verifyEkCert');
     const chain = (ekChain ?? []).map((d) => Buffer.from(d, 'base64'));
-    const ek = c.in.ekCache ? c.in.ekCache.verify(der, c.in.now, chain) : verifyEkCert(der, c.in.ekRoots, c.in.now, chain);
+    const ek = c.in.ekCache ? c.in.ekCache.verify(sent, c.in.now, chain) : verifyEkCert(sent, c.in.ekRoots, c.in.now, chain);
     c.ekCert = ek.cert;
     c.ekKey = ek.cert.publicKey;
     // The TPM the certificate names and the CA it chained to: in the round-1 audit record.
