@@ -1,6 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { hash, toHex } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
+import type { MeasurementFile } from '../../measurements/format/types.js';
 import { loadSignedMeasurements } from '../../measurements/verify/load-signed.js';
 import type { ReferenceSet } from './reference.js';
 
@@ -42,7 +43,12 @@ export function referenceSetFromSigned({ bytes, sig }: SignedMeasurementsBytes, 
   if (m.bank !== 'sha256') {
     throw new SextantError({ code: 'MEASUREMENTS_INVALID', message: `${name} describes the ${m.bank} bank; the agent quotes SHA-256` });
   }
+  return referenceSetOf(m, `${m.image.name} ${m.image.version} (sha256:${toHex(hash('sha256', bytes)).slice(0, 16)})`);
+}
+
+/** The reference set of a measurements file already trusted (its signature checked), named `label`. */
+export function referenceSetOf(m: Pick<MeasurementFile, 'pcrs'>, label: string): ReferenceSet {
   const pcrs: ReferenceSet['pcrs'] = {};
   for (const [index, e] of Object.entries(m.pcrs)) pcrs[index] = { expected: e.expected.toLowerCase(), enforced: e.enforced, ...(e.events && { events: e.events }) };
-  return { label: `${m.image.name} ${m.image.version} (sha256:${toHex(hash('sha256', bytes)).slice(0, 16)})`, pcrs };
+  return { label, pcrs };
 }

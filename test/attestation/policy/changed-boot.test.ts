@@ -2,65 +2,62 @@
  * `measurements verify --image` (compareWithPrediction: the signed file against a recomputation
  * of the image) and a key service refusal (checkMeasurements + nameChangedComponents: the
  * signed file against the node's firmware log) must name the same components for the same
- * change. Real data: the signed file describes the trixie-stub257 boot, the node booted the
- * sid-stub262 UKI (test/fixtures/boots: real OVMF + swtpm boots of two UKIs that differ in the
- * stub: its PE image hash in PCR 4, its .sbat in PCR 11, and stub 257's LoadImage of the kernel).
+ * change. Real data: the signed file is the precompute (`sextant measure uki`) of the
+ * trixie-stub257 capture UKI, the node booted the sid-stub262 one (test/fixtures/boots: real
+ * OVMF + swtpm boots of two UKIs that differ in the stub: its PE image hash in PCR 4, its .sbat
+ * in PCR 11, and stub 257's LoadImage of the kernel). Both UKIs are rebuilt bit-identically from
+ * the recorded recipes, so neither side's component names are written here by hand.
  */
 import test from 'ava';
-import { toHex } from '../../../lib/bytes.js';
-import { describeEvent, isExtended, parseEventLog } from '../../../measurements/eventlog/index.js';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
 import { measurementFileFromPrediction } from '../../../measurements/format/from-prediction.js';
-import type { MeasurementFile } from '../../../measurements/format/types.js';
 import type { PcrPrediction } from '../../../measurements/format/prediction.js';
+import { precomputeUkiFile } from '../../../measurements/uki/precompute-file.js';
 import { compareWithPrediction } from '../../../measurements/verify/compare.js';
 import { checkMeasurements } from '../../../attestation/policy/check-measurements.js';
 import { nameChangedComponents } from '../../../attestation/policy/name-components.js';
 import { PcrMismatchError } from '../../../attestation/policy/pcr-mismatch.js';
-import type { ReferenceSet } from '../../../attestation/policy/reference.js';
+import { referenceSetOf } from '../../../attestation/policy/load-reference.js';
+import { CAPTURE_RECIPES, buildCaptureUki } from '../../helpers/boot/capture-uki.js';
 import { loadBootFixture, type BootFixture } from '../../helpers/boot/fixtures.js';
 
-const PREDICTED_PCRS = [4, 9, 11];
-
 /**
- * A firmware log event described as measurements/uki/precompute.ts describes the event it
- * predicts (the precompute's digests equal the real boot's: test/integration/boot.test.ts).
+ * What `measurements verify --image` recomputes for the UKI a fixture booted: the precompute
+ * of that UKI rebuilt from the recorded recipe, or undefined (with the reason) when this host's
+ * inputs drifted since the capture and the rebuild is another file.
  */
-function asPredicted(typeName: string, logged: string): string {
-  if (typeName === 'EV_EFI_BOOT_SERVICES_APPLICATION') return /BOOTX64\.EFI/.test(logged) ? 'UKI (Authenticode)' : '.linux kernel loaded by the stub via LoadImage (Authenticode)';
-  if (logged.includes('LOADED_IMAGE::LoadOptions')) return 'LOADED_IMAGE::LoadOptions';
-  if (logged.includes('Linux initrd')) return 'Linux initrd';
-  return logged.replace(/^"(.*)"$/, '$1');
-}
-
-/** What a recomputation of the booted image yields, read off its real boot. */
-function predictionOf(boot: BootFixture): PcrPrediction {
-  const events = parseEventLog(boot.eventlog)
-    .events.filter((e) => PREDICTED_PCRS.includes(e.pcr) && isExtended(e))
-    .map((e) => ({ pcr: e.pcr, type: e.typeName, digest: toHex(e.digests.find((d) => d.alg === 'sha256')!.digest), description: asPredicted(e.typeName, describeEvent(e)) }));
-  return { pcrs: Object.fromEntries(PREDICTED_PCRS.map((p) => [String(p), boot.pcrs.sha256![String(p)]])), events };
-}
-
-/** The key service's reference set for a signed file (as attestation/policy/load-reference.ts builds it). */
-function referenceOf(file: MeasurementFile): ReferenceSet {
-  const pcrs: ReferenceSet['pcrs'] = {};
-  for (const [i, e] of Object.entries(file.pcrs)) pcrs[i] = { expected: e.expected, enforced: e.enforced, ...(e.events && { events: e.events }) };
-  return { label: `${file.image.name} ${file.image.version}`, pcrs };
+async function predictionOf(boot: BootFixture, dir: string): Promise<PcrPrediction | string> {
+  const built = await buildCaptureUki(CAPTURE_RECIPES.find((r) => r.name === boot.name)!, path.join(dir, `${boot.name}.efi`));
+  if (built.recipe.uki.sha256 !== boot.boot.uki.uki.sha256) {
+    return `rebuilt UKI ${built.recipe.uki.sha256} differs from the one ${boot.name} booted: host inputs changed since the capture; rerun node scripts/boot/capture-fixtures.mjs ${boot.name}`;
+  }
+  return precomputeUkiFile(built.path, 'sha256', {});
 }
 
 test('a real changed boot: verify --image and the key service refusal name the same components', async (t) => {
   const signed = await loadBootFixture('trixie-stub257');
   const booted = await loadBootFixture('sid-stub262');
-  const file = measurementFileFromPrediction(predictionOf(signed), { image: { name: 'node', version: '1' }, bank: 'sha256' });
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'sextant-changed-boot-'));
+  t.teardown(() => rm(dir, { recursive: true, force: true }));
+  const [signedPrediction, bootedPrediction] = [await predictionOf(signed, dir), await predictionOf(booted, dir)];
+  // A drifted input is no proof (issue 12): fail, naming what to rerun.
+  if (typeof signedPrediction === 'string' || typeof bootedPrediction === 'string') {
+    t.fail([signedPrediction, bootedPrediction].filter((p) => typeof p === 'string').join('; '));
+    return;
+  }
+  const file = measurementFileFromPrediction(signedPrediction, { image: { name: 'node', version: '1' }, bank: 'sha256' });
 
   // measurements verify --image: the file against the booted image's recomputation.
-  const report = compareWithPrediction(file, predictionOf(booted));
+  const report = compareWithPrediction(file, bootedPrediction);
   t.false(report.ok);
   const byVerify = report.rows
     .filter((r) => r.verdict === 'mismatch')
     .flatMap((r) => r.differences.map((d) => `PCR ${r.pcr} ${d.component} ${d.kind === 'changed' ? 'mismatch' : d.kind}`));
 
   // The key service: the quoted PCRs against the file, then the components from the firmware log.
-  const set = referenceOf(file);
+  const set = referenceSetOf(file, 'node 1');
   const e = t.throws(() => checkMeasurements([set], booted.pcrs.sha256!), { instanceOf: PcrMismatchError }) as PcrMismatchError;
   t.deepEqual(e.mismatches.map((m) => m.pcr), [4, 11]);
   const byRefusal = nameChangedComponents(set, e.mismatches, booted.eventlog).map((c) => `PCR ${c.pcr} ${c.component} ${c.status}`);
