@@ -29,16 +29,26 @@ export interface CommandContext {
 export interface CommandSpec<R = unknown> {
   path: string[];
   summary: string;
-  /** Positional arguments as shown in usage, e.g. `FILE`. */
+  /**
+   * Positional arguments as shown in usage, e.g. `FILE`, `OLD NEW`, `[FILE]`: also how many
+   * cli/main.ts accepts (positionalCount), one a word, a word in brackets optional.
+   */
   args?: string;
   description?: string;
   options?: Record<string, OptionSpec>;
+  /** Only where `args` cannot say it; else positionalCount(args). */
   positionals?: { min: number; max: number };
   run(ctx: CommandContext): Promise<R>;
   /** Human-readable rendering; JSON output is `JSON.stringify(result)`. */
   render?(result: R, ctx: CommandContext): string;
   /** Exit code for a result that is not an error (default 0). */
   exitCode?(result: R): number;
+}
+
+/** How many positionals `args` names: `OLD NEW` 2..2, `[FILE]` 0..1, none 0..0. */
+export function positionalCount(args: string | undefined): { min: number; max: number } {
+  const words = (args ?? '').split(/\s+/).filter(Boolean);
+  return { min: words.filter((w) => !w.startsWith('[')).length, max: words.length };
 }
 
 /** Typed accessors so commands read their options without casts everywhere. */

@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { SextantError, isSextantError } from '../lib/errors.js';
-import type { CommandContext, CommandSpec, OptionSpec } from './command.js';
+import { positionalCount, type CommandContext, type CommandSpec, type OptionSpec } from './command.js';
 import { commandsFor } from './registry.js';
 import { COMMAND_SUMMARIES, type CommandSummary } from './summaries.js';
 
@@ -109,7 +109,7 @@ export async function main(argv: string[]): Promise<number> {
     printError(new SextantError({ code: 'USAGE', message: `${bad}; see sextant ${cmd.path.join(' ')} --help` }), json);
     return 2;
   }
-  const pos = cmd.positionals ?? { min: 0, max: 0 };
+  const pos = cmd.positionals ?? positionalCount(cmd.args);
   if (parsed.positionals.length < pos.min || parsed.positionals.length > pos.max) {
     printError(
       new SextantError({ code: 'USAGE', message: `expected ${cmd.args ?? 'no arguments'}; see sextant ${cmd.path.join(' ')} --help` }),

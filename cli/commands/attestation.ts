@@ -94,7 +94,6 @@ makes them fatal.`,
     at: { type: 'string', valueName: 'TIME', description: 'judge certificate validity at this ISO 8601 time (default now)' },
     'enforce-policy': { type: 'boolean', description: 'refuse (exit 1) on policy findings too' },
   },
-  positionals: { min: 1, max: 1 },
   async run(ctx) {
     const evidence = evidenceBytes(await readInput(ctx.positionals[0], 'report'));
     const vcekFile = requireStr(ctx.values, 'vcek');

@@ -62,7 +62,6 @@ EVENTLOG_FORMAT_UNSUPPORTED. --userspace-log adds systemd's userspace measuremen
 machine-id/file systems/volume keys) on top and checks each record against its content: "userspace":{"ok",
 "records":[{"index","pcr","eventType","string","status":"verified"|"mismatch"|"unverifiable"}]}; exit 1 on a mismatch.`,
   options: { 'userspace-log': USERSPACE_OPTION },
-  positionals: { min: 1, max: 1 },
   async run(ctx) {
     const withUserspace = str(ctx.values, 'userspace-log') !== undefined;
     const r = await loadReplay(ctx, await loadLog(ctx));
@@ -102,7 +101,6 @@ const show: CommandSpec<ShowResult> = {
     pcr: { type: 'string', valueName: 'LIST', description: 'only events of these PCRs, e.g. 4 or 0-7,9' },
     bank: { type: 'string', valueName: 'ALG', description: 'digest shown in the text output (default: sha256, or the log\'s first bank when it has no sha256)' },
   },
-  positionals: { min: 1, max: 1 },
   async run(ctx) {
     const pcrOpt = str(ctx.values, 'pcr');
     const wanted = pcrOpt === undefined ? undefined : new Set(parsePcrList(pcrOpt));
@@ -179,7 +177,6 @@ the replay; expected events are paired with the log's events per PCR, naming the
     pcrs: { type: 'string', valueName: 'LIST', description: 'compare only these PCRs, e.g. 0-9,11 (default: every PCR in --expect)' },
     'userspace-log': USERSPACE_OPTION,
   },
-  positionals: { min: 1, max: 1 },
   async run(ctx) {
     const pcrsOpt = str(ctx.values, 'pcrs');
     const only = pcrsOpt === undefined ? undefined : new Set(parsePcrList(pcrsOpt));

@@ -105,7 +105,6 @@ unsigned and the manifest says so. --sb-keys DIR adds PCR 7, enforced, with its 
 const reproduce: CommandSpec<ReproduceResult> = {
   path: ['image', 'reproduce'],
   args: 'DIR',
-  positionals: { min: 1, max: 1 },
   summary: "rebuild a release folder from its package lock and compare every artifact's digest",
   description: `
 A signed release is rebuilt with --sb-key/--sb-cert when given; without them the release's
@@ -150,7 +149,6 @@ function renderDiff(r: ReleaseDiff): string[] {
 const diff: CommandSpec<ReleaseDiff> = {
   path: ['image', 'diff'],
   args: 'OLD NEW',
-  positionals: { min: 2, max: 2 },
   summary: 'name what differs between two release folders (or measurements files): packages, components, tools, Secure Boot, artifacts, PCRs and the measured parts',
   description: `
 Reads manifest.json, measurements.json and SHA256SUMS of both folders (nothing is rebuilt);
@@ -170,7 +168,6 @@ Exit 0 when the releases are the same, 1 when they differ.`,
 const exportCmd: CommandSpec<ExportResult> = {
   path: ['image', 'export'],
   args: 'DIR',
-  positionals: { min: 1, max: 1 },
   summary: 'write cloud disk images (azure VHD, gcp tar.gz, aws raw) and their measurements files from a release folder',
   description: `
 The same bytes \`image build --format\` writes: the release's disk (checked against its

@@ -176,7 +176,6 @@ Exit 1 with AUDIT_LOG_BROKEN otherwise. For an outside anchor, keep lastRecordSh
 With --store etcd (and --etcd-endpoints) instead of FILE: the replicas' one chain in etcd,
 read at one revision (an export of it, \`keyservice audit export\`, checks the same as FILE).`,
   args: '[FILE]',
-  positionals: { min: 0, max: 1 },
   options: {
     head: { type: 'string', valueName: 'FILE', description: 'head file to check the log against (default: FILE.head when present)' },
     store: { type: 'string', valueName: 'KIND', choices: ['local', 'etcd'], description: 'etcd: check the chain in etcd instead of FILE' },
@@ -232,7 +231,6 @@ Reads the chain at one etcd revision, checks it like \`audit verify\`, and write
 record per line, the file log's format) and OUT.head, both 0600. \`sextant keyservice audit
 verify OUT\` then checks the copy anywhere, without etcd.`,
   args: 'OUT',
-  positionals: { min: 1, max: 1 },
   options: { store: { type: 'string', valueName: 'KIND', choices: ['etcd'], description: 'etcd (the only store with replicas to export)' }, ...ETCD_OPTIONS },
   async run(ctx) {
     const out = ctx.positionals[0];

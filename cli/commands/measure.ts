@@ -83,7 +83,6 @@ files on the ESP) is listed as caveats, not predicted.
 With --sb-keys or --ovmf-vars also PCR 7: SecureBoot, PK, KEK, db, dbx as the firmware measures
 them, the separator, and with Secure Boot on the db entry that authorizes the UKI's signer
 (SB_NOT_AUTHORIZED when none does: the firmware would refuse the UKI).`,
-  positionals: { min: 1, max: 1 },
   options: { ...PREDICT_OPTIONS, ...SECURE_BOOT_OPTIONS },
   async run(ctx) {
     const sb = await secureBootFromOptions(ctx.values);
@@ -107,7 +106,6 @@ const measurePe: CommandSpec<PeReport> = {
   path: ['measure', 'pe'],
   args: 'FILE',
   summary: 'Authenticode hash and section table of a PE/COFF file (EFI binary, UKI, kernel)',
-  positionals: { min: 1, max: 1 },
   options: { bank: { type: 'string', choices: HASH_ALGS, description: 'hash (default: sha256 and sha384)' } },
   async run(ctx) {
     const bytes = await readInput(ctx.positionals[0]);

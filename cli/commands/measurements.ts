@@ -135,7 +135,6 @@ PKCS#8 key takes its passphrase from $${PASSPHRASE_ENV}. Check with:
     key: { type: 'string', valueName: 'KEY.pem', description: 'ECDSA P-256 private key (PEM)', required: true },
     out: { type: 'string', valueName: 'SIG', description: 'where to write the signature (default: FILE.sig)' },
   },
-  positionals: { min: 1, max: 1 },
   async run({ values, positionals }) {
     const keyPath = requireStr(values, 'key');
     const [path] = positionals;
@@ -181,7 +180,6 @@ changed file or malformed signature, exit 1), MEASUREMENTS_INVALID (signed but i
     image: { type: 'string', valueName: 'UKI', description: 'recompute the PCRs from this UKI (with the file\'s boot assumptions) and compare' },
     ...SECURE_BOOT_OPTIONS,
   },
-  positionals: { min: 1, max: 1 },
   async run({ values, positionals }) {
     const sb = await secureBootFromOptions(values);
     const keyPath = requireStr(values, 'key');
@@ -237,7 +235,6 @@ const show: CommandSpec<MeasurementFile> = {
   path: ['measurements', 'show'],
   summary: 'print a measurements file as a table (checks it, does not check a signature)',
   args: 'FILE',
-  positionals: { min: 1, max: 1 },
   async run({ positionals }) {
     return parseMeasurementFile(await readInput(positionals[0], 'measurements file'));
   },
@@ -283,7 +280,6 @@ measurements file (warnOnly false = enforced; no event manifest). Which entry: t
     variant: { type: 'string', valueName: 'VARIANT', description: 'entry to import: attestation variant (e.g. qemu-vtpm)' },
     name: { type: 'string', valueName: 'NAME', description: 'image.name of the result (default: constellation)' },
   },
-  positionals: { min: 1, max: 1 },
   run: ({ values, positionals }) =>
     convertFile(values, positionals[0], ['Constellation measurements', 'measurements file'], (input) =>
       importConstellationBytes(input, {
@@ -311,7 +307,6 @@ cloud/variant and the ref/stream come from the options, else from the file's met
     ref: { type: 'string', valueName: 'REF', description: 'the document\'s ref' },
     stream: { type: 'string', valueName: 'STREAM', description: 'the document\'s stream' },
   },
-  positionals: { min: 1, max: 1 },
   run: ({ values, positionals }) =>
     convertFile(values, positionals[0], ['measurements file', 'Constellation measurements'], (input) =>
       serializeConstellation(
@@ -363,7 +358,6 @@ named in --warn-only. Sign the result with \`sextant measurements sign\`.`,
     created: { type: 'string', valueName: 'TIME', description: 'metadata.created, RFC 3339 UTC' },
     ...SECURE_BOOT_OPTIONS,
   },
-  positionals: { min: 0, max: 0 },
   async run({ values }) {
     const sb = await secureBootFromOptions(values);
     const ukiPath = requireStr(values, 'uki');

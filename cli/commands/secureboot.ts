@@ -68,7 +68,6 @@ secure-boot build and SMM (qemu -machine q35,smm=on -global driver=cfi.pflash01,
     template: { type: 'string', valueName: 'FILE', description: 'the empty store to start from', default: OVMF_VARS_TEMPLATE },
     time: { type: 'string', valueName: 'TIME', description: 'timestamp of the enrolled variables (unix seconds or RFC 3339)', default: DEFAULT_VARS_TIME },
   },
-  positionals: { min: 0, max: 0 },
   async run({ values }) {
     const keysDir = requireStr(values, 'keys');
     const out = requireStr(values, 'out');
@@ -104,7 +103,6 @@ Predict the boot with \`sextant measure uki SIGNED --sb-keys DIR\`.`,
     out: { type: 'string', valueName: 'OUT', description: 'the signed UKI', required: true },
     time: { type: 'string', valueName: 'SECONDS', description: 'signing time (unix seconds)' },
   },
-  positionals: { min: 1, max: 1 },
   async run({ values, positionals, log }) {
     const out = requireStr(values, 'out');
     const timeText = str(values, 'time') ?? process.env.SOURCE_DATE_EPOCH ?? '0';
