@@ -34,6 +34,8 @@ export const INPUT_ERROR_CODES = [
   'PE_SIGNATURE_INVALID',
   // a mini cluster's state folder (state.json) that is not one sextant wrote
   'MINI_STATE_INVALID',
+  // an image version that is not dotted numeric (1.2.3, optionally v1.2.3): rollouts order sets by it
+  'MEASUREMENTS_VERSION_INVALID',
 ] as const;
 
 /** Codes for failures of an operation on valid input. */
@@ -155,6 +157,11 @@ export const FAILURE_ERROR_CODES = [
   // sextant mini: another command holds the state folder; a node failed to attest or join
   'MINI_BUSY',
   'MINI_NODE_FAILED',
+  // rolling upgrades (keyservice/measurement-sets.ts): a signed file older than the newest ever
+  // accepted; the same version with other content; a version the service does not hold
+  'MEASUREMENTS_ROLLBACK',
+  'MEASUREMENTS_VERSION_REUSED',
+  'MEASUREMENTS_VERSION_UNKNOWN',
 ] as const;
 
 export type SextantErrorCode =
