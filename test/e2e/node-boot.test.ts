@@ -28,6 +28,7 @@ import { opensslHkdf } from '../helpers/keyservice-fixture.js';
 import { copyPartitionHead, diskSha256, resolveNodeImage, tamperCmdline, type NodeImage } from '../helpers/node-image.js';
 import {
   agentConfigFor,
+  agentDone,
   agentStderrDropIn,
   bootNode,
   bootSettled,
@@ -35,10 +36,9 @@ import {
   freeLoopbackPort,
   keyServiceFiles,
   readAuditLog,
-  startKeyServiceProcess,
+  startNodeKeyService,
   type AuditRecordLike,
   type BootResult,
-  type ConsoleLine,
   type KeyServiceFiles,
   type KeyServiceProcess,
   type NodeMachine,
@@ -89,11 +89,10 @@ test.after.always(async () => {
 });
 
 function startKeyService(): Promise<KeyServiceProcess> {
-  return startKeyServiceProcess({ port, stateDir: path.join(work, 'keyservice', 'state'), files, ekCa: [machine.tpm.caCertPath, machine.tpm.issuerCertPath], log }).then((k) => (ks = k));
+  return startNodeKeyService(machine, { port, stateDir: path.join(work, 'keyservice', 'state'), files, log }).then((k) => (ks = k));
 }
 
 const isStep = (s: AgentStep, step: string, outcome?: string) => s.record.step === step && (outcome === undefined || s.record.outcome === outcome);
-const agentDone = (lines: readonly ConsoleLine[]) => agentSteps(lines).some((s) => isStep(s, 'done', 'done'));
 
 function consoleTail(b: BootResult, n = 60): string {
   return b.lines

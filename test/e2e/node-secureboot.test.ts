@@ -18,18 +18,7 @@ import { agentSteps } from '../helpers/boot-phases.js';
 import { realWorldKeyFolder, SB_SIGNING_CERT, SB_SIGNING_KEY, SB_SIGNING_TIME } from '../helpers/boot/secureboot.js';
 import { sextant } from '../helpers/cli.js';
 import { resolveNodeImage, writeUkiToDisk, type NodeImage } from '../helpers/node-image.js';
-import {
-  agentConfigFor,
-  bootNode,
-  bootSettled,
-  createNodeMachine,
-  freeLoopbackPort,
-  keyServiceFiles,
-  readAuditLog,
-  startKeyServiceProcess,
-  type ConsoleLine,
-  type KeyServiceProcess,
-} from '../helpers/node-vm.js';
+import { agentConfigFor, agentDone, bootNode, bootSettled, createNodeMachine, freeLoopbackPort, keyServiceFiles, readAuditLog, startNodeKeyService, type ConsoleLine, type KeyServiceProcess } from '../helpers/node-vm.js';
 
 const BOOT_TIMEOUT_MS = 35 * 60_000;
 const progress: string[] = [];
@@ -53,7 +42,6 @@ test.after.always(async () => {
   else if (work) await rm(work, { recursive: true, force: true });
 });
 
-const agentDone = (lines: readonly ConsoleLine[]) => agentSteps(lines).some((s) => s.record.step === 'done' && s.record.outcome === 'done');
 const refusedByFirmware = (lines: readonly ConsoleLine[]) => lines.some((l) => /failed to load Boot\d+ .*: Access Denied/.test(l.text));
 
 test.serial('the signed node image boots with Secure Boot on, attests with PCR 7 enforced, and its quoted PCR 7 and PCR 4 equal the prediction', async (t) => {
@@ -89,7 +77,7 @@ test.serial('the signed node image boots with Secure Boot on, attests with PCR 7
   const machine = await createNodeMachine({ image: signedRaw, dir: path.join(work, 'machine'), secureBootVars: vars, log });
   const port = await freeLoopbackPort();
   const stateDir = path.join(work, 'keyservice', 'state');
-  ks = await startKeyServiceProcess({ port, stateDir, files, ekCa: [machine.tpm.caCertPath, machine.tpm.issuerCertPath], log });
+  ks = await startNodeKeyService(machine, { port, stateDir, files, log });
   const fingerprint = certFingerprint(await readFile(files.tlsCert));
   const boot = await bootNode({
     machine,

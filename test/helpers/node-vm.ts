@@ -13,6 +13,9 @@
  */
 import { bootNode as bootMiniNode, type BootOptions, type BootResult } from '../../mini/qemu.js';
 import { startKeyServiceProcess as startMiniKeyService, type KeyServiceProcess, type StartKeyServiceOptions } from '../../mini/keyservice.js';
+import { agentSteps } from '../../mini/boot-phases.js';
+import type { NodeMachine } from '../../mini/machine.js';
+import type { ConsoleLine } from '../../mini/serial.js';
 
 export { assertVmToolsPresent, createNodeMachine, createOverlay, createStateDisk, STATE_PART_LABEL, type NodeMachine } from '../../mini/machine.js';
 export {
@@ -48,6 +51,14 @@ export async function startKeyServiceProcess(o: StartKeyServiceOptions): Promise
   children.add(ks.pid);
   return { ...ks, stop: () => ks.stop().finally(() => children.delete(ks.pid)) };
 }
+
+/** The key service for one node machine: its EK certificates are trusted through the machine's swtpm CA. */
+export function startNodeKeyService(machine: NodeMachine, o: Omit<StartKeyServiceOptions, 'ekCa'>): Promise<KeyServiceProcess> {
+  return startKeyServiceProcess({ ...o, ekCa: [machine.tpm.caCertPath, machine.tpm.issuerCertPath] });
+}
+
+/** The agent printed its last step record, `{"step":"done","outcome":"done"}`, on the console. */
+export const agentDone = (lines: readonly ConsoleLine[]): boolean => agentSteps(lines).some((s) => s.record.step === 'done' && s.record.outcome === 'done');
 
 /** mini/qemu.ts's bootNode, with qemu and swtpm killed if the test process exits mid-boot. */
 export async function bootNode(o: BootOptions): Promise<BootResult> {
