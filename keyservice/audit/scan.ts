@@ -43,13 +43,22 @@ export async function readHead(path: string): Promise<AuditHead | undefined> {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
     throw e;
   }
+  return parseAuditHead(t, `${path}: head file`);
+}
+
+/**
+ * A head as stored (the file log's FILE.head, the etcd chain's audit/head): `{count, last}`
+ * with a record count >= 0 and a record hash; else AUDIT_LOG_BROKEN naming `where`. The one
+ * check of a head for the writer (file and etcd) and for `audit verify` / `audit export`.
+ */
+export function parseAuditHead(text: string, where: string): AuditHead {
   try {
-    const h = JSON.parse(t) as AuditHead;
-    if (Number.isSafeInteger(h.count) && h.count >= 0 && typeof h.last === 'string') return h;
+    const h = JSON.parse(text) as AuditHead;
+    if (h !== null && typeof h === 'object' && Number.isSafeInteger(h.count) && h.count >= 0 && typeof h.last === 'string') return { count: h.count, last: h.last };
   } catch {
     /* fall through */
   }
-  return broken(`${path}: head file is not {count, last}`);
+  return broken(`${where} is not {count, last}`);
 }
 
 const NL = 0x0a;

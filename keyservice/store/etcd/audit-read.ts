@@ -1,5 +1,6 @@
 import type { Namespace } from 'etcd3';
 import type { AuditHead } from '../../audit/record.js';
+import { parseAuditHead } from '../../audit/scan.js';
 import { HEAD_KEY } from './audit.js';
 import { guard } from './client.js';
 
@@ -11,7 +12,7 @@ import { guard } from './client.js';
 export async function readEtcdAuditLog(ns: Namespace): Promise<{ bytes: Buffer; head: AuditHead | undefined; revision: string }> {
   const first = await guard('read the audit head', () => ns.get(HEAD_KEY).exec());
   const revision = first.header.revision;
-  const head = first.kvs[0] ? (JSON.parse(first.kvs[0].value.toString('utf8')) as AuditHead) : undefined;
+  const head = first.kvs[0] ? parseAuditHead(first.kvs[0].value.toString('utf8'), 'etcd audit/head') : undefined;
   const lines: Buffer[] = [];
   // Record keys are 'audit/rec/' + 12 digits: '0' (after '/') starts them, ':' (after '9') ends them.
   let start = 'audit/rec/';

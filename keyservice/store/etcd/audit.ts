@@ -2,6 +2,7 @@ import type { Namespace } from 'etcd3';
 import { SextantError } from '../../../lib/errors.js';
 import { encodeBatch, GroupCommitLog, type Pending } from '../../audit/group-commit.js';
 import { DEFAULT_LIMITS, GENESIS, type AuditHead, type AuditLimits } from '../../audit/record.js';
+import { parseAuditHead } from '../../audit/scan.js';
 import type { AuditSink } from '../store.js';
 import { guard } from './client.js';
 
@@ -63,9 +64,7 @@ export class EtcdAuditLog extends GroupCommitLog implements AuditSink {
       this.headRevision = '0';
       return;
     }
-    const h = JSON.parse(kv.value.toString('utf8')) as AuditHead;
-    if (!Number.isSafeInteger(h.count) || typeof h.last !== 'string') throw new SextantError({ code: 'AUDIT_LOG_BROKEN', message: 'etcd audit/head is not {count, last}' });
-    this.head = h;
+    this.head = parseAuditHead(kv.value.toString('utf8'), 'etcd audit/head');
     this.headRevision = kv.mod_revision;
   }
 
