@@ -23,6 +23,7 @@ export interface PinnedEndpoint {
   url: string;
   /** `sha256:<hex>` of the DER certificate. */
   fingerprint: string;
+  /** The whole request, from connecting to the answer's last byte (default 15 s); a peer that trickles cannot stretch it. */
   timeoutMs?: number;
   /** Who is at the other end, for messages (default "key service"; `sextant recover` says "node"). */
   peer?: string;
@@ -149,15 +150,16 @@ export class PinnedClient {
         rejectUnauthorized: false, // replaced by the fingerprint pin below
         ...(this.ep.client ? { key: this.ep.client.keyPem, cert: this.ep.client.certPem } : {}),
         headers: { 'content-type': 'application/json', 'content-length': payload.length },
-        timeout: timeoutMs,
       });
       let settled = false;
       const fail = (e: SextantError): void => {
         if (settled) return;
         settled = true;
+        clearTimeout(deadline);
         req.destroy();
         reject(e);
       };
+      const deadline = setTimeout(() => fail(new SextantError({ code: 'KEYSERVICE_UNREACHABLE', message: `no answer from ${url.origin} within ${timeoutMs} ms` })), timeoutMs);
       req.on('socket', (socket) => {
         const s = socket as TLSSocket;
         // A kept-alive connection was checked when it was opened.
@@ -172,7 +174,6 @@ export class PinnedClient {
           req.end(payload);
         });
       });
-      req.on('timeout', () => fail(new SextantError({ code: 'KEYSERVICE_UNREACHABLE', message: `no answer from ${url.origin} within ${timeoutMs} ms` })));
       req.on('error', (cause) => fail(new SextantError({ code: 'KEYSERVICE_UNREACHABLE', message: `cannot reach ${url.origin}: ${cause.message}`, cause })));
       req.on('response', (res) => {
         const chunks: Buffer[] = [];
@@ -197,6 +198,7 @@ export class PinnedClient {
             return fail(new SextantError({ code, message: `${this.peer} refused: ${typeof p.message === 'string' ? p.message : `HTTP ${res.statusCode}`}` }));
           }
           settled = true;
+          clearTimeout(deadline);
           resolve(parsed);
         });
       });

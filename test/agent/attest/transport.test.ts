@@ -118,3 +118,27 @@ test('a server that shares the pinned server\'s ticket keys resumes without a ce
   c2.close();
   t.false(b.seen.requests[0].resumed, 'pinned to b: a full handshake with b\'s certificate');
 });
+
+test('timeoutMs bounds the whole request: a pinned server that trickles its answer a byte at a time is cut off, KEYSERVICE_UNREACHABLE', async (t) => {
+  const id = generateTlsIdentity();
+  const timers = new Set<NodeJS.Timeout>();
+  const s = createServer({ key: id.keyPem, cert: id.certPem }, (req, res) => {
+    req.resume();
+    res.writeHead(200, { 'content-type': 'application/json' });
+    res.write('{"ok":');
+    const tick = setInterval(() => res.write(' '), 50);
+    timers.add(tick);
+  });
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  t.teardown(() => {
+    for (const tick of timers) clearInterval(tick);
+    s.closeAllConnections();
+    s.close();
+  });
+  const c = new PinnedClient({ url: `https://127.0.0.1:${(s.address() as AddressInfo).port}`, fingerprint: id.fingerprint, timeoutMs: 500 }, new TlsSessionCache());
+  const started = Date.now();
+  const e = await t.throwsAsync(c.post('/v1/attest/challenge', {}));
+  c.close();
+  t.is((e as { code?: string }).code, 'KEYSERVICE_UNREACHABLE');
+  t.true(Date.now() - started < 3000, `${Date.now() - started} ms`);
+});
