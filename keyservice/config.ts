@@ -150,6 +150,8 @@ export function resolveConfig(fromFile: Partial<KeyServiceConfig>, fromFlags: Pa
   return c as KeyServiceConfig;
 }
 
+const ETCD_KEYS: readonly string[] = ['endpoints', 'prefix', 'tls', 'timeoutMs'] satisfies (keyof EtcdStoreConfig)[];
+
 function checkStore(c: Partial<KeyServiceConfig>): void {
   c.store ??= 'local';
   if (c.store !== 'local' && c.store !== 'etcd') invalid(`store must be local or etcd, got ${JSON.stringify(c.store)}`);
@@ -159,10 +161,17 @@ function checkStore(c: Partial<KeyServiceConfig>): void {
   }
   const e = c.etcd as Partial<EtcdStoreConfig> | undefined;
   if (!e || !Array.isArray(e.endpoints) || e.endpoints.length === 0) throw new SextantError({ code: 'USAGE', message: '--store etcd needs --etcd-endpoints URL[,URL...]' });
+  // Closed like the file's top level: a misspelt key (timeoutMS, cacert) is refused, not ignored.
+  const unknown = Object.keys(e).filter((k) => !ETCD_KEYS.includes(k));
+  if (unknown.length) invalid(`etcd: unknown key(s) ${unknown.join(', ')} (known: ${ETCD_KEYS.join(', ')})`);
+  if (e.timeoutMs !== undefined && !(Number.isInteger(e.timeoutMs) && e.timeoutMs >= 100 && e.timeoutMs <= 60_000)) invalid('etcd.timeoutMs must be an integer from 100 to 60000 (ms per etcd call)');
   const bad = e.endpoints.find((x) => typeof x !== 'string' || !ENDPOINT_RE.test(x));
   if (bad !== undefined) invalid(`etcd endpoint ${JSON.stringify(bad)} is not http(s)://HOST:PORT`);
   if (e.prefix !== undefined && (typeof e.prefix !== 'string' || !/^[A-Za-z0-9._/-]{1,64}$/.test(e.prefix))) invalid('etcd.prefix must be 1-64 characters of [A-Za-z0-9._/-]');
-  if (e.tls !== undefined && (typeof e.tls !== 'object' || e.tls === null || typeof e.tls.ca !== 'string' || (e.tls.cert === undefined) !== (e.tls.key === undefined))) {
+  if (
+    e.tls !== undefined &&
+    (typeof e.tls !== 'object' || e.tls === null || Object.keys(e.tls).some((k) => !['ca', 'cert', 'key'].includes(k)) || typeof e.tls.ca !== 'string' || (e.tls.cert === undefined) !== (e.tls.key === undefined))
+  ) {
     invalid('etcd.tls must be {ca, cert?, key?} (cert and key together)');
   }
 }
