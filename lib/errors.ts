@@ -28,6 +28,9 @@ export const INPUT_ERROR_CODES = [
   'SNP_HCL_MALFORMED',
   'SNP_CERT_MALFORMED',
   'SNP_CRL_MALFORMED',
+  // the agent's attestation.variant names SNP evidence this node cannot give (no HCL report in
+  // the vTPM, no configfs-tsm, an unreadable VCEK/chain file): permanent, `agent run` exits 2
+  'SNP_EVIDENCE_UNAVAILABLE',
   // Secure Boot inputs: key folders, signature lists, OVMF variable stores, PE signatures
   'SB_KEYS_INVALID',
   'VARSTORE_INVALID',

@@ -1,6 +1,6 @@
 import { mkdir, readFile, rmdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { SextantError } from '../../lib/errors.js';
+import { isSextantError, SextantError } from '../../lib/errors.js';
 import { HCL_NV_INDEX, isHclReport, type HclNv } from '../../attestation/snp/hcl.js';
 import { SNP_REPORT_SIZE } from '../../attestation/snp/report.js';
 import { MAX_SNP_REPORT_BYTES } from '../../protocol/validate.js';
@@ -44,11 +44,21 @@ function withCerts(report: Uint8Array, certs: SnpCerts): SnpEvidenceMessage {
 
 
 
+/** A local failure to collect evidence: no retry can fix it (the agent's attest step stops, `agent run` exits 2). */
+export function evidenceUnavailable(what: string, cause?: unknown): never {
+  if (isSextantError(cause, 'SNP_EVIDENCE_UNAVAILABLE')) throw cause;
+  const why = cause === undefined ? '' : `: ${isSextantError(cause) ? `${cause.code}: ${cause.message}` : ((cause as Error)?.message ?? String(cause))}`;
+  throw new SextantError({ code: 'SNP_EVIDENCE_UNAVAILABLE', message: what + why, cause });
+}
+const unavailable = evidenceUnavailable;
+
+const hex = (i: number): string => `0x${i.toString(16)}`;
+
 export function azureHclSource(nv: HclNv, certs: SnpCerts): SnpEvidenceSource {
   return {
     async collect({ nonce }) {
-      await nv.nvWrite(HCL_REQUEST_NV_INDEX, hclUserData(nonce));
-      const { data } = await nv.nvReadAll(HCL_NV_INDEX);
+      await nv.nvWrite(HCL_REQUEST_NV_INDEX, hclUserData(nonce)).catch((e) => unavailable(`writing the HCL report request to vTPM NV ${hex(HCL_REQUEST_NV_INDEX)}`, e));
+      const { data } = await nv.nvReadAll(HCL_NV_INDEX).catch((e) => unavailable(`reading the HCL report from vTPM NV ${hex(HCL_NV_INDEX)}`, e));
       if (!isHclReport(data)) throw new SextantError({ code: 'SNP_HCL_MALFORMED', message: `NV index 0x${HCL_NV_INDEX.toString(16)} holds no HCL report ("HCLA" header)` });
       // The index is larger than the report; the report says how much of it counts.
       const size = Buffer.from(data.buffer, data.byteOffset, data.byteLength).readUInt32LE(8);
@@ -67,18 +77,20 @@ export interface SnpReportProvider {
  * configfs-tsm (Documentation/ABI/testing/configfs-tsm): mkdir an entry, write inblob (64 bytes
  * report_data), read outblob (the report), rmdir. `root` is /sys/kernel/config/tsm/report.
  */
-export function configfsTsm(root = '/sys/kernel/config/tsm/report'): SnpReportProvider {
+export const CONFIGFS_TSM_REPORT = '/sys/kernel/config/tsm/report';
+
+export function configfsTsm(root = CONFIGFS_TSM_REPORT): SnpReportProvider {
   return {
     async report(reportData) {
       const entry = path.join(root, `sextant-${process.pid}-${Date.now()}`);
       try {
         await mkdir(entry);
       } catch (cause) {
-        throw new SextantError({ code: 'SNP_REPORT_MALFORMED', message: `no SEV-SNP report interface at ${root} (configfs-tsm)`, cause });
+        unavailable(`no SEV-SNP report interface at ${root} (configfs-tsm)`, cause);
       }
       try {
-        await writeFile(path.join(entry, 'inblob'), reportData);
-        const out = await readFile(path.join(entry, 'outblob'));
+        await writeFile(path.join(entry, 'inblob'), reportData).catch((e) => unavailable(`configfs-tsm ${entry}/inblob`, e));
+        const out = await readFile(path.join(entry, 'outblob')).catch((e) => unavailable(`configfs-tsm ${entry}/outblob`, e));
         if (out.length !== SNP_REPORT_SIZE) throw new SextantError({ code: 'SNP_REPORT_MALFORMED', message: `configfs-tsm returned ${out.length} bytes, an SNP report is ${SNP_REPORT_SIZE}` });
         return out;
       } finally {

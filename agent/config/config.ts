@@ -68,7 +68,16 @@ export interface AgentConfig {
    * The attestation variant (attestation/variant.ts names): qemu-vtpm sends the TPM evidence
    * alone; the SNP variants add the CPU's report, with the VCEK/VLEK (and chain) from these files.
    */
-  attestation: { variant: Variant; vcek?: string; chain: string[] };
+  attestation: {
+    variant: Variant;
+    vcek?: string;
+    chain: string[];
+    /**
+     * aws-sev-snp / gcp-sev-snp: the configfs-tsm report directory the report is asked from
+     * (default /sys/kernel/config/tsm/report, Linux 6.7+).
+     */
+    configfsTsm?: string;
+  };
 }
 
 export const DEFAULT_CONFIG_PATH = '/etc/sextant/agent.json';
@@ -213,6 +222,10 @@ export function validateConfig(c: AgentConfig): AgentConfig {
   if (!(VARIANTS as readonly unknown[]).includes(c.attestation?.variant)) bad.push(`attestation.variant: ${JSON.stringify(c.attestation?.variant)} (${VARIANTS.join(', ')})`);
   else if (c.attestation.variant !== 'qemu-vtpm' && c.attestation.vcek === undefined) bad.push(`attestation.vcek: ${c.attestation.variant} needs the VCEK/VLEK certificate file`);
   if (c.attestation?.vcek !== undefined) str(c.attestation.vcek, 'attestation.vcek', /^\//);
+  if (c.attestation?.configfsTsm !== undefined) {
+    str(c.attestation.configfsTsm, 'attestation.configfsTsm', /^\//);
+    if (c.attestation.variant !== 'aws-sev-snp' && c.attestation.variant !== 'gcp-sev-snp') bad.push(`attestation.configfsTsm: only aws-sev-snp and gcp-sev-snp ask configfs-tsm for a report (variant ${JSON.stringify(c.attestation.variant)})`);
+  }
   if (!Array.isArray(c.attestation?.chain) || c.attestation.chain.some((f) => typeof f !== 'string' || !f.startsWith('/'))) bad.push('attestation.chain: want a list of absolute file paths');
   if (bad.length) fail('CONFIG_INVALID', `invalid agent configuration: ${bad.join('; ')}`);
   return c;

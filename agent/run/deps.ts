@@ -1,6 +1,8 @@
 import type { ConfirmSession, Inventory, Role } from '../../protocol/messages.js';
 import type { AttestResult } from '../attest/client.js';
 import type { AttestationTpm } from '../../attestation/tpm/tpm.js';
+import type { HclNv } from '../../attestation/snp/hcl.js';
+import type { SnpEvidenceSource } from '../attest/snp-evidence.js';
 import type { PcrLockTpm } from '../boot/cluster-lock.js';
 import type { AgentConfig } from '../config/config.js';
 import type { DiskVerdict } from '../disk/classify.js';
@@ -12,7 +14,10 @@ import type { StartRecovery } from './recovery-source.js';
 import type { StatusStore } from './status.js';
 
 /** The node's TPM as the agent uses it: attestation and the PCR 15 lock, on one context. */
-export interface AgentTpm extends AttestationTpm, PcrLockTpm {}
+export interface AgentTpm extends AttestationTpm, PcrLockTpm {
+  /** vTPM NV access for azure-sev-snp's HCL report (agent/run/snp-source.ts). */
+  hclNv?(): HclNv;
+}
 
 export interface AttestOnceRequest {
   diskUuid: string;
@@ -21,6 +26,8 @@ export interface AttestOnceRequest {
   csr?: string;
   inventory?: Inventory;
   eventLog?: Uint8Array;
+  /** An SNP variant's evidence, collected inside the round (it needs the round's nonce and AK). */
+  snp?: SnpEvidenceSource;
 }
 
 /** The key service as the agent's steps see it. */

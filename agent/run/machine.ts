@@ -4,6 +4,9 @@ import { RunSecrets } from './secrets.js';
 import { errorFields, STEP_TABLE, type RunContext } from './steps.js';
 import type { AgentStatus, StatusStore, StepName } from './status.js';
 
+/** Errors of a later step that are the configuration's, not the moment's: exit 2 like a config error. */
+const PERMANENT_STEP_CODES: ReadonlySet<string> = new Set(['SNP_EVIDENCE_UNAVAILABLE']);
+
 export interface RunResult {
   ok: boolean;
   /** 0 done, 2 bad configuration (systemd does not restart), 1 anything else (systemd restarts). */
@@ -132,7 +135,8 @@ export async function runAgent(deps: AgentDeps): Promise<RunResult> {
         ?.save({ v: 1, bootId: await deps.bootId().catch(() => ''), runs: 1, startedAt: now().toISOString(), updatedAt: now().toISOString(), step: current, outcome: 'failed', steps: {}, lastError: { step: current, ...err, at: now().toISOString() } })
         .catch(() => {});
     }
-    const configError = current === 'config' && e instanceof SextantError && e.isInputError;
+    // A bad configuration, or one that names evidence this node cannot give: no restart fixes it.
+    const configError = e instanceof SextantError && (current === 'config' ? e.isInputError : PERMANENT_STEP_CODES.has(e.code));
     return { ok: false, exitCode: configError ? 2 : 1, step: current, path: status?.path, ...err };
   } finally {
     secrets.wipeAll();

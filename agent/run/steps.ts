@@ -11,10 +11,11 @@ import { recordJoined, runDiskStep } from './disk-step.js';
 import { runJoinStep, writeJoinFile } from './join-step.js';
 import { attestUntilAnswered, releaseKey, type KeyRelease } from './key-release.js';
 import type { RunSecrets } from './secrets.js';
+import { snpSourceFor, type SnpSentDetail } from './snp-source.js';
 import type { AgentStatus, BootPath, StepName } from './status.js';
 
 /** A released key's facts, without the key (that is in RunSecrets). */
-export type Release = Omit<KeyRelease, 'diskKey'>;
+export type Release = Omit<KeyRelease, 'diskKey'> & { snp?: SnpSentDetail };
 
 /** What the steps of one run share: the persisted status, and what lives only in memory. */
 export interface RunContext {
@@ -113,6 +114,7 @@ export const STEP_TABLE: readonly Step[] = [
         joinTicket: release.joinTicket !== undefined,
         kubeletCertIssued: release.joinTicket?.kubeletCert !== undefined,
         warnings: release.warnings,
+        ...(release.snp && { snp: release.snp }),
       };
     },
   },
@@ -198,6 +200,8 @@ async function obtainSecrets(ctx: RunContext, role: Role, pcr15: Pcr15): Promise
   const kubeletKey = ctx.secrets.kubeletKey(() => deps.kubeletKey(nodeName));
   const eventLog = await deps.eventLog();
   const ks = ctx.keyService();
+  // An SNP variant: its evidence source, checked before any round (a node that cannot give it stops here).
+  const snp = await snpSourceFor(config.attestation, tpm.hclNv?.());
   const recoveryWanted = config.recovery.enabled && path === 'rejoin';
   if (config.recovery.enabled && !deps.startRecovery) deps.debug('recovery is enabled but this build has no recovery endpoint');
   const startRecovery = recoveryWanted ? deps.startRecovery : undefined;
@@ -221,7 +225,7 @@ async function obtainSecrets(ctx: RunContext, role: Role, pcr15: Pcr15): Promise
           })
       : undefined,
     keyservice: (signal) =>
-      attestUntilAnswered(() => ks.attestOnce(tpm, { diskUuid, role, nodeName, csr: kubeletKey.csrPem, inventory: ctx.inventory, eventLog }), {
+      attestUntilAnswered(() => ks.attestOnce(tpm, { diskUuid, role, nodeName, csr: kubeletKey.csrPem, inventory: ctx.inventory, eventLog, snp: snp?.source }), {
         initialMs: config.retry.initialMs,
         maxMs: config.retry.maxMs,
         clock: deps.clock,
@@ -244,7 +248,7 @@ async function obtainSecrets(ctx: RunContext, role: Role, pcr15: Pcr15): Promise
   }
   Object.assign(status, { clusterId: release.clusterId, keySource: release.source, keyservice: release.endpoint, role, outcome: 'running' });
   if (release.joinTicket && path === 'join') await writeJoinFile(config, release.joinTicket, nodeName);
-  return release;
+  return { ...release, ...(snp && release.source === 'keyservice' && { snp: snp.detail }) };
 }
 
 export function errorFields(e: unknown): { code: string; message: string } {
