@@ -4,7 +4,7 @@ import { SextantError } from '../lib/errors.js';
 import type { Variant } from '../attestation/variant.js';
 import { ekRootStore } from './ek-roots/store.js';
 import { checkSnpConfig, parseVariant, type SnpVariantConfig } from './variant/variants.js';
-import { ENDPOINT_RE, type EtcdStoreConfig } from './store/etcd/endpoints.js';
+import { checkEtcdTls, ENDPOINT_RE, type EtcdStoreConfig } from './store/etcd/endpoints.js';
 
 /**
  * Key service configuration: a JSON file (`--config`) with the same keys as the flags; flags
@@ -174,6 +174,7 @@ function checkStore(c: Partial<KeyServiceConfig>): void {
   ) {
     invalid('etcd.tls must be {ca, cert?, key?} (cert and key together)');
   }
+  checkEtcdTls(e as EtcdStoreConfig);
 }
 
 export function parseListen(s: string): { host: string; port: number } {

@@ -136,6 +136,8 @@ export const FAILURE_ERROR_CODES = [
   'AUDIT_RECORD_TOO_LARGE',
   // the shared store (etcd) cannot answer (no quorum, unreachable): refuse, release nothing, retry later
   'STORE_UNAVAILABLE',
+  // etcd's TLS failed (its certificate does not verify against --etcd-ca, it refused our client certificate or its absence, or it does not speak TLS): configuration, not an outage
+  'STORE_TLS_FAILED',
   // the agent's platform configuration source (a cloud metadata service) did not answer as documented
   'CONFIG_SOURCE_UNAVAILABLE',
   // state disk

@@ -49,6 +49,7 @@ export function etcdFlags(v: Record<string, unknown>): KeyServiceConfig['etcd'] 
   const endpoints = s('etcd-endpoints');
   if (endpoints === undefined) return undefined;
   const ca = s('etcd-ca');
+  if (!ca && (s('etcd-cert') || s('etcd-key'))) fail('USAGE', '--etcd-cert/--etcd-key need --etcd-ca and https:// endpoints');
   return {
     endpoints: parseEndpoints(endpoints),
     ...(s('etcd-prefix') && { prefix: s('etcd-prefix') }),

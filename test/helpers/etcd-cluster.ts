@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { freeLoopbackPort as freePort } from '../../mini/keyservice.js';
@@ -10,7 +11,21 @@ import { freeLoopbackPort as freePort } from '../../mini/keyservice.js';
  * stopped by its PID. Members can be killed (-9) and started again on their data directory.
  * Election timing is shortened (heartbeat 50 ms, election 500 ms) so that a lost member
  * is noticed in well under a second; fsync stays on (acknowledged writes must survive).
+ * With `tls` the client port is https only (`--cert-file`, `--key-file`) and, with
+ * `clientCertAuth`, asks every client for a certificate signed by `trustedCa`
+ * (`--client-cert-auth --trusted-ca-file`); the peer port stays plain http on loopback.
  */
+
+export interface EtcdTls {
+  cert: string;
+  key: string;
+  /** The CA client certificates must chain to (with clientCertAuth), and the one health checks trust. */
+  trustedCa: string;
+  clientCertAuth?: boolean;
+  /** The client certificate the health check presents (with clientCertAuth). */
+  clientCert?: string;
+  clientKey?: string;
+}
 
 export interface EtcdMember {
   name: string;
@@ -40,11 +55,32 @@ async function exited(child: ChildProcess): Promise<void> {
   await new Promise<void>((resolve) => child.once('exit', () => resolve()));
 }
 
-export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
+/** GET url (http or https with the cluster's CA and client certificate), its JSON body. */
+async function getJson(url: string, tls?: { ca: Buffer; cert?: Buffer; key?: Buffer }): Promise<unknown> {
+  if (!url.startsWith('https:')) {
+    const r = await fetch(url, { signal: AbortSignal.timeout(1000) });
+    return r.ok ? r.json() : undefined;
+  }
+  return new Promise((resolve, reject) => {
+    const req = request(url, { ...tls, timeout: 1000 }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => (res.statusCode === 200 ? resolve(JSON.parse(body)) : resolve(undefined)));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export async function startEtcdCluster(size = 3, o: { tls?: EtcdTls } = {}): Promise<EtcdCluster> {
   const root = await mkdtemp(path.join(tmpdir(), 'sextant-etcd-'));
   const members: EtcdMember[] = [];
+  const scheme = o.tls ? 'https' : 'http';
+  const tlsArgs = o.tls ? ['--cert-file', o.tls.cert, '--key-file', o.tls.key, ...(o.tls.clientCertAuth ? ['--client-cert-auth', '--trusted-ca-file', o.tls.trustedCa] : [])] : [];
+  const healthTls = o.tls && { ca: await readFile(o.tls.trustedCa), ...(o.tls.clientCert && { cert: await readFile(o.tls.clientCert), key: await readFile(o.tls.clientKey!) }) };
   for (let i = 0; i < size; i++) {
-    members.push({ name: `m${i}`, clientUrl: `http://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}`, dataDir: path.join(root, `m${i}`), log: [] });
+    members.push({ name: `m${i}`, clientUrl: `${scheme}://127.0.0.1:${await freePort()}`, peerUrl: `http://127.0.0.1:${await freePort()}`, dataDir: path.join(root, `m${i}`), log: [] });
   }
   const initialCluster = members.map((m) => `${m.name}=${m.peerUrl}`).join(',');
   const launch = (m: EtcdMember, state: 'new' | 'existing') => {
@@ -55,6 +91,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
         '--listen-client-urls', m.clientUrl, '--advertise-client-urls', m.clientUrl,
         '--listen-peer-urls', m.peerUrl, '--initial-advertise-peer-urls', m.peerUrl,
         '--initial-cluster', initialCluster, '--initial-cluster-token', path.basename(root), '--initial-cluster-state', state,
+        ...tlsArgs,
         '--heartbeat-interval', '50', '--election-timeout', '500',
         '--logger', 'zap', '--log-outputs', 'stderr', '--log-level', 'warn',
       ],
@@ -71,8 +108,7 @@ export async function startEtcdCluster(size = 3): Promise<EtcdCluster> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       try {
-        const r = await fetch(`${m.clientUrl}/health`, { signal: AbortSignal.timeout(1000) });
-        if (r.ok && ((await r.json()) as { health?: string }).health === 'true') return;
+        if (((await getJson(`${m.clientUrl}/health`, healthTls)) as { health?: string } | undefined)?.health === 'true') return;
       } catch {
         /* not up yet */
       }

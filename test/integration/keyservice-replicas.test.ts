@@ -12,14 +12,12 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { postJson, type PinnedEndpoint } from '../../agent/attest/transport.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
-import { replaySha256 } from '../../keyservice/service.js';
 import { openStateDir } from '../../keyservice/state-dir.js';
-import { hash, toHex } from '../../lib/bytes.js';
 import { run } from '../../lib/exec.js';
 import { ROUTES } from '../../protocol/messages.js';
 import { attestSteps } from '../helpers/attest-steps.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
-import { buildEventLog, EV_EVENT_TAG, EV_SEPARATOR, type SynthEvent } from '../helpers/eventlog.js';
+import { measureBoot } from '../helpers/measured-boot.js';
 import { measurementsKeys, writeSignedMeasurements, type MeasurementsFiles } from '../helpers/keyservice-fixture.js';
 import { spawnKeyService, type KeyServiceChild } from '../helpers/keyservice-process.js';
 import { SEXTANT_BIN } from '../helpers/paths.js';
@@ -40,18 +38,12 @@ interface Ctx {
 
 const test = anyTest as TestFn<Ctx>;
 
-const EVENTS: SynthEvent[] = [
-  { pcr: 4, type: EV_SEPARATOR, data: Buffer.alloc(4) },
-  { pcr: 9, type: EV_EVENT_TAG, data: Buffer.from('console=ttyS0 root=/dev/vda2') },
-];
 const DISK = 'e7cd0000-0000-4000-8000-000000000001';
 
 test.before(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-replicas-'));
   const [etcd, sw] = await Promise.all([startEtcdCluster(3), startSwtpm()]);
-  for (const e of EVENTS) await run('tpm2_pcrextend', [`${e.pcr}:sha256=${toHex(hash('sha256', e.data))}`], { env: { TPM2TOOLS_TCTI: sw.tcti } });
-  const eventLog = buildEventLog(EVENTS);
-  const replayed = replaySha256(eventLog).pcrs;
+  const { eventLog, replayed, enforced } = await measureBoot(sw.tcti);
   const keys = await measurementsKeys(dir);
   // One state for all replicas (as one Secret mounted by each): made once, copied.
   const first = path.join(dir, 'state-0');
@@ -72,7 +64,7 @@ test.before(async (t) => {
       const state = path.join(dir, `state-${i}`);
       if (i > 0) await cp(first, state, { recursive: true, force: false, errorOnExist: false });
       const m = path.join(dir, `measurements-${i}.json`);
-      await writeSignedMeasurements(m, keys.keyPem, { '4': { expected: replayed['4'], enforced: true }, '9': { expected: replayed['9'], enforced: true } });
+      await writeSignedMeasurements(m, keys.keyPem, enforced);
       const r = await spawnKeyService(['--config', config, '--listen', '127.0.0.1:0', '--state-dir', state, '--measurements', m, '--measurements-key', keys.pubPem, '--ek-ca', sw.caCertPath, '--ek-ca', sw.issuerCertPath, '--store', 'etcd', '--etcd-endpoints', etcd.endpoints.join(',')]);
       ctx.replicas[i] = r;
       return r;

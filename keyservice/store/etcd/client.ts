@@ -1,7 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { Etcd3, type Namespace } from 'etcd3';
 import { SextantError } from '../../../lib/errors.js';
-import type { EtcdStoreConfig } from './endpoints.js';
+import { checkEtcdTls, type EtcdStoreConfig } from './endpoints.js';
+import { probeEtcdTls } from './tls-probe.js';
 
 export type { EtcdStoreConfig } from './endpoints.js';
 
@@ -21,10 +22,9 @@ export async function connectEtcd(c: EtcdStoreConfig): Promise<{ client: Etcd3; 
       throw new SextantError({ code: 'FILE_NOT_FOUND', message: `cannot read ${f}`, cause });
     }
   };
+  checkEtcdTls(c);
   const credentials = c.tls ? { rootCertificate: await read(c.tls.ca), ...(c.tls.cert && { certChain: await read(c.tls.cert) }), ...(c.tls.key && { privateKey: await read(c.tls.key) }) } : undefined;
-  if (!credentials && c.endpoints.some((e) => e.startsWith('https:'))) {
-    throw new SextantError({ code: 'USAGE', message: 'https etcd endpoints need --etcd-ca (the CA that signed the members\' certificates)' });
-  }
+  if (credentials) await probeEtcdTls(c.endpoints, { ca: credentials.rootCertificate, cert: credentials.certChain, key: credentials.privateKey }, timeoutMs);
   const client = new Etcd3({
     hosts: c.endpoints,
     credentials,
