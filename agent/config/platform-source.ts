@@ -130,8 +130,11 @@ function expectOk(r: Answer, url: string): void {
 /** One plain-HTTP request to a metadata service: bounded in time and size, no redirects, no proxy. */
 function request(method: 'GET' | 'PUT', url: string, headers: Record<string, string>): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const unavailable = (message: string, cause?: unknown) => reject(new SextantError({ code: 'CONFIG_SOURCE_UNAVAILABLE', message: `${url}: ${message}`, cause }));
-    const req = http.request(url, { method, headers, timeout: TIMEOUT_MS }, (res) => {
+    const unavailable = (message: string, cause?: unknown) => {
+      clearTimeout(deadline);
+      reject(new SextantError({ code: 'CONFIG_SOURCE_UNAVAILABLE', message: `${url}: ${message}`, cause }));
+    };
+    const req = http.request(url, { method, headers }, (res) => {
       const chunks: Buffer[] = [];
       let n = 0;
       res.on('data', (c: Buffer) => {
@@ -141,11 +144,19 @@ function request(method: 'GET' | 'PUT', url: string, headers: Record<string, str
           unavailable(`answer over ${MAX_BODY} bytes`);
         } else chunks.push(c);
       });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
+      res.on('end', () => {
+        clearTimeout(deadline);
+        resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) });
+      });
       res.on('error', (e) => unavailable(e.message, e));
     });
-    req.on('timeout', () => req.destroy(new SextantError({ code: 'CONFIG_SOURCE_UNAVAILABLE', message: `${url}: no answer within ${TIMEOUT_MS} ms` })));
-    req.on('error', (e) => (e instanceof SextantError ? reject(e) : unavailable(e.message, e)));
+    // The whole exchange, not the socket's idle time: an answer trickled a byte at a time is cut off too.
+    const deadline = setTimeout(() => req.destroy(new SextantError({ code: 'CONFIG_SOURCE_UNAVAILABLE', message: `${url}: no answer within ${TIMEOUT_MS} ms` })), TIMEOUT_MS);
+    req.on('error', (e) => {
+      clearTimeout(deadline);
+      if (e instanceof SextantError) reject(e);
+      else unavailable(e.message, e);
+    });
     req.end();
   });
 }

@@ -92,3 +92,22 @@ test('attestation.variant takes the names of attestation/variant.ts; an SNP vari
   t.teardown(s2.close);
   await t.throwsAsync(loadConfig({ file: `${d.dir}/none.json`, cmdlinePath: `${d.dir}/x`, platform: 'gcp', metadataUrl: s2.url }), { code: 'CONFIG_INVALID', message: /attestation\.vcek/ });
 });
+
+test('a metadata service that trickles its answer a byte at a time is cut off after 3 s in all: CONFIG_SOURCE_UNAVAILABLE', async (t) => {
+  const ticks = new Set<NodeJS.Timeout>();
+  const server = http.createServer((_req, res) => {
+    res.writeHead(200, { 'Metadata-Flavor': 'Google' });
+    res.write('{');
+    ticks.add(setInterval(() => res.write(' '), 100));
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  t.teardown(() => {
+    for (const x of ticks) clearInterval(x);
+    server.closeAllConnections();
+    server.close();
+  });
+  const started = Date.now();
+  const e = await t.throwsAsync(platformSource('gcp', { metadataUrl: `http://127.0.0.1:${(server.address() as AddressInfo).port}` })!.read());
+  t.is((e as { code?: string }).code, 'CONFIG_SOURCE_UNAVAILABLE');
+  t.true(Date.now() - started < 6000, `${Date.now() - started} ms`);
+});
