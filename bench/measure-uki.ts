@@ -5,17 +5,20 @@
  *    the whole file and PCR 11's section digests),
  *  - systemd-measure calculate (PCR 11 only; a process, as `sextant measure uki` is one too).
  * Candidates run interleaved, round by round, so a change in machine load hits all alike; the
- * load average is printed with the figures. UKIs: the host's 252 stub (which also makes PCR 4
+ * load average is printed with the figures, and each candidate's CPU time per run (on a loaded
+ * host the wall time measures this process's share of the CPU more than the work). UKIs: the host's 252 stub (which also makes PCR 4
  * hash the kernel's Authenticode digest) and, when it can be fetched, sid's 262 stub.
  *
  *   node dist/bench/measure-uki.js        (or: npm run bench measure-uki)
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os, { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import v8 from 'node:v8';
+import vm from 'node:vm';
 import { execa } from 'execa';
 import { buildUki } from '../measurements/uki/build.js';
 import { precomputeUki, precomputeUkiFile } from '../measurements/uki/precompute.js';
@@ -37,17 +40,38 @@ async function sidStub(): Promise<string | undefined> {
   }
 }
 
-/** Runs every candidate once per round, in turn; the median seconds of each. */
-async function interleaved(candidates: Record<string, () => Promise<unknown>>): Promise<Record<string, number>> {
+v8.setFlagsFromString('--expose-gc');
+/** A full garbage collection, outside the timed runs. */
+const collectGarbage = vm.runInNewContext('gc') as () => void;
+
+/** CPU seconds of the processes this one waited for (Linux /proc/self/stat cutime + cstime, 10 ms ticks). */
+function childrenCpu(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
+  return (Number(f[13]) + Number(f[14])) / 100;
+}
+
+/**
+ * Runs every candidate once per round, in turn: the median wall seconds of each, and its mean CPU
+ * seconds per run (this process's threads and the child processes it waited for). On a loaded
+ * host the wall time is this process's share of the CPU, so CPU seconds say what a run costs.
+ */
+async function interleaved(candidates: Record<string, () => Promise<unknown>>): Promise<{ wall: Record<string, number>; cpu: Record<string, number> }> {
   const times: Record<string, number[]> = {};
+  const cpu: Record<string, number> = {};
   for (let r = 0; r < ROUNDS; r++) {
     for (const [name, fn] of Object.entries(candidates)) {
+      collectGarbage(); // the previous candidate's garbage (hashOnce's 68 MiB buffer) is not charged to this one
+      const c0 = process.cpuUsage();
+      const k0 = childrenCpu();
       const t0 = process.hrtime.bigint();
       await fn();
       (times[name] ??= []).push(Number(process.hrtime.bigint() - t0) / 1e9);
+      const c = process.cpuUsage(c0);
+      cpu[name] = (cpu[name] ?? 0) + ((c.user + c.system) / 1e6 + childrenCpu() - k0) / ROUNDS;
     }
   }
-  return Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)]));
+  return { wall: Object.fromEntries(Object.entries(times).map(([k, v]) => [k, median(v)])), cpu };
 }
 
 async function benchOne(label: string, stub: string, linux: string, work: string): Promise<Figure[]> {
@@ -67,10 +91,15 @@ async function benchOne(label: string, stub: string, linux: string, work: string
     memPrecompute: async () => precomputeUki(inMemoryBytes),
   };
   const haveMeasure = existsSync(SYSTEMD_MEASURE);
-  if (haveMeasure) candidates.systemdMeasure = () => execa(SYSTEMD_MEASURE, measureArgs);
+  if (haveMeasure) {
+    candidates.systemdMeasure = () => execa(SYSTEMD_MEASURE, measureArgs);
+    // its default: every bank (SHA-1, -256, -384, -512) and four phases; not like with like
+    candidates.systemdMeasureDefault = () => execa(SYSTEMD_MEASURE, measureArgs.filter((a) => !a.startsWith('--bank=') && !a.startsWith('--phase=')));
+  }
   const load0 = os.loadavg()[0];
-  const t = await interleaved(candidates);
+  const { wall: t, cpu } = await interleaved(candidates);
   const load1 = os.loadavg()[0];
+  const ms = (s: number): number => s * 1000;
   const figures: Figure[] = [
     { name: `[${label}] UKI size`, value: mib, unit: 'MiB' },
     { name: `[${label}] load average (1 min) before / after`, value: load0, unit: `/ ${load1.toFixed(2)} on ${os.availableParallelism()} cores` },
@@ -80,6 +109,9 @@ async function benchOne(label: string, stub: string, linux: string, work: string
     { name: `[${label}]   ... one thread forced`, value: t.hashOnce / t.oneThread, unit: 'x' },
     { name: `[${label}]   ... two threads forced`, value: t.hashOnce / t.twoThreads, unit: 'x' },
     { name: `[${label}] in memory: ratio precomputeUki / sha256 once`, value: t.memHashOnce / t.memPrecompute, unit: 'x' },
+    { name: `[${label}] CPU per run: read + hash once`, value: ms(cpu.hashOnce), unit: 'ms' },
+    { name: `[${label}] CPU per run: measure uki (file), one / two threads`, value: ms(cpu.oneThread), unit: `/ ${ms(cpu.twoThreads).toFixed(1)} ms` },
+    { name: `[${label}] CPU ratio measure uki (one thread) / hash once`, value: cpu.hashOnce / cpu.oneThread, unit: 'x' },
   ];
   if (haveMeasure) {
     figures.push(
@@ -88,6 +120,9 @@ async function benchOne(label: string, stub: string, linux: string, work: string
       { name: `[${label}]   ... one thread forced`, value: t.systemdMeasure / t.oneThread, unit: 'x' },
       { name: `[${label}]   ... two threads forced`, value: t.systemdMeasure / t.twoThreads, unit: 'x' },
       { name: `[${label}] ratio CLI process \`sextant measure uki\` / systemd-measure`, value: t.systemdMeasure / t.cli, unit: 'x' },
+      { name: `[${label}] CPU per run: systemd-measure, CLI process`, value: ms(cpu.systemdMeasure), unit: `/ ${ms(cpu.cli).toFixed(1)} ms` },
+      { name: `[${label}] CPU ratio systemd-measure / measure uki (one thread)`, value: cpu.systemdMeasure / cpu.oneThread, unit: 'x' },
+      { name: `[${label}] not like with like: systemd-measure's default (4 banks, 4 phases) / measure uki`, value: t.systemdMeasureDefault / t.file, unit: 'x' },
     );
   } else {
     figures.push({ name: 'systemd-measure calculate: not installed', value: 0, unit: '' });

@@ -27,7 +27,13 @@ export interface ClaimTable {
   owners: SharedArrayBuffer;
 }
 
-const BUFFER = 2 << 20;
+/**
+ * The read buffer. Small enough to stay in the core's L2 cache (512 KiB on the dev machine's
+ * EPYC): reading 68 MiB through it cost 6-9 ms of CPU with 32-128 KiB against 29 ms with 256 KiB
+ * or 2 MiB (the copy out of the page cache then goes to L3), and the second digest over the same
+ * chunk (the .initrd, .linux) reads it from L2 too. 128 KiB: 544 reads for 68 MiB.
+ */
+const BUFFER = 128 << 10;
 
 /** Claims and hashes jobs until none is left; returns the digests of the jobs this thread did. */
 export function hashClaimedJobs(table: ClaimTable, me: number): Map<number, Uint8Array[]> {
