@@ -119,7 +119,7 @@ export async function hashFileJobs(fd: number, size: number, alg: HashAlg, jobs:
   let mine: Map<number, Uint8Array[]>;
   try {
     if (!worker) {
-      const once = hashJobsInOnePass(alg, fd, size, jobs);
+      const once = await hashJobsInOnePass(alg, fd, size, jobs);
       if (once) return once;
     }
     mine = hashClaimedJobs(table, 1);
