@@ -9,11 +9,12 @@
  */
 import test from 'ava';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { HCL_REQUEST_NV_INDEX } from '../../agent/attest/snp-evidence.js';
 import { HCL_NV_INDEX, runtimeReportData } from '../../attestation/snp/hcl.js';
+import { akReportData } from '../../attestation/snp/binding.js';
 import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { run } from '../../lib/exec.js';
@@ -144,6 +145,22 @@ test.serial('the variant names evidence the node lacks: exit 2 at the attest ste
   t.is(r2.exitCode, 2, r2.stderr + r2.stdout);
   t.like(records(r2.stdout).find((x) => x.outcome === 'failed'), { step: 'attest', code: 'SNP_EVIDENCE_UNAVAILABLE' });
   t.is((await audit()).length, before, 'the key service was never asked');
+});
+
+test.serial('aws-sev-snp with a configfs-tsm-shaped folder that no kernel serves: the agent asks for SHA-512(swtpm AK public area) in inblob, then stops at the missing outblob with exit 2', async (t) => {
+  const root = path.join(dir, 'tsm', 'report');
+  await mkdir(root, { recursive: true });
+  const n = await node('aws-tsm', '4f5a6b7c-8d9e-4fa0-b1c2-d3e4f5a6b7c8', { variant: 'aws-sev-snp', vcek: h.files.vcek, chain: [h.files.chain], configfsTsm: root });
+  const r = await agentRun(n);
+  t.is(r.exitCode, 2, r.stderr + r.stdout);
+  const recs = records(r.stdout);
+  t.like(recs.find((x) => x.outcome === 'failed'), { step: 'attest', code: 'SNP_EVIDENCE_UNAVAILABLE' });
+  t.regex(recs.find((x) => x.outcome === 'failed')!.message, /outblob/);
+  t.is(recs.filter((x) => x.outcome === 'retrying').length, 0);
+  // One entry (configfs would drop it at rmdir; a plain folder keeps it), its inblob the binding the key service checks.
+  const entries = await readdir(root);
+  t.is(entries.length, 1);
+  t.deepEqual(await readFile(path.join(root, entries[0], 'inblob')), Buffer.from(akReportData(akPublic)));
 });
 
 test.serial('an HCL report binding another AK: the key service refuses at bindAk with VARIANT_AK_NOT_BOUND; the audit record keeps the decoded report', async (t) => {
