@@ -83,11 +83,13 @@ const snpEvidence = object(
 
 const sealedBox = (maxBytes: number) => object({ epk: base64({ exact: 65 }), iv: base64({ exact: 12 }), ct: base64({ min: 17, max: maxBytes }) });
 
-/** `base`, and exactly one of fields `a` and `b` present. */
-function exactlyOne(base: Schema, a: string, b: string): Schema {
+/** `base`, and of the optional fields `a` and `b` exactly one present, or both or neither. */
+function pairRule(base: Schema, a: string, b: string, rule: 'exactly one' | 'both or neither'): Schema {
   return (v, at, p) => {
     base(v, at, p);
-    if (isPlainObject(v) && (v[a] === undefined) === (v[b] === undefined)) p.add(at, `must have exactly one of ${a} and ${b}`);
+    if (!isPlainObject(v)) return;
+    const one = (v[a] === undefined) !== (v[b] === undefined);
+    if (one !== (rule === 'exactly one')) p.add(at, rule === 'exactly one' ? `must have exactly one of ${a} and ${b}` : `must have both of ${a} and ${b} or neither`);
   };
 }
 
@@ -95,12 +97,14 @@ export const SCHEMAS = {
   /** The nonce request carries nothing: `{}` (or `{"v":1}`). */
   nonceRequest: object({ v: V1 }, ['v']),
   nonceResponse: object({ v: V1, nonce, ttlSeconds }),
-  // A TPM without an EK certificate sends its EK public area instead (one of the two).
   // A TPM without an EK certificate sends its EK public area instead (exactly one of the two).
-  challengeRequest: exactlyOne(object({ v: V1, ...tpmIdentity, ekPublic: base64({ min: 16, max: 1024 }), withNonce: literal(true) }, ['ekCert', 'ekChain', 'ekPublic', 'withNonce']), 'ekCert', 'ekPublic'),
-  challengeResponse: object(
-    { v: V1, sessionId, credentialBlob: base64({ min: 16, max: 1024 }), encryptedSecret: base64({ min: 16, max: 1024 }), ttlSeconds, nonce, nonceTtlSeconds: ttlSeconds },
-    ['nonce', 'nonceTtlSeconds'],
+  challengeRequest: pairRule(object({ v: V1, ...tpmIdentity, ekPublic: base64({ min: 16, max: 1024 }), withNonce: literal(true) }, ['ekCert', 'ekChain', 'ekPublic', 'withNonce']), 'ekCert', 'ekPublic', 'exactly one'),
+  // The round-2 nonce comes with its lifetime (withNonce), or neither does.
+  challengeResponse: pairRule(
+    object({ v: V1, sessionId, credentialBlob: base64({ min: 16, max: 1024 }), encryptedSecret: base64({ min: 16, max: 1024 }), ttlSeconds, nonce, nonceTtlSeconds: ttlSeconds }, ['nonce', 'nonceTtlSeconds']),
+    'nonce',
+    'nonceTtlSeconds',
+    'both or neither',
   ),
   completeRequest: object(
     {

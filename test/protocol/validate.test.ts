@@ -68,10 +68,15 @@ test('fuzz: validators never throw anything but PROTOCOL_INVALID', (t) => {
     }),
     { numRuns: 500 },
   );
+  t.true(fuzzFieldsOnlyProtocolInvalid(assertCompleteRequest, goodComplete));
+});
+
+/** One field of a good message (or a field it lacks) set to random JSON: nothing but PROTOCOL_INVALID may come out. */
+function fuzzFieldsOnlyProtocolInvalid(validate: (x: unknown) => void, good: Record<string, unknown>, moreKeys: string[] = []): boolean {
   fc.assert(
-    fc.property(fc.record({ key: fc.constantFrom(...Object.keys(goodComplete)), value: fc.jsonValue() }), ({ key, value }) => {
+    fc.property(fc.constantFrom(...Object.keys(good), ...moreKeys), fc.jsonValue(), (key, value) => {
       try {
-        assertCompleteRequest({ ...goodComplete, [key]: value });
+        validate({ ...good, [key]: value });
       } catch (e) {
         return isSextantError(e, 'PROTOCOL_INVALID');
       }
@@ -79,8 +84,8 @@ test('fuzz: validators never throw anything but PROTOCOL_INVALID', (t) => {
     }),
     { numRuns: 500 },
   );
-  t.pass();
-});
+  return true;
+}
 
 // ---- recovery messages ----
 
@@ -176,4 +181,28 @@ test('round 1 may ask for the nonce (withNonce: true only); the answer carries i
   t.notThrows(() => assertChallengeResponse(answer));
   t.notThrows(() => assertChallengeResponse({ ...answer, nonce: b64(32), nonceTtlSeconds: 60 }));
   t.throws(() => assertChallengeResponse({ ...answer, nonce: b64(16), nonceTtlSeconds: 60 }), { code: 'PROTOCOL_INVALID', message: /nonce/ } as never);
+});
+
+test('round 1 fuzz: any subset of the optional fields passes exactly when it has one of ekCert and ekPublic; any field set to random JSON gives only PROTOCOL_INVALID', (t) => {
+  const optional = { ekCert: b64(600), ekPublic: b64(300), ekChain: [b64(500)], withNonce: true as const };
+  fc.assert(
+    fc.property(fc.subarray(Object.keys(optional) as (keyof typeof optional)[]), (keys) => {
+      const req = { v: 1, akPublic: b64(90), ...Object.fromEntries(keys.map((k) => [k, optional[k]])) };
+      const ok = keys.includes('ekCert') !== keys.includes('ekPublic');
+      try {
+        assertChallengeRequest(req);
+        return ok;
+      } catch (e) {
+        return !ok && isSextantError(e, 'PROTOCOL_INVALID') && /exactly one of ekCert and ekPublic/.test((e as Error).message);
+      }
+    }),
+  );
+  t.true(fuzzFieldsOnlyProtocolInvalid(assertChallengeRequest, { v: 1, ekCert: b64(600), akPublic: b64(90), ekChain: [b64(500)], withNonce: true }, ['ekPublic', 'extra']));
+});
+
+test('round 1 answer: the nonce comes with its lifetime or neither does', (t) => {
+  const answer = { v: 1, sessionId: 'ab'.repeat(16), credentialBlob: b64(68), encryptedSecret: b64(256), ttlSeconds: 60 };
+  t.notThrows(() => assertChallengeResponse({ ...answer, nonce: b64(32), nonceTtlSeconds: 60 }));
+  t.throws(() => assertChallengeResponse({ ...answer, nonce: b64(32) }), { code: 'PROTOCOL_INVALID', message: /both of nonce and nonceTtlSeconds or neither/ } as never);
+  t.throws(() => assertChallengeResponse({ ...answer, nonceTtlSeconds: 60 }), { code: 'PROTOCOL_INVALID', message: /both of nonce and nonceTtlSeconds or neither/ } as never);
 });
