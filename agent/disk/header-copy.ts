@@ -37,16 +37,54 @@ export async function readHeaderArea(device: string, size: number): Promise<Buff
 const MAX_SCRATCH_BYTES = 2 ** 40;
 
 /** Runs `fn` on a private sparse file holding `area` (mode 0600 in a fresh 0700 directory), then deletes it. */
-export async function withScratchCopy<T>(area: Buffer, size: number, fn: (file: string) => Promise<T>): Promise<T> {
+export function withScratchCopy<T>(area: Buffer, size: number, fn: (file: string) => Promise<T>): Promise<T> {
+  return withScratchFile(area.length, size, (file) => writeFile(file, area, { mode: 0o600 }), fn);
+}
+
+async function withScratchFile<T>(areaLength: number, size: number, fill: (file: string) => Promise<void>, fn: (file: string) => Promise<T>): Promise<T> {
   // Under the unit, $RUNTIME_DIRECTORY (/run/sextant, a 0700 tmpfs): the node's root is read-only.
   const dir = await mkdtemp(path.join(process.env.RUNTIME_DIRECTORY ?? os.tmpdir(), 'sextant-header-'));
   try {
     const file = path.join(dir, 'header.img');
-    await writeFile(file, area, { mode: 0o600 });
-    await truncate(file, Math.max(area.length, Math.min(size, MAX_SCRATCH_BYTES)));
+    await fill(file);
+    await truncate(file, Math.max(areaLength, Math.min(size, MAX_SCRATCH_BYTES)));
     return await fn(file);
   } finally {
     await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const COPY_CHUNK = 1024 * 1024;
+
+/**
+ * The bytes readHeaderArea returns, copied from `device` (O_RDONLY) into a new file `file`
+ * (0600) a MiB at a time, an all-zero MiB left as a hole: one MiB in memory, not 16.
+ */
+async function copyHeaderArea(device: string, size: number, file: string): Promise<void> {
+  const length = Math.min(size, LUKS2_DATA_OFFSET);
+  const chunk = Buffer.alloc(Math.min(length, COPY_CHUNK));
+  const zeros = Buffer.alloc(chunk.length);
+  const src = await open(device, 'r');
+  try {
+    const dst = await open(file, 'wx', 0o600);
+    try {
+      let done = 0;
+      while (done < length) {
+        const want = Math.min(chunk.length, length - done);
+        let got = 0;
+        while (got < want) {
+          const { bytesRead } = await src.read(chunk, got, want - got, done + got);
+          if (bytesRead === 0) fail('DISK_STEP_FAILED', `${device} ended after ${done + got} bytes while its header area was read`);
+          got += bytesRead;
+        }
+        if (!chunk.subarray(0, want).equals(zeros.subarray(0, want))) await dst.write(chunk, 0, want, done);
+        done += want;
+      }
+    } finally {
+      await dst.close();
+    }
+  } finally {
+    await src.close();
   }
 }
 
@@ -55,8 +93,8 @@ export async function dumpHeaderReadOnly(ctx: CryptsetupCtx, area: Buffer, size:
   return withScratchCopy(area, size, (copy) => luksDumpJson(ctx, copy));
 }
 
-/** Whether `key` opens a keyslot of the device's header, proven on a read-only copy of it. */
+/** Whether `key` opens a keyslot of the device's header, proven on a read-only copy of it (streamed: the header area is never all in memory). */
 export async function keyOpensDisk(ctx: CryptsetupCtx, device: string, size: number, key: Uint8Array): Promise<boolean> {
-  const area = await readHeaderArea(device, size);
-  return withScratchCopy(area, size, (copy) => keyOpensHeader(ctx, copy, key));
+  const length = Math.min(size, LUKS2_DATA_OFFSET);
+  return withScratchFile(length, size, (file) => copyHeaderArea(device, size, file), (copy) => keyOpensHeader(ctx, copy, key));
 }
