@@ -5,13 +5,10 @@ import { HASH_ALGS, type HashAlg } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
 import { authenticodeDigest } from '../../measurements/pe/authenticode.js';
 import { parsePe, type PeSection } from '../../measurements/pe/parse.js';
-import { buildUki } from '../../measurements/uki/build.js';
-import { cpioLiteral } from '../../measurements/uki/cpio.js';
 import { precomputeUkiFile, type UkiPrediction } from '../../measurements/uki/precompute.js';
 import { modelledStubs } from '../../measurements/uki/stub-model.js';
 import { bool, str, type CommandContext, type CommandSpec, type OptionSpec } from '../command.js';
-import { predictUkiPcr7, withPcr7 } from '../../measurements/secureboot/predict.js';
-import { SECURE_BOOT_OPTIONS, secureBootFromOptions } from './secureboot.js';
+import { SECURE_BOOT_OPTIONS, secureBootFromOptions } from './secureboot-options.js';
 
 /** --bank, one of HASH_ALGS (its `choices`, checked by cli/main.ts). */
 function bankOption(v: CommandContext['values']): HashAlg {
@@ -89,7 +86,9 @@ them, the separator, and with Secure Boot on the db entry that authorizes the UK
     const opts = predictOptions(ctx.values);
     if (sb) opts.secureBoot = sb.secureBoot;
     const p = await precomputeUkiFile(ctx.positionals[0], opts);
-    return predictionJson(sb ? withPcr7(p, predictUkiPcr7(await readInput(ctx.positionals[0]), sb, p.bank)) : p);
+    if (!sb) return predictionJson(p);
+    const { predictUkiPcr7, withPcr7 } = await import('../../measurements/secureboot/predict.js');
+    return predictionJson(withPcr7(p, predictUkiPcr7(await readInput(ctx.positionals[0]), sb, p.bank)));
   },
   render: (r) => renderPrediction(r as UkiPrediction),
 };
@@ -156,6 +155,7 @@ with objcopy, predicts its PCRs like \`sextant measure uki\`, and removes the te
     const work = await mkdtemp(path.join(tmpdir(), 'sextant-example-'));
     try {
       const out = path.join(work, 'example.efi');
+      const [{ buildUki }, { cpioLiteral }] = await Promise.all([import('../../measurements/uki/build.js'), import('../../measurements/uki/cpio.js')]);
       const initrd = cpioLiteral(Buffer.from('#!/bin/sh\necho sextant example initrd\n'), { dir: 'etc', fileName: 'sextant-example', fileMode: 0o755 });
       await buildUki(
         { stub: HOST_STUB, linux: { file: kernel }, initrd, cmdline: Buffer.from('console=ttyS0 panic=-1'), osrel, log: ctx.log },

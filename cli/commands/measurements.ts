@@ -5,7 +5,7 @@ import { zeroize } from '../../lib/bytes.js';
 import { SextantError } from '../../lib/errors.js';
 import { parsePcrList, requireStr } from '../args.js';
 import { predictUkiPcr7, withPcr7 } from '../../measurements/secureboot/predict.js';
-import { SECURE_BOOT_OPTIONS, secureBootFromOptions } from './secureboot.js';
+import { SECURE_BOOT_OPTIONS, secureBootFromOptions } from './secureboot-options.js';
 import { bool, str, type CommandSpec, type OptionValues } from '../command.js';
 import { parseMeasurementFile } from '../../measurements/format/parse.js';
 import type { BootAssumptions, ImageIdentity, MeasurementFile } from '../../measurements/format/types.js';

@@ -5,28 +5,12 @@ import { readSigningCertificate, signUki } from '../../image-builder/sign-uki.js
 import { authenticodeDigest } from '../../measurements/pe/authenticode.js';
 import { peSignature } from '../../measurements/pe/signature.js';
 import { readKeyFolder } from '../../measurements/secureboot/key-folder.js';
-import { loadSecureBootState, type SecureBootState } from '../../measurements/secureboot/predict.js';
 import { secureBootVarstore } from '../../measurements/secureboot/sb-vars.js';
 import { decodeSignatureLists } from '../../measurements/secureboot/signature-list.js';
 import { requireStr } from '../args.js';
-import { str, type CommandSpec, type OptionSpec, type OptionValues } from '../command.js';
+import { str, type CommandSpec } from '../command.js';
 
 /** Options of every command that predicts PCR 7: where the firmware's key databases come from. */
-export const SECURE_BOOT_OPTIONS: Record<string, OptionSpec> = {
-  'sb-keys': { type: 'string', valueName: 'DIR', description: 'Secure Boot on with the key folder DIR (PK/, KEK/, db/, dbx/): also predict PCR 7' },
-  'ovmf-vars': { type: 'string', valueName: 'VARS.fd', description: 'the firmware\'s OVMF variable store (Secure Boot on or off as it says): also predict PCR 7' },
-};
-
-/** The Secure Boot state the options name, or undefined when PCR 7 is not asked for. */
-export async function secureBootFromOptions(v: OptionValues): Promise<SecureBootState | undefined> {
-  const keysDir = str(v, 'sb-keys');
-  const varsFile = str(v, 'ovmf-vars');
-  if (keysDir && varsFile) throw new SextantError({ code: 'USAGE', message: '--sb-keys and --ovmf-vars both name the key databases: give one' });
-  if (keysDir) return loadSecureBootState({ keysDir });
-  if (varsFile) return loadSecureBootState({ varsFile });
-  return undefined;
-}
-
 export const OVMF_VARS_TEMPLATE = '/usr/share/OVMF/OVMF_VARS_4M.fd';
 /** The default timestamp of the enrolled variables: fixed, so the same keys give the same file. */
 const DEFAULT_VARS_TIME = '2025-01-01T00:00:00Z';
