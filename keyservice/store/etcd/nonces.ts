@@ -42,12 +42,25 @@ export class EtcdNonceBook implements NonceBook {
     const kv = r.responses[0]?.response_range?.kvs?.[0];
     if (!kv) return new SextantError({ code: 'NONCE_UNKNOWN', message: 'nonce was not issued by this key service' });
     if (!r.succeeded) return new SextantError({ code: 'NONCE_REPLAYED', message: 'nonce was already used' });
-    const { exp } = JSON.parse(kv.value.toString('utf8')) as { exp: number };
+    // Fail closed on a value this book did not write: no expiry read, no nonce (it was a
+    // SyntaxError, a 500 without an audit record; `{}` passed, as `now > undefined` is false).
+    const exp = expiryOf(kv.value);
+    if (exp === undefined) return new SextantError({ code: 'NONCE_UNKNOWN', message: 'nonce was not issued by this key service' });
     if (this.clock() > exp) return new SextantError({ code: 'NONCE_EXPIRED', message: `nonce expired (valid ${this.ttlMs / 1000} s)` });
     return undefined;
   }
 
   private key(nonce: Uint8Array): string {
     return 'nonce/' + Buffer.from(nonce).toString('hex');
+  }
+}
+
+/** The `exp` of a stored `{exp}`, or undefined when the value is anything else. */
+function expiryOf(v: Buffer): number | undefined {
+  try {
+    const j = JSON.parse(v.toString('utf8')) as { exp?: unknown } | null;
+    return typeof j?.exp === 'number' && Number.isFinite(j.exp) ? j.exp : undefined;
+  } catch {
+    return undefined;
   }
 }
