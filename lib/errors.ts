@@ -39,6 +39,8 @@ export const INPUT_ERROR_CODES = [
   'MINI_STATE_INVALID',
   // an image version that is not dotted numeric (1.2.3, optionally v1.2.3): rollouts order sets by it
   'MEASUREMENTS_VERSION_INVALID',
+  // a `sextant mini apply` config (mini.yaml / JSON) outside its schema (the error's reason says how)
+  'MINI_CONFIG_INVALID',
 ] as const;
 
 /** Codes for failures of an operation on valid input. */
@@ -167,6 +169,8 @@ export const FAILURE_ERROR_CODES = [
   'MEASUREMENTS_ROLLBACK',
   'MEASUREMENTS_VERSION_REUSED',
   'MEASUREMENTS_VERSION_UNKNOWN',
+  // sextant mini apply: a step of the rollout failed (the message names the step; run apply again to continue)
+  'MINI_APPLY_FAILED',
 ] as const;
 
 export type SextantErrorCode =
