@@ -33,6 +33,24 @@ export class LiveTable {
     else this.out.write(changeLine(view) + '\n');
   }
 
+  /** A line above the table (a rollout step): on a terminal the table is drawn again below it. */
+  note(line: string): void {
+    if (!this.out.isTTY) {
+      this.out.write(line + '\n');
+      return;
+    }
+    let s = this.drawn > 0 ? `\x1b[${this.drawn}A\r\x1b[J` : '';
+    s += `${line}\n`;
+    this.out.write(s);
+    this.drawn = 0;
+    if (this.views.size > 0) this.draw();
+  }
+
+  /** Forgets a node (a replaced one leaves the table). */
+  remove(name: string): void {
+    this.views.delete(name);
+  }
+
   /** The views with the elapsed time of running nodes moved on to now. */
   current(): NodeView[] {
     const t = this.now();

@@ -33,6 +33,7 @@ export const COMMAND_SUMMARIES: readonly CommandSummary[] = [
   {"path":["agent","status"],"summary":"the boot agent's progress in this boot: step, outcome, last error, timings"},
   {"path":["recover"],"summary":"attest a node's recovery endpoint like the key service would, then send it its disk key"},
   {"path":["mini","up"],"summary":"boot a local confidential cluster: the key service and N measured nodes under QEMU (OVMF + swtpm), until every node attested and joined"},
+  {"path":["mini","apply"],"args":"FILE","summary":"reconcile the mini cluster with a declared config: load the new image's measurements, replace nodes one at a time (the new joins before the old stops), retire the old measurements"},
   {"path":["mini","status"],"summary":"each node's boot phase, agent step, attestation (PCRs matched), disk, join, and the PIDs of the cluster's processes"},
   {"path":["mini","logs"],"args":"NODE","summary":"a node's serial console (firmware, kernel, systemd, the agent's step records)"},
   {"path":["mini","down"],"summary":"stop every process the mini cluster started (by PID, checked to be the same process) and remove its state"},

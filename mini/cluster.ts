@@ -17,7 +17,7 @@ import { rm } from 'node:fs/promises';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { SextantError } from '../lib/errors.js';
-import { checkImageDir, IMAGE_FILES, type NodeImage } from './image.js';
+import { checkImageDir, IMAGE_FILES, imageVersionOf, type NodeImage } from './image.js';
 import { freeLoopbackPort, keyServiceFiles, portFree, readAuditLog, startKeyServiceProcess, type AuditRecordLike } from './keyservice.js';
 import { assertVmToolsPresent, createNodeMachine, type NodeMachine } from './machine.js';
 import { nodeView, viewKey, type NodeMilestones, type NodeView } from './node-view.js';
@@ -48,6 +48,8 @@ export interface StartNodeOptions {
   name?: string;
   /** An image folder (sextant-node.raw + measurements.json); default: the cluster's image. */
   image?: string;
+  /** Recorded with the node; default: the image's measurements.json image.version. */
+  imageVersion?: string;
   accel?: AccelChoice;
   /** Default 2 under KVM, 1 under TCG (one host thread per node: several boot at once on 2 cores). */
   cpus?: number;
@@ -136,7 +138,7 @@ function observe(n: NodeRecord, lines: SerialTail['lines'], audit: AuditRecordLi
     stoppedOnPurpose: n.stoppedAt !== undefined,
   });
   // Times the watcher saw each milestone arrive beat a re-read console (whose lines carry no clock).
-  return { ...v, milestones: { ...v.milestones, ...n.boot?.milestones } };
+  return { ...v, imageVersion: n.imageVersion ?? imageVersionOf(n.image), milestones: { ...v.milestones, ...n.boot?.milestones } };
 }
 
 const milestoneEnd = (m: NodeMilestones | undefined): number | undefined => m?.done;
@@ -285,7 +287,7 @@ export class MiniCluster {
     if (!rec) {
       await rm(dir, { recursive: true, force: true });
       const partition = randomUUID();
-      rec = { name, image: image.dir, dir, statePartUuid: partition, createdAt: new Date().toISOString() };
+      rec = { name, image: image.dir, imageVersion: o.imageVersion ?? imageVersionOf(image.dir), dir, statePartUuid: partition, createdAt: new Date().toISOString() };
       this.s.nodes[name] = rec;
       await this.save();
       await createNodeMachine({ image: path.join(image.dir, IMAGE_FILES.disk), dir, stateDiskMiB: o.stateDiskMiB, ekCa: await ensureEkCa(path.join(this.dir, 'ek-ca')), stateDiskGuids: { disk: randomUUID(), partition }, log: this.log });

@@ -8,7 +8,7 @@
  */
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, rm, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { run } from '../lib/exec.js';
@@ -35,6 +35,19 @@ export function checkImageDir(dir: string): NodeImage {
     if (!existsSync(path.join(abs, f))) throw new SextantError({ code: 'FILE_NOT_FOUND', message: `${abs} has no ${f} (a \`sextant image build --out DIR\` folder)` });
   }
   return { dir: abs, built: false };
+}
+
+/**
+ * The image's version: `image.version` of its measurements.json (what the key service orders
+ * measurement sets by). Undefined when the file has none.
+ */
+export function imageVersionOf(dir: string): string | undefined {
+  try {
+    const m = JSON.parse(readFileSync(path.join(dir, IMAGE_FILES.measurements), 'utf8')) as { image?: { version?: unknown } };
+    return typeof m.image?.version === 'string' ? m.image.version : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** What the image is built from: the committed tree plus uncommitted changes. */

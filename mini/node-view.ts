@@ -28,6 +28,8 @@ export interface NodeMilestones {
 export interface NodeView {
   name: string;
   image: string;
+  /** The image's version (recorded in the mini state when the node was made). */
+  imageVersion?: string;
   /** running: qemu runs; done: the agent finished; failed: see `failure`; stopped: not running (never started, powered off, or gone). */
   state: 'running' | 'done' | 'failed' | 'stopped';
   phase: BootPhase;

@@ -48,6 +48,8 @@ export interface NodeRecord {
   name: string;
   /** The image folder it boots (sextant-node.raw, measurements.json). */
   image: string;
+  /** That image's version (its measurements' image.version), recorded when the node was made. */
+  imageVersion?: string;
   dir: string;
   /** Its state partition's GUID: the disk UUID its key is derived for and the audit log names. */
   statePartUuid: string;

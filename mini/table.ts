@@ -1,7 +1,7 @@
 /** The per-node table `sextant mini up` redraws and `mini status` prints: plain text, one row per node. */
 import type { NodeView } from './node-view.js';
 
-export const TABLE_COLUMNS = ['NODE', 'BOOT PHASE', 'AGENT STEP', 'ATTESTED (PCRs matched)', 'DISK', 'JOINED', 'ELAPSED'] as const;
+export const TABLE_COLUMNS = ['NODE', 'IMAGE', 'BOOT PHASE', 'AGENT STEP', 'ATTESTED (PCRs matched)', 'DISK', 'JOINED', 'ELAPSED'] as const;
 
 function clock(seconds: number): string {
   const s = Math.max(0, Math.floor(seconds));
@@ -18,6 +18,7 @@ function phaseOf(v: NodeView): string {
 export function tableRow(v: NodeView): string[] {
   return [
     v.name,
+    v.imageVersion ?? '-',
     phaseOf(v),
     v.agentStep ?? '-',
     v.attested ? `yes (${v.attestedPcrs.join(' ') || 'none enforced'})` : '-',
@@ -36,6 +37,6 @@ export function renderTable(views: readonly NodeView[], width = 160): string[] {
 
 /** One line for a log that cannot redraw (not a terminal): what changed on one node. */
 export function changeLine(v: NodeView): string {
-  const [name, phase, step, attested, disk, joined, elapsed] = tableRow(v);
-  return `${elapsed} ${name}: ${phase}; agent ${step}; attested ${attested}; disk ${disk}; joined ${joined}`;
+  const [name, image, phase, step, attested, disk, joined, elapsed] = tableRow(v);
+  return `${elapsed} ${name}: image ${image}; ${phase}; agent ${step}; attested ${attested}; disk ${disk}; joined ${joined}`;
 }

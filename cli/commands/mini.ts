@@ -1,4 +1,4 @@
-import { readFile } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { bool, str, type CommandSpec } from '../command.js';
 import { fail } from '../../lib/errors.js';
@@ -7,6 +7,9 @@ import type { NodeView } from '../../mini/node-view.js';
 import { readState, DEFAULT_MINI_DIR, nodeSerialLog } from '../../mini/state.js';
 import { renderTable } from '../../mini/table.js';
 import { miniUp, type UpResult } from '../../mini/up.js';
+import { miniApply, type ApplyEvent, type ApplyResult } from '../../mini/apply.js';
+import { MINI_CONFIG_LIMITS, MiniConfigError, parseMiniConfig } from '../../mini/reconcile/config.js';
+import { describeStep } from '../../mini/reconcile/plan.js';
 import { LiveTable } from '../mini-live.js';
 
 // ---- sextant mini up | status | logs | down (docs/mini.md) ----
@@ -135,4 +138,77 @@ folder (disks, TPMs, the key service's secrets) for a later \`mini up\`.`,
       .join('\n'),
 };
 
-export const miniCommands: CommandSpec<any>[] = [up, status, logs, down];
+const DURATION_UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+const MAX_OVERLAP_MS = 30 * 86_400_000;
+
+/** `90s`, `10m`, `2h`, `1d`, `500ms` (at most 30 days). */
+export function parseDuration(v: string, name: string): number {
+  const m = /^([0-9]{1,9})(ms|s|m|h|d)$/.exec(v);
+  const ms = m ? Number(m[1]) * DURATION_UNITS[m[2]] : NaN;
+  if (!(ms >= 0 && ms <= MAX_OVERLAP_MS)) fail('INVALID_ARGUMENT', `--${name} must be a duration like 90s, 10m, 2h or 1d (at most 30d), got "${v.slice(0, 20)}"`);
+  return ms;
+}
+
+/** Reads and checks a mini.yaml / JSON file (MINI_CONFIG_INVALID; FILE_NOT_FOUND when absent). */
+export async function readMiniConfig(file: string) {
+  const st = await stat(file).catch(() => fail('FILE_NOT_FOUND', `no config file ${file}`));
+  if (!st.isFile()) fail('FILE_NOT_FOUND', `${file} is not a file`);
+  if (st.size > MINI_CONFIG_LIMITS.bytes) throw new MiniConfigError('too-large', undefined, `${file}: larger than ${MINI_CONFIG_LIMITS.bytes} bytes`);
+  return parseMiniConfig(await readFile(file, 'utf8'), file);
+}
+
+const apply: CommandSpec<ApplyResult> = {
+  path: ['mini', 'apply'],
+  summary: 'reconcile the mini cluster with a declared config: load the new image\'s measurements, replace nodes one at a time (the new joins before the old stops), retire the old measurements',
+  args: 'FILE',
+  description: `
+FILE (mini.yaml, or JSON) declares imageVersion, image (a \`sextant image build --out\` folder,
+relative to FILE), kubernetesVersion and nodes. apply observes the cluster (nodes with their
+image version, the key service's measurement sets), plans and runs the steps: the new image's
+measurements, signed with the cluster's throwaway key, are loaded next to the current ones;
+each old node is replaced by a node on the new image that must attest and join before the old
+one is stopped (by PID); once no node of the old image remains its measurements are retired.
+--overlap bounds how long the old measurements stay accepted after the new ones load. A step
+that fails stops the run (MINI_APPLY_FAILED): apply again continues from what is there.
+Progress as \`mini up\`: a live table on stderr, or one JSON line per change with --json.`,
+  options: {
+    dir: DIR,
+    overlap: { type: 'string', valueName: 'DURATION', description: 'how long the old measurements stay accepted after the new ones load (90s, 10m, 2h, 1d)' },
+    timeout: { type: 'string', valueName: 'MINUTES', description: 'per new node, from its boot (default 20 under TCG, 5 under KVM)' },
+  },
+  async run(ctx) {
+    const overlap = str(ctx.values, 'overlap');
+    const overlapMs = overlap === undefined ? undefined : parseDuration(overlap, 'overlap');
+    const timeout = positiveInt(str(ctx.values, 'timeout'), 'timeout', 600);
+    const config = await readMiniConfig(ctx.positionals[0]);
+    const table = ctx.json ? undefined : new LiveTable(process.stderr);
+    const onEvent = (e: ApplyEvent): void => {
+      if (ctx.json) {
+        process.stdout.write(JSON.stringify(e.event === 'node' ? { event: 'node', ...e.view } : e) + '\n');
+        return;
+      }
+      if (e.event === 'node') table!.update(e.view);
+      else if (e.event === 'plan') table!.note(e.steps.length ? `plan: ${e.steps.length} steps` : 'the cluster is as declared: nothing to do');
+      else if (e.status !== 'start' || e.step.kind !== 'wait-joined') {
+        table!.note(`[${e.index + 1}/${e.total}] ${describeStep(e.step)}: ${e.status === 'start' ? '...' : e.status}${e.seconds !== undefined ? ` (${e.seconds.toFixed(1)} s)` : ''}`);
+        if (e.step.kind === 'stop-node' && e.status === 'done') table!.remove(e.step.name);
+      }
+    };
+    return miniApply({
+      dir: str(ctx.values, 'dir') ?? DEFAULT_MINI_DIR,
+      config,
+      overlapMs,
+      timeoutMs: timeout === undefined ? undefined : timeout * 60_000,
+      onEvent,
+      signal: ctx.signal,
+      log: ctx.json ? undefined : ctx.log,
+    }).finally(() => table?.stop());
+  },
+  render: (r) =>
+    [
+      r.steps.length ? `image ${r.imageVersion} on ${r.nodes.length} node(s): ${r.steps.length} steps in ${r.seconds.toFixed(0)} s` : `the cluster is as declared (image ${r.imageVersion}, ${r.nodes.length} node(s))`,
+      keyServiceLine(r.keyservice),
+    ].join('\n'),
+};
+
+export const miniCommands: CommandSpec<any>[] = [up, apply, status, logs, down];

@@ -11,6 +11,7 @@
 import path from 'node:path';
 import { parseDocument } from 'yaml';
 import { SextantError } from '../../lib/errors.js';
+import { IMAGE_VERSION_RE } from '../../keyservice/admin/protocol.js';
 
 export interface MiniConfig {
   imageVersion: string;
@@ -20,7 +21,7 @@ export interface MiniConfig {
   nodes: number;
 }
 
-export const MINI_CONFIG_LIMITS = { bytes: 64 * 1024, nodes: 16, imagePath: 4096, version: 64 } as const;
+export const MINI_CONFIG_LIMITS = { bytes: 64 * 1024, nodes: 16, imagePath: 4096, version: 32 } as const;
 
 export type MiniConfigReason = 'too-large' | 'syntax' | 'not-an-object' | 'unknown-field' | 'missing-field' | 'wrong-type' | 'out-of-range' | 'bad-format';
 
@@ -35,8 +36,7 @@ export class MiniConfigError extends SextantError {
 }
 
 const FIELDS = ['imageVersion', 'image', 'kubernetesVersion', 'nodes'] as const;
-/** Semantic versions as the image build writes them (1.2.3, 1.2.3-rc.1, 1.2.3+build.5). */
-export const IMAGE_VERSION_RE = /^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})(-[0-9A-Za-z.-]{1,40})?(\+[0-9A-Za-z.-]{1,40})?$/;
+/** Image versions as the key service orders them (keyservice/admin/protocol.ts): dotted numeric, optional leading v. */
 const KUBERNETES_VERSION_RE = /^v?(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})\.(0|[1-9]\d{0,3})$/;
 
 const show = (v: unknown): string => {
@@ -82,7 +82,7 @@ export function parseMiniConfig(text: string, file: string): MiniConfig {
     if (re && !re.test(s)) bad('bad-format', k, `${show(s)} is not ${what}`);
     return s;
   };
-  const imageVersion = str('imageVersion', MINI_CONFIG_LIMITS.version, IMAGE_VERSION_RE, 'a version like 1.2.3 (or 1.2.3-rc.1)');
+  const imageVersion = str('imageVersion', MINI_CONFIG_LIMITS.version, IMAGE_VERSION_RE, 'a dotted numeric version like 1.2.3');
   const kubernetesVersion = str('kubernetesVersion', MINI_CONFIG_LIMITS.version, KUBERNETES_VERSION_RE, 'a Kubernetes version like v1.33.4');
   const image = str('image', MINI_CONFIG_LIMITS.imagePath);
   if (image.includes('\0')) bad('bad-format', 'image', 'holds a NUL byte');

@@ -49,6 +49,6 @@ test('not a terminal: one line per change, naming the node and what it shows', a
   for (const v of events) table.update(v);
   table.stop();
   t.is(out.length, events.length);
-  t.regex(out.at(-1)!, /^\d+:\d\d node-\d: done; agent done done; attested yes \(4 9 11 12 13\); disk formatted; joined yes \(kubeadm join\)\n$/);
+  t.regex(out.at(-1)!, /^\d+:\d\d node-\d: image -; done; agent done done; attested yes \(4 9 11 12 13\); disk formatted; joined yes \(kubeadm join\)\n$/);
   t.false(out.some((l) => l.includes('\x1b')), 'no escape sequences in a log');
 });
