@@ -4,7 +4,6 @@ import type { ConfirmRequest, ConfirmResponse, ConfirmSession, Role } from '../p
 import { confirmQualifyingData } from '../protocol/seal.js';
 import type { AuditLog } from './audit/log.js';
 import { clusterLockPcr } from './derive.js';
-import { LocalSessionBook } from './store/local.js';
 import type { NonceBook, SessionBook, SessionBookSpec } from './store/store.js';
 import { stage, stageAsync } from '../attestation/stage.js';
 import { auditRefusal } from './stage.js';
@@ -63,16 +62,15 @@ export interface LockConfirmOptions {
   ttlMs: number;
   maxSessions?: number;
   now: () => Date;
-  /** Where the sessions live (store/): default process memory. */
-  sessions?: <T>(spec: SessionBookSpec<T>) => SessionBook<T>;
+  /** Where the sessions live (store/): the attestor's books (process memory or etcd). */
+  sessions: <T>(spec: SessionBookSpec<T>) => SessionBook<T>;
 }
 
 export class LockConfirmer {
   private readonly sessions: SessionBook<AcceptedAttestation>;
 
   constructor(private readonly o: LockConfirmOptions) {
-    const books = o.sessions ?? (<T>(spec: SessionBookSpec<T>) => new LocalSessionBook<T>(spec, () => this.o.now().getTime()));
-    this.sessions = books({
+    this.sessions = o.sessions({
       name: 'confirm',
       ttlMs: o.ttlMs,
       maxEntries: o.maxSessions ?? 100_000,
