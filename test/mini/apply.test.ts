@@ -9,7 +9,7 @@ import { mkdtemp, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { isSextantError, SextantError } from '../../lib/errors.js';
-import { executePlan, observe, observedNode, type MeasurementsAdmin, type NodeDriver } from '../../mini/apply.js';
+import { executePlan, observe, observedNode, socketAdmin, type MeasurementsAdmin, type NodeDriver } from '../../mini/apply.js';
 import { planRollout, type ObservedNode } from '../../mini/reconcile/plan.js';
 import { writeState, emptyState } from '../../mini/state.js';
 import type { NodeView } from '../../mini/node-view.js';
@@ -139,4 +139,32 @@ test('sextant mini status shows the image version recorded for each node, and th
   const txt = await sextant(['mini', 'status', '--dir', path.join(d, 'state')]);
   t.regex(txt.stdout, /^NODE\s+IMAGE\s+BOOT PHASE/m);
   t.regex(txt.stdout, /^node-3\s+1\.1\.0\s+stopped/m);
+});
+
+test('the admin adapter over the key service client: no service on the socket is KEYSERVICE_UNREACHABLE, and the load step fails naming it', async (t) => {
+  const d = await tmp(t);
+  const admin = socketAdmin(path.join(d, 'state'));
+  const e = await t.throwsAsync(admin.status());
+  t.true(isSextantError(e, 'KEYSERVICE_UNREACHABLE'), String(e));
+  const plan = planRollout(declared, { nodes: [], measurements: [] });
+  const err = await t.throwsAsync(executePlan(plan, { nodes: drivers().nodes, admin, measurementsFile: async () => path.join(d, 'm.json') }));
+  t.true(isSextantError(err, 'MINI_APPLY_FAILED'));
+  t.regex(err!.message, /^step 1\/5, load the measurements of image 1\.1\.0, failed \(FILE_NOT_FOUND\)/);
+});
+
+test('a rollout step line goes above the live table; not on a terminal, one plain line', async (t) => {
+  const { LiveTable } = await import('../../cli/mini-live.js');
+  const out: string[] = [];
+  const table = new LiveTable({ write: (s: string) => out.push(s) > 0, isTTY: false });
+  table.note('[1/8] load the measurements of image 1.1.0: done (0.1 s)');
+  t.deepEqual(out, ['[1/8] load the measurements of image 1.1.0: done (0.1 s)\n']);
+  const tty: string[] = [];
+  const live = new LiveTable({ write: (s: string) => tty.push(s) > 0, isTTY: true, columns: 200 });
+  const v: NodeView = { name: 'node-3', image: '/i', imageVersion: '1.1.0', state: 'running', phase: 'kernel', attested: false, attestedPcrs: [], joined: false, elapsedSeconds: 1, milestones: {}, pids: {} };
+  live.update(v);
+  live.note('[2/8] add node-3 on image 1.1.0: done');
+  live.stop();
+  // The table (header + one row) is erased, the line written, the table drawn again below it.
+  t.true(tty[1].startsWith('\x1b[2A\r\x1b[J[2/8] add node-3 on image 1.1.0: done\n'), JSON.stringify(tty[1]));
+  t.regex(tty.at(-1)!, /node-3\s+1\.1\.0\s+kernel/);
 });
