@@ -5,7 +5,7 @@ import { writeFile } from 'node:fs/promises';
 import { headPath, verifyAuditBytes, verifyAuditLog } from '../../keyservice/audit/log.js';
 import { readConfigFile, resolveConfig, type KeyServiceConfig } from '../../keyservice/config.js';
 import { startKeyService } from '../../keyservice/service.js';
-import { parseEndpoints } from '../../keyservice/store/etcd/endpoints.js';
+import { ETCD_OPTIONS, etcdFlags } from './etcd-options.js';
 import { keyserviceDiskCommands } from './keyservice-disk.js';
 
 // ---- sextant keyservice (the server) ----
@@ -42,28 +42,6 @@ function flagConfig(v: Record<string, unknown>): Partial<KeyServiceConfig> {
     etcd: etcdFlags(v),
   };
 }
-
-/** --etcd-endpoints and friends (shared by the server and `audit verify`/`export` on the store). */
-export function etcdFlags(v: Record<string, unknown>): KeyServiceConfig['etcd'] {
-  const s = (k: string) => str(v as never, k);
-  const endpoints = s('etcd-endpoints');
-  if (endpoints === undefined) return undefined;
-  const ca = s('etcd-ca');
-  if (!ca && (s('etcd-cert') || s('etcd-key'))) fail('USAGE', '--etcd-cert/--etcd-key need --etcd-ca and https:// endpoints');
-  return {
-    endpoints: parseEndpoints(endpoints),
-    ...(s('etcd-prefix') && { prefix: s('etcd-prefix') }),
-    ...(ca && { tls: { ca, ...(s('etcd-cert') && { cert: s('etcd-cert') }), ...(s('etcd-key') && { key: s('etcd-key') }) } }),
-  };
-}
-
-export const ETCD_OPTIONS = {
-  'etcd-endpoints': { type: 'string', valueName: 'URL[,URL...]', description: 'etcd v3 client URLs (with --store etcd)' },
-  'etcd-prefix': { type: 'string', valueName: 'PREFIX', description: "this cluster's key prefix in etcd (default sextant/)" },
-  'etcd-ca': { type: 'string', valueName: 'CA.pem', description: "CA of etcd's certificates (https endpoints)" },
-  'etcd-cert': { type: 'string', valueName: 'PEM', description: 'client certificate for etcd (if it asks for one)' },
-  'etcd-key': { type: 'string', valueName: 'PEM', description: 'its key' },
-} as const;
 
 const serve: CommandSpec<ServeResult> = {
   path: ['keyservice'],

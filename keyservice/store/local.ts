@@ -4,7 +4,7 @@ import { AuditLog } from '../audit/log.js';
 import { lockAuditLog } from '../audit-writer-lock.js';
 import { LocalBindingStore } from '../binding/local-store.js';
 import { NonceStore } from '../nonce-store.js';
-import type { KeyServiceStore, SessionBook, SessionBookSpec } from './store.js';
+import type { BindingsAndAudit, KeyServiceStore, SessionBook, SessionBookSpec } from './store.js';
 
 /**
  * The single-process store: sessions and nonces in memory, bindings and the audit log in the
@@ -46,17 +46,15 @@ export interface LocalStoreOptions {
   clock?: () => number;
 }
 
-export async function openLocalStore(o: LocalStoreOptions): Promise<KeyServiceStore> {
-  const clock = o.clock ?? Date.now;
-  const lock = await lockAuditLog(o.auditPath, 'sextant keyservice');
+/** The state directory's bindings and its audit log, holding the log's writer lock (one writer: `holder` names it). */
+export async function openLocalBindingsAndAudit(o: { stateDir: string; auditPath: string; holder: string }): Promise<BindingsAndAudit> {
+  const lock = await lockAuditLog(o.auditPath, o.holder);
   const audit = await AuditLog.open(o.auditPath).catch(async (e: unknown) => {
     await lock.release();
     throw e;
   });
   return {
     kind: 'local',
-    nonces: new NonceStore({ ttlMs: o.nonceTtlMs, clock }),
-    sessions: <T>(spec: SessionBookSpec<T>) => new LocalSessionBook<T>(spec, clock),
     bindings: LocalBindingStore.inStateDir(o.stateDir),
     audit,
     auditLocation: o.auditPath,
@@ -64,5 +62,15 @@ export async function openLocalStore(o: LocalStoreOptions): Promise<KeyServiceSt
       await audit.close();
       await lock.release();
     },
+  };
+}
+
+export async function openLocalStore(o: LocalStoreOptions): Promise<KeyServiceStore> {
+  const clock = o.clock ?? Date.now;
+  const base = await openLocalBindingsAndAudit({ stateDir: o.stateDir, auditPath: o.auditPath, holder: 'sextant keyservice' });
+  return {
+    ...base,
+    nonces: new NonceStore({ ttlMs: o.nonceTtlMs, clock }),
+    sessions: <T>(spec: SessionBookSpec<T>) => new LocalSessionBook<T>(spec, clock),
   };
 }

@@ -66,14 +66,21 @@ export interface MeasurementsChannel {
   watch(onOther: (m: SignedMeasurementsBytes) => void): Promise<void>;
 }
 
-export interface KeyServiceStore {
+/**
+ * The part of a store the admin commands use (`keyservice disk list | rebind`): the bindings
+ * and the audit log, no sessions, nonces or secrets. Every store is one.
+ */
+export interface BindingsAndAudit {
   readonly kind: 'local' | 'etcd';
-  readonly nonces: NonceBook;
-  sessions<T>(spec: SessionBookSpec<T>): SessionBook<T>;
   readonly bindings: DiskBindingStore;
   readonly audit: AuditSink;
   /** Where the audit log lives, for the start line (`STATE/audit.log`, `etcd:<prefix>audit/`). */
   readonly auditLocation: string;
-  readonly measurements?: MeasurementsChannel;
   close(): Promise<void>;
+}
+
+export interface KeyServiceStore extends BindingsAndAudit {
+  readonly nonces: NonceBook;
+  sessions<T>(spec: SessionBookSpec<T>): SessionBook<T>;
+  readonly measurements?: MeasurementsChannel;
 }

@@ -5,16 +5,15 @@
  * On code without the binding, node B gets node A's disk key in the second test.
  */
 import test from 'ava';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { spawnKeyService, type KeyServiceChild } from '../helpers/keyservice-process.js';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { sextant } from '../helpers/cli.js';
 import { measurementsKeys, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
-import { trimDer } from '../helpers/tpm2-tools-attester.js';
+import { ekPublicSha256 as ekOracle } from '../helpers/ek-oracle.js';
 import { hash, toHex } from '../../lib/bytes.js';
-import { run } from '../../lib/exec.js';
 
 const DISK = '5eed0000-1234-4abc-8def-0123456789ab';
 let a: Swtpm;
@@ -25,17 +24,7 @@ let serviceArgs: string[];
 let service: KeyServiceChild | undefined;
 let diskKeySha256: string;
 
-/** Oracle: SHA-256 of the RSA EK certificate's public key (DER SPKI), by tpm2_nvread + openssl. */
-async function ekPublicSha256(tpm: Swtpm): Promise<string> {
-  const der = path.join(dir, `ek-${tpm.port}.der`);
-  await run('tpm2_nvread', ['0x01c00002', '-o', der], { env: tpm.env });
-  await writeFile(der, trimDer(await readFile(der)));
-  const pem = path.join(dir, `ek-${tpm.port}.pub.pem`);
-  await run('openssl', ['x509', '-inform', 'DER', '-in', der, '-pubkey', '-noout', '-out', pem]);
-  const spki = path.join(dir, `ek-${tpm.port}.spki`);
-  await run('openssl', ['pkey', '-pubin', '-in', pem, '-outform', 'DER', '-out', spki]);
-  return toHex(hash('sha256', await readFile(spki)));
-}
+const ekPublicSha256 = (tpm: Swtpm) => ekOracle(tpm, dir);
 
 async function attest(tpm: Swtpm, node: string, role: 'join' | 'rejoin' = 'join') {
   const r = await sextant(['agent', 'attest', '--tcti', tpm.tcti, '--keyservice', service!.listening, '--ca-fingerprint', service!.fingerprint,

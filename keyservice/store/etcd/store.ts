@@ -1,5 +1,5 @@
 import { deriveStoreSealKey } from '../../derive.js';
-import type { KeyServiceStore, SessionBookSpec } from '../store.js';
+import type { BindingsAndAudit, KeyServiceStore, SessionBookSpec } from '../store.js';
 import { EtcdAuditLog } from './audit.js';
 import { EtcdBindingStore } from './bindings.js';
 import { connectEtcd, type EtcdStoreConfig } from './client.js';
@@ -15,31 +15,22 @@ export interface EtcdStoreOptions {
   clock?: () => number;
 }
 
-export type EtcdKeyServiceStore = KeyServiceStore & { readonly etcd: Awaited<ReturnType<typeof connectEtcd>> };
+type EtcdConnection = Awaited<ReturnType<typeof connectEtcd>>;
+export type EtcdKeyServiceStore = KeyServiceStore & { readonly etcd: EtcdConnection };
 
-/** Connects and reads the audit head: a replica that cannot reach a quorum does not start (STORE_UNAVAILABLE). */
-export async function openEtcdStore(c: EtcdStoreConfig, o: EtcdStoreOptions): Promise<EtcdKeyServiceStore> {
-  const clock = o.clock ?? Date.now;
+/** The bindings and the audit chain in etcd (the admin commands' part; no secret needed): connects and reads the audit head. */
+export async function openEtcdBindingsAndAudit(c: EtcdStoreConfig, clock: () => number = Date.now): Promise<BindingsAndAudit & { readonly etcd: EtcdConnection }> {
   const etcd = await connectEtcd(c);
-  const { ns } = etcd;
   try {
-    const audit = await new EtcdAuditLog(ns, { now: () => new Date(clock()) }).open();
-    const leases = new LeaseBuckets(ns, clock);
-    const sealKey = deriveStoreSealKey(o.masterSecret, o.salt);
-    const measurements = new EtcdMeasurementsChannel(ns);
+    const audit = await new EtcdAuditLog(etcd.ns, { now: () => new Date(clock()) }).open();
     return {
       kind: 'etcd',
       etcd,
-      nonces: new EtcdNonceBook(ns, leases, clock, o.nonceTtlMs),
-      sessions: <T>(spec: SessionBookSpec<T>) => new EtcdSessionBook<T>(ns, spec, sealKey, leases, clock),
-      bindings: new EtcdBindingStore(ns, () => new Date(clock())),
+      bindings: new EtcdBindingStore(etcd.ns, () => new Date(clock())),
       audit,
-      measurements,
       auditLocation: `etcd ${c.endpoints.join(',')} ${c.prefix ?? 'sextant/'}audit/`,
       close: async () => {
-        await measurements.close();
         await audit.close();
-        sealKey.fill(0);
         etcd.client.close();
       },
     };
@@ -47,4 +38,25 @@ export async function openEtcdStore(c: EtcdStoreConfig, o: EtcdStoreOptions): Pr
     etcd.client.close();
     throw e;
   }
+}
+
+/** Connects and reads the audit head: a replica that cannot reach a quorum does not start (STORE_UNAVAILABLE). */
+export async function openEtcdStore(c: EtcdStoreConfig, o: EtcdStoreOptions): Promise<EtcdKeyServiceStore> {
+  const clock = o.clock ?? Date.now;
+  const base = await openEtcdBindingsAndAudit(c, clock);
+  const { ns } = base.etcd;
+  const leases = new LeaseBuckets(ns, clock);
+  const sealKey = deriveStoreSealKey(o.masterSecret, o.salt);
+  const measurements = new EtcdMeasurementsChannel(ns);
+  return {
+    ...base,
+    nonces: new EtcdNonceBook(ns, leases, clock, o.nonceTtlMs),
+    sessions: <T>(spec: SessionBookSpec<T>) => new EtcdSessionBook<T>(ns, spec, sealKey, leases, clock),
+    measurements,
+    close: async () => {
+      await measurements.close();
+      sealKey.fill(0);
+      await base.close();
+    },
+  };
 }
