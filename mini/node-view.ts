@@ -46,7 +46,11 @@ export interface NodeView {
   joinedBy?: 'kubeadm join' | 'rejoin';
   elapsedSeconds: number;
   milestones: NodeMilestones;
-  failure?: { reason: string; code?: string; consoleTail: string[] };
+  /**
+   * bootFroze: the guest stopped (GUEST_FATAL) before the agent printed anything, so nothing
+   * of the node's disk, TPM or key service state was touched: booting it again is safe.
+   */
+  failure?: { reason: string; code?: string; consoleTail: string[]; bootFroze?: boolean };
   pids: { qemu?: number; swtpm?: number };
 }
 
@@ -152,7 +156,7 @@ export function nodeView(o: NodeObservation): NodeView {
     else if (o.timedOut) cause = `no result after ${o.elapsedSeconds.toFixed(0)} s`;
     if (cause) {
       const w = why();
-      failure = { reason: `${cause}: ${w.reason}`, code: w.code, consoleTail: consoleTailLines(lines, 25) };
+      failure = { reason: `${cause}: ${w.reason}`, code: w.code, consoleTail: consoleTailLines(lines, 25), ...(fatal && steps.length === 0 && { bootFroze: true }) };
     }
   }
   return {

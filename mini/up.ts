@@ -57,7 +57,23 @@ export async function miniUp(o: UpOptions): Promise<UpResult> {
     const names = Array.from({ length: o.nodes }, (_, i) => `node-${i + 1}`);
     // Booted at once: each node's qemu takes one host thread under TCG.
     await Promise.all(names.map((name) => c.startNode({ name, image: c.state.nodes[name]?.image ?? image.dir, accel })));
-    const views = await c.waitForNodes(names, { timeoutMs: o.timeoutMs, onChange: o.onChange, signal: o.signal });
+    const wait = () => c.waitForNodes(names, { timeoutMs: o.timeoutMs, onChange: o.onChange, signal: o.signal });
+    let views = await wait();
+    // A guest whose systemd froze before the agent ran (seen on a starved host: its generators
+    // took past systemd's 90 s limit, "Failed to fork off sandboxing environment for executing
+    // generators") touched nothing: it is booted again, once per node, and said so.
+    const rebooted = new Set<string>();
+    for (;;) {
+      const frozen = views.filter((v) => v.state === 'failed' && v.failure?.bootFroze === true && !rebooted.has(v.name));
+      if (frozen.length === 0 || o.signal?.aborted) break;
+      for (const v of frozen) {
+        rebooted.add(v.name);
+        o.log?.(`${v.name}: ${v.failure!.reason.split('\n')[0]}; booting it again (once)`);
+        await c.stopNode(v.name, { graceMs: 2_000 });
+        await c.startNode({ name: v.name, accel });
+      }
+      views = await wait();
+    }
     const status: MiniStatus = await c.status();
     const failed = views.find((v) => v.state === 'failed');
     return {

@@ -62,5 +62,10 @@ test('a guest that froze (systemd could not start, kernel panic) fails at once, 
   const v = nodeView(base(lines));
   t.is(v.state, 'failed');
   t.regex(v.failure!.reason, /^the guest stopped: \[!!!!!!\] Failed to start up manager\.: no agent record/);
+  t.true(v.failure!.bootFroze, 'no agent record yet: mini up may boot it again');
+  const afterAgent = nodeView(base([...boot, rec(125, { step: 'attest', outcome: 'done' }), l(130, '[  130.1] Kernel panic - not syncing: Attempted to kill init!')]));
+  t.is(afterAgent.state, 'failed');
+  t.is(afterAgent.failure!.bootFroze, undefined, 'the agent had run: not a boot freeze');
+  t.is(nodeView(base(boot, { qemuRunning: false })).failure!.bootFroze, undefined, 'qemu exiting is not a freeze');
   t.is(nodeView(base([...boot.slice(0, 2), l(50, '[   49.1] Kernel panic - not syncing: VFS: Unable to mount root fs')])).state, 'failed');
 });
