@@ -29,6 +29,8 @@ export interface KeyServiceConfig {
   ekCaStoreDir?: string[];
   /** Default: stateDir/audit.log. */
   auditLog?: string;
+  /** The admin socket (docs/rollout.md); default stateDir/admin.sock. */
+  adminSocket?: string;
   tlsCert?: string;
   tlsKey?: string;
   requireEventLog: boolean;
@@ -64,7 +66,7 @@ export const DEFAULTS = {
   rateLimit: { burst: 20, perSecond: 2 },
 } as const;
 
-const PATH_KEYS = ['nodeInventory', 'stateDir', 'measurements', 'measurementsSig', 'measurementsKey', 'previousMeasurements', 'previousMeasurementsSig', 'auditLog', 'tlsCert', 'tlsKey'] as const;
+const PATH_KEYS = ['nodeInventory', 'stateDir', 'measurements', 'measurementsSig', 'measurementsKey', 'previousMeasurements', 'previousMeasurementsSig', 'auditLog', 'adminSocket', 'tlsCert', 'tlsKey'] as const;
 
 function invalid(msg: string): never {
   throw new SextantError({ code: 'CONFIG_INVALID', message: msg });

@@ -6,9 +6,13 @@ import { replayState, stateToBanks } from '../measurements/eventlog/replay.js';
 import { KeyServiceAttestor } from './attestor.js';
 import { ClusterCa } from './kubelet-cert.js';
 import { parseListen, type KeyServiceConfig } from './config.js';
-import { loadReferenceSet, readSignedMeasurements, referenceSetFromSigned, type SignedMeasurementsBytes } from '../attestation/policy/load-reference.js';
+import { loadReferenceSet, readSignedMeasurements, verifiedMeasurements } from '../attestation/policy/load-reference.js';
+import { parseJsonBounded } from '../lib/json-bounded.js';
+import { writeFileAtomic } from '../lib/write-file-atomic.js';
+import { parseSavedRollout, type AdminRequest } from './admin/protocol.js';
+import { startAdminServer } from './admin/server.js';
 import { RateLimiter } from './rate-limit.js';
-import { ReferenceStore } from './reference-store.js';
+import { ReferenceStore, type RolloutChange, type SavedRollout } from './reference-store.js';
 import { KeyServiceServer, type Answer } from './server.js';
 import { ServiceSelfAttestation } from './self-attest.js';
 import type { AttestationTpm } from '../attestation/tpm/tpm.js';
@@ -16,6 +20,7 @@ import { parseNodeInventory } from './policy/node-name.js';
 import { openStateDir } from './state-dir.js';
 import { openLocalStore } from './store/local.js';
 import type { AuditSink, KeyServiceStore, MeasurementsChannel } from './store/store.js';
+import type { AuditDecision } from './audit/record.js';
 import { loadCaCertificates } from '../attestation/tpm/ek-chain.js';
 import { loadEkRootStore } from './ek-roots/store.js';
 import type { EventLogReplayer } from '../attestation/tpm/event-log.js';
@@ -36,6 +41,8 @@ export interface RunningKeyService {
   variant: Variant;
   testOnlyRoot?: string;
   references: ReferenceStore;
+  /** The admin socket `sextant keyservice measurements` talks to (docs/rollout.md). */
+  adminSocket: string;
   /** The request handler without the HTTP layer (KeyServiceServer.answer): fuzzing calls it directly. */
   answer(route: string, body: Buffer | string, client: string): Promise<Answer>;
   close(): Promise<void>;
@@ -85,32 +92,85 @@ async function readText(file: string, what: string): Promise<string> {
   }
 }
 
-/**
- * Replicas enforce one measurements file: at start a replica adopts the one in the store (a
- * replica started from an older ConfigMap does not roll the others back), or publishes its
- * own when the store has none; then every file a replica loads is published and every
- * replica loads what the others publish (watch), each checking the signature itself.
- */
-async function shareMeasurements(
-  channel: MeasurementsChannel,
-  references: ReferenceStore,
-  loaded: () => { signed: SignedMeasurementsBytes } | undefined,
-  offer: (m: SignedMeasurementsBytes) => void,
-  setPublisher: (p: (m: SignedMeasurementsBytes) => void) => void,
-  log?: (line: string) => void,
-): Promise<void> {
-  const current = await channel.current();
-  const mine = loaded()?.signed;
-  if (!current && mine) await channel.publish(mine);
-  if (current && mine && !current.bytes.equals(mine.bytes)) {
-    offer(current);
-    await references.reload();
+/** Where the sets this service holds are saved across restarts (docs/rollout.md). */
+export function rolloutStatePath(stateDir: string): string {
+  return path.join(stateDir, 'measurements-rollout.json');
+}
+
+async function readSavedRollout(file: string, log?: (line: string) => void): Promise<SavedRollout | undefined> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch {
+    return undefined;
   }
-  setPublisher((m) => void channel.publish(m).catch((e: unknown) => log?.(`measurements not published to the other replicas: ${(e as Error).message}`)));
-  await channel.watch((m) => {
-    offer(m);
-    void references.reload();
+  try {
+    return parseSavedRollout(parseJsonBounded(text));
+  } catch (e) {
+    log?.(`${file} is not a saved rollout state, ignored: ${(e as Error).message}`);
+    return undefined;
+  }
+}
+
+const AUDIT_DECISION = { file: 'measurements-reload', store: 'measurements-reload', start: 'measurements-reload', admin: 'measurements-load' } as const;
+
+function auditOf(c: RolloutChange): AuditDecision {
+  if (c.kind === 'retire') return { decision: 'measurements-retire', retired: c.retired, imageVersion: c.imageVersion, from: c.from };
+  if (c.kind === 'adopt') return { decision: 'measurements-reload', accepted: c.accepted, previous: c.previous, from: 'store' };
+  return { decision: AUDIT_DECISION[c.from], accepted: c.accepted, imageVersion: c.imageVersion, previous: c.previous, overlapUntil: c.overlapUntil, from: c.from, ...(c.forced && { forced: true, highWater: c.forced.highWater, refusedAs: c.forced.reason }) };
+}
+
+function describe(c: RolloutChange): string {
+  if (c.kind === 'retire') return `measurements ${c.retired} retired: no longer accepted`;
+  const from = c.kind === 'adopt' || c.from === 'store' ? ' from another replica' : c.from === 'admin' ? ' by the admin socket' : '';
+  const overlap = c.kind === 'load' && c.overlapUntil ? `, still accepting ${c.previous} until ${c.overlapUntil}` : c.previous ? `, ${c.previous} retired` : '';
+  const forced = c.kind === 'load' && c.forced ? ` (FORCED past ${c.forced.reason}, high-water mark ${c.forced.highWater})` : '';
+  return `measurements loaded${from}: now ${c.accepted}${overlap}${forced}`;
+}
+
+/**
+ * The sets in force after a start: those this service saved last time, then (replicas) those
+ * in the store, then the --measurements file loaded against them (a newer file becomes
+ * current, an older one is refused and logged: the sets saved stay). From then on every change
+ * is published to the store and saved before it is in force, and every replica adopts what
+ * another published.
+ */
+async function openRollout(references: ReferenceStore, o: { stateDir: string; channel?: MeasurementsChannel; audit: AuditSink; log?: (line: string) => void }): Promise<void> {
+  const local = rolloutStatePath(o.stateDir);
+  const saveLocal = (doc: SavedRollout) => writeFileAtomic(local, JSON.stringify(doc) + '\n');
+  const saved = await readSavedRollout(local, o.log);
+  if (saved) await references.adopt(saved, { from: 'start', log: o.log });
+  const shared = o.channel ? await o.channel.current() : undefined;
+  if (shared) await references.adopt(shared, { from: 'store', log: o.log });
+  references.setCommit(async (doc, change) => {
+    if (change.kind === 'load' && change.forced) await o.audit.append(auditOf(change));
+    await o.channel?.publish(doc);
+    await saveLocal(doc);
   });
+  await references.reload('start');
+  if (o.channel && !shared) await o.channel.publish(references.saved());
+  await saveLocal(references.saved());
+  await o.channel?.watch((doc) => {
+    void references
+      .adopt(doc, { from: 'store', log: o.log })
+      .then(async (changed) => {
+        if (changed) await saveLocal(references.saved());
+      })
+      .catch((e: unknown) => o.log?.(`measurements from another replica not adopted: ${(e as Error).message}`));
+  });
+}
+
+/** One admin request (keyservice/admin/protocol.ts); a refused load is audited. */
+async function adminAnswer(references: ReferenceStore, r: AdminRequest, rolloutMs: number, audit: () => AuditSink | undefined): Promise<unknown> {
+  if (r.op === 'status') return references.status();
+  if (r.op === 'retire') return references.retire(r.imageVersion);
+  try {
+    const { loaded, previous } = await references.load({ bytes: Buffer.from(r.measurements, 'base64'), sig: r.sig }, { from: 'admin', overlapMs: r.overlapMs ?? rolloutMs, force: r.force, name: 'the measurements file sent to the admin socket' });
+    return { loaded, ...(previous && { previous }) };
+  } catch (e) {
+    void audit()?.append({ decision: 'measurements-load', refused: (e as Error).message, code: isSextantError(e) ? e.code : undefined, from: 'admin', force: r.force === true }, { deferred: true });
+    throw e;
+  }
 }
 
 export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {}): Promise<RunningKeyService> {
@@ -121,34 +181,27 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
   const auditPath = cfg.auditLog ?? path.join(cfg.stateDir, 'audit.log');
 
   // Measurements first: a bad signature must stop the service before it creates anything.
-  // With replicas the file in force may come from another replica (store.measurements): the
-  // next reload loads that one (its signature checked here), else this replica's own file.
-  let offered: SignedMeasurementsBytes | undefined;
-  let loaded: { from: 'file' | 'store'; signed: SignedMeasurementsBytes } | undefined;
-  const loadCurrent = async () => {
-    const from = offered ? 'store' : 'file';
-    const signed = offered ?? (await readSignedMeasurements(cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)));
-    offered = undefined;
-    const set = referenceSetFromSigned(signed, pub, from === 'store' ? 'the measurements another replica published' : cfg.measurements);
-    loaded = { from, signed };
-    return set;
-  };
-  let publish: ((m: SignedMeasurementsBytes) => void) | undefined;
+  // The sets saved by the last run (and, with replicas, those in the store) are adopted once
+  // the state dir and store are open; the file is then loaded against them (docs/rollout.md).
   const pinnedPrevious = cfg.previousMeasurements
     ? await loadReferenceSet(cfg.previousMeasurements, sigOf(cfg.previousMeasurements, cfg.previousMeasurementsSig), pub)
     : undefined;
   let audit: AuditSink | undefined;
+  const rolloutMs = o.rolloutMs ?? 24 * 3600_000;
   const references = await ReferenceStore.open({
-    load: loadCurrent,
-    rolloutMs: o.rolloutMs ?? 24 * 3600_000,
+    readFile: () => readSignedMeasurements(cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)),
+    verify: (signed, name) => verifiedMeasurements(signed, pub, name === 'the measurements file' ? cfg.measurements : name),
+    rolloutMs,
     pinnedPrevious,
     now: clock,
-    onReload: (r) => {
-      if (r.ok) o.log?.(`measurements reloaded${loaded?.from === 'store' ? ' from another replica' : ''}: now ${r.label}, still accepting ${r.previous} during the rollout window`);
-      else o.log?.(`measurements change refused, keeping the current set: ${(r.error as Error).message}`);
-      void audit?.append({ decision: 'measurements-reload', ...(r.ok ? { accepted: r.label, previous: r.previous, from: loaded?.from } : { refused: (r.error as Error).message }) }, { deferred: true });
-      // A file this replica loaded from its own disk is the replicas' new file.
-      if (r.ok && loaded?.from === 'file') publish?.(loaded.signed);
+    onChange: (c) => {
+      o.log?.(describe(c));
+      // A forced load was audited (and durable) before it took effect.
+      if (!(c.kind === 'load' && c.forced)) void audit?.append(auditOf(c), { deferred: true });
+    },
+    onRefused: (from, e) => {
+      o.log?.(`measurements change refused, keeping the current set: ${(e as Error).message}`);
+      void audit?.append({ decision: 'measurements-reload', refused: (e as Error).message, code: isSextantError(e) ? e.code : undefined, from }, { deferred: true });
     },
   });
   const ekCas = loadCaCertificates(await Promise.all((cfg.ekCa ?? []).map((f) => readText(f, 'EK CA'))));
@@ -168,7 +221,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
         await (await import('./store/etcd/store.js')).openEtcdStore(cfg.etcd!, { masterSecret: state.masterSecret, salt: state.salt, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock })
       : await openLocalStore({ stateDir: cfg.stateDir, auditPath, nonceTtlMs: cfg.nonceTtlSeconds * 1000, clock });
   audit = store.audit;
-  if (store.measurements) await shareMeasurements(store.measurements, references, () => loaded, (m) => (offered = m), (p) => (publish = p), o.log);
+  await openRollout(references, { stateDir: cfg.stateDir, channel: store.measurements, audit, log: o.log });
   const join = cfg.join
     ? { apiServerEndpoint: cfg.join.apiServerEndpoint, tokenTtlSeconds: cfg.join.tokenTtlSeconds, certDays: cfg.join.certDays, tokenCommand: cfg.join.tokenCommand, ca: await ClusterCa.load(cfg.join.caCert, cfg.join.caKey) }
     : undefined;
@@ -217,6 +270,7 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     log: o.log,
   });
   const addr = await server.listen(host, port);
+  const admin = await startAdminServer({ stateDir: cfg.stateDir, socket: cfg.adminSocket, replica: `${process.pid}-${addr.port}`, handle: (r) => adminAnswer(references, r, rolloutMs, () => audit) });
   references.watch([cfg.measurements, sigOf(cfg.measurements, cfg.measurementsSig)], o.watchIntervalMs);
   // Deferred: on a full disk the service still comes up (refusing with AUDIT_UNAVAILABLE) and
   // this record is written first once space returns.
@@ -232,9 +286,11 @@ export async function startKeyService(cfg: KeyServiceConfig, o: StartOptions = {
     created: state.created,
     auditLog: store.auditLocation,
     references,
+    adminSocket: admin.path,
     answer: (route, body, client) => server.answer(route, body, client),
     close: async () => {
       references.unwatch();
+      await admin.close();
       await server.close();
       await selfAttestation?.dispose();
       await store.close();

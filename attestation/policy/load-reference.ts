@@ -38,12 +38,24 @@ export async function readSignedMeasurements(file: string, sigFile: string): Pro
 }
 
 /** Checks the signature over the exact bytes, then makes the reference set; `name` says where they came from. */
-export function referenceSetFromSigned({ bytes, sig }: SignedMeasurementsBytes, publicKeyPem: string, name: string): ReferenceSet {
+export function referenceSetFromSigned(signed: SignedMeasurementsBytes, publicKeyPem: string, name: string): ReferenceSet {
+  return verifiedMeasurements(signed, publicKeyPem, name).set;
+}
+
+/** A verified signed file: its reference set, the image version it declares and the SHA-256 of its bytes. */
+export interface VerifiedMeasurements {
+  set: ReferenceSet;
+  imageVersion: string;
+  sha256: string;
+}
+
+export function verifiedMeasurements({ bytes, sig }: SignedMeasurementsBytes, publicKeyPem: string, name: string): VerifiedMeasurements {
   const m = loadSignedMeasurements(bytes, sig.trim(), publicKeyPem);
   if (m.bank !== 'sha256') {
     throw new SextantError({ code: 'MEASUREMENTS_INVALID', message: `${name} describes the ${m.bank} bank; the agent quotes SHA-256` });
   }
-  return referenceSetOf(m, `${m.image.name} ${m.image.version} (sha256:${toHex(hash('sha256', bytes)).slice(0, 16)})`);
+  const sha256 = toHex(hash('sha256', bytes));
+  return { set: referenceSetOf(m, `${m.image.name} ${m.image.version} (sha256:${sha256.slice(0, 16)})`), imageVersion: m.image.version, sha256 };
 }
 
 /** The reference set of a measurements file already trusted (its signature checked), named `label`. */

@@ -7,6 +7,7 @@ import { readConfigFile, resolveConfig, type KeyServiceConfig } from '../../keys
 import { startKeyService } from '../../keyservice/service.js';
 import { ETCD_OPTIONS, etcdFlags } from './etcd-options.js';
 import { keyserviceDiskCommands } from './keyservice-disk.js';
+import { keyserviceMeasurementsCommands } from './keyservice-measurements.js';
 
 // ---- sextant keyservice (the server) ----
 
@@ -31,6 +32,7 @@ function flagConfig(v: Record<string, unknown>): Partial<KeyServiceConfig> {
     ekCaStore: strs(v as never, 'ek-ca-store'),
     ekCaStoreDir: strs(v as never, 'ek-ca-store-dir'),
     auditLog: s('audit-log'),
+    adminSocket: s('admin-socket'),
     tlsCert: s('tls-cert'),
     tlsKey: s('tls-key'),
     requireEventLog: bool(v as never, 'require-event-log') || undefined,
@@ -70,6 +72,7 @@ and binding its AK (docs/attestation-variants.md); the default qemu-vtpm does no
     'ek-ca-store': { type: 'string', multiple: true, valueName: 'NAME', description: 'a pinned EK CA store: tpm-vendors (TPM makers), gcp-vtpm (docs/tpm.md)' },
     'ek-ca-store-dir': { type: 'string', multiple: true, valueName: 'DIR', description: "where the store's certificates are (default: the store's, e.g. Debian's ruby-tpm-key-attestation)" },
     'audit-log': { type: 'string', valueName: 'FILE', description: 'audit log (default STATE/audit.log)' },
+    'admin-socket': { type: 'string', valueName: 'PATH', description: 'admin socket for `keyservice measurements` (default: one per state dir under TMPDIR, docs/rollout.md)' },
     'tls-cert': { type: 'string', valueName: 'PEM', description: 'use this TLS certificate instead of the generated one' },
     'tls-key': { type: 'string', valueName: 'PEM', description: 'its key' },
     'require-event-log': { type: 'boolean', description: 'refuse attestations without a firmware event log' },
@@ -102,7 +105,7 @@ and binding its AK (docs/attestation-variants.md); the default qemu-vtpm does no
       // The TPM engine (koffi -> libtss2) is loaded only when the service attests itself.
       openServiceTpm: async (t, log) => (await import('../../attestation/tpm/engine-tpm.js')).EngineAttestationTpm.open(t, log),
     });
-    const started = { ok: true, listening: svc.url, fingerprint: svc.fingerprint, clusterId: svc.clusterId, created: svc.created, variant: svc.variant, ...(svc.testOnlyRoot && { testOnlyRoot: svc.testOnlyRoot }) };
+    const started = { ok: true, listening: svc.url, fingerprint: svc.fingerprint, clusterId: svc.clusterId, created: svc.created, adminSocket: svc.adminSocket, variant: svc.variant, ...(svc.testOnlyRoot && { testOnlyRoot: svc.testOnlyRoot }) };
     process.stdout.write(ctx.json ? JSON.stringify(started) + '\n' : svc.fingerprint + '\n');
     ctx.log(`key service listening on ${svc.url} (cluster ${svc.clusterId}, variant ${svc.variant}); audit log ${svc.auditLog}`);
     if (svc.testOnlyRoot) ctx.log(`WARNING: a TEST-ONLY AMD root is trusted (sha256 ${svc.testOnlyRoot}): never in production`);
@@ -222,4 +225,4 @@ verify OUT\` then checks the copy anywhere, without etcd.`,
   render: (r) => `${r.file}: ${r.records} records exported (etcd revision ${r.etcdRevision}), last record sha256 ${r.lastRecordSha256}`,
 };
 
-export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify, auditExport, ...keyserviceDiskCommands];
+export const keyserviceCommands: CommandSpec<any>[] = [serve, auditVerify, auditExport, ...keyserviceDiskCommands, ...keyserviceMeasurementsCommands];

@@ -1,5 +1,7 @@
 import { request } from 'node:http';
 import { readFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import os from 'node:os';
 import path from 'node:path';
 import { SextantError, INPUT_ERROR_CODES, FAILURE_ERROR_CODES, type SextantErrorCode } from '../../lib/errors.js';
 import { ADMIN_ROUTE, type AdminRequest } from './protocol.js';
@@ -10,9 +12,15 @@ import { ADMIN_ROUTE, type AdminRequest } from './protocol.js';
  * service's own, as SextantError with its code; KEYSERVICE_UNREACHABLE when nothing answers.
  */
 
-/** The default admin socket of a service started with --state-dir DIR (without --admin-socket). */
+/**
+ * The default admin socket of a service started with --state-dir DIR (without --admin-socket):
+ * `$TMPDIR/sextant-ks-<16 hex of SHA-256 of DIR's absolute path>/admin.sock`. Not inside the
+ * state dir: that is copied (or mounted from one Secret) to every replica, and a socket file
+ * cannot be copied; keyed by the state dir so two services with two state dirs never meet.
+ */
 export function adminSocketPath(stateDir: string): string {
-  return path.join(stateDir, 'admin.sock');
+  const id = createHash('sha256').update(path.resolve(stateDir)).digest('hex').slice(0, 16);
+  return path.join(os.tmpdir(), `sextant-ks-${id}`, 'admin.sock');
 }
 
 export interface MeasurementSetView {

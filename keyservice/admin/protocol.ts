@@ -1,4 +1,5 @@
-import { base64, check, int, isPlainObject, literal, object, oneOf, text, type Schema } from '../../protocol/schema.js';
+import { base64, check, int, isPlainObject, list, literal, object, oneOf, text, type Schema } from '../../protocol/schema.js';
+import type { SavedRollout } from '../reference-store.js';
 import { SextantError } from '../../lib/errors.js';
 
 /**
@@ -50,4 +51,30 @@ export function assertAdminRequest(x: unknown): AdminRequest {
   check(oneOf(Object.keys(SCHEMAS)), op, 'admin request op');
   check(SCHEMAS[op as AdminRequest['op']], x, `admin ${String(op)} request`);
   return x as AdminRequest;
+}
+
+const savedSet = object(
+  {
+    file: base64({ min: 2, max: MAX_ADMIN_MEASUREMENTS_BYTES }),
+    sig: text(MAX_ADMIN_SIG_CHARS),
+    state: oneOf(['current', 'overlap', 'retired']),
+    acceptedUntil: int(0, Number.MAX_SAFE_INTEGER),
+    loadedAt: int(0, Number.MAX_SAFE_INTEGER),
+  },
+  ['acceptedUntil'],
+);
+const savedRollout = object({
+  v: literal(1),
+  highWater: object({ imageVersion: text(32, IMAGE_VERSION_RE, 'a dotted numeric image version'), sha256: text(64, /^[0-9a-f]{64}$/, '64 hex digits') }),
+  sets: list(savedSet, 16),
+});
+
+/**
+ * The saved measurement sets (STATE/measurements-rollout.json, etcd measurements/rollout):
+ * checked like a request (PROTOCOL_INVALID), since etcd and the disk are not trusted for shape
+ * either; each set's signature is checked again when it is adopted.
+ */
+export function parseSavedRollout(x: unknown): SavedRollout {
+  check(savedRollout, x, 'saved measurement sets');
+  return x as SavedRollout;
 }

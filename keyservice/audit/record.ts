@@ -17,6 +17,9 @@ export type DecisionKind =
   | 'challenge'
   | 'start'
   | 'measurements-reload'
+  /** Rolling upgrades (docs/rollout.md): a set loaded or refused at the admin socket (`forced: true` past anti-rollback), a set retired. */
+  | 'measurements-load'
+  | 'measurements-retire'
   | 'lock-confirmed'
   /** An admin moved a disk UUID's binding to another node (keyservice/binding/). */
   | 'disk-rebind'

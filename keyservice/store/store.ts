@@ -1,6 +1,6 @@
 import type { SextantError } from '../../lib/errors.js';
 import type { OverflowPolicy } from '../../lib/expiring-map.js';
-import type { SignedMeasurementsBytes } from '../../attestation/policy/load-reference.js';
+import type { SavedRollout } from '../reference-store.js';
 import type { AuditLog } from '../audit/log.js';
 import type { DiskBindingStore } from '../binding/store.js';
 
@@ -58,12 +58,12 @@ export interface SessionBook<T> {
 /** What the verifier needs of an audit log: append (durable when it resolves), settle, close. */
 export type AuditSink = Pick<AuditLog, 'append' | 'settled' | 'close'>;
 
-/** The signed measurements file all replicas enforce (etcd only: one process needs no channel). */
+/** The measurement sets all replicas enforce (etcd only: one process needs no channel; docs/rollout.md). */
 export interface MeasurementsChannel {
-  publish(m: SignedMeasurementsBytes): Promise<void>;
-  current(): Promise<SignedMeasurementsBytes | undefined>;
-  /** Calls back with every file another replica publishes (not yet verified: the caller checks the signature). */
-  watch(onOther: (m: SignedMeasurementsBytes) => void): Promise<void>;
+  publish(r: SavedRollout): Promise<void>;
+  current(): Promise<SavedRollout | undefined>;
+  /** Calls back with every state another replica publishes (not yet verified: the caller checks each signature). */
+  watch(onOther: (r: SavedRollout) => void): Promise<void>;
 }
 
 /**

@@ -27,7 +27,7 @@ export async function measurementsKeys(dir?: string): Promise<MeasurementsFiles>
 export async function writeSignedMeasurements(
   file: string,
   keyPem: string,
-  pcrs: Record<string, { expected: string; enforced: boolean }>,
+  pcrs: Record<string, { expected: string; enforced: boolean; events?: { type: string; digest: string; description: string; component?: string }[] }>,
   version = '1.0.0',
 ): Promise<void> {
   const body = JSON.stringify({ version: 1, image: { name: 'sextant-test-node', version }, bank: 'sha256', pcrs }, null, 2) + '\n';
