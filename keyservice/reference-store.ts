@@ -232,11 +232,17 @@ export class ReferenceStore {
         return false;
       }
       const mine = this.state.highWater;
-      let highWater = doc.highWater;
-      try {
-        if (compareImageVersions(mine.imageVersion, highWater.imageVersion) > 0) highWater = mine;
-      } catch {
-        highWater = mine;
+      // A saved file is this service's own disk; a published document's high-water mark is
+      // not signed, so from the store only a set that verified can raise ours (an etcd writer
+      // without the signing key must not be able to make every future load a rollback).
+      const claimed = o.from === 'start' ? [doc.highWater] : sets.map((s) => ({ imageVersion: s.v.imageVersion, sha256: s.v.sha256 }));
+      let highWater = mine;
+      for (const c of claimed) {
+        try {
+          if (compareImageVersions(c.imageVersion, highWater.imageVersion) > 0) highWater = c;
+        } catch {
+          /* not a version: keep ours */
+        }
       }
       const before = this.current().v.set.label;
       const next: State = { sets, highWater };

@@ -125,7 +125,7 @@ export function clusterDriver(c: MiniCluster, image: string, o: { timeoutMs?: nu
   };
 }
 
-/** The key service's admin socket (it listens on `<state dir>/admin.sock`). */
+/** The key service's admin socket (adminSocketPath: a folder in $TMPDIR named by the state dir). */
 export function socketAdmin(stateDir: string): MeasurementsAdmin {
   const socket = adminSocketPath(stateDir);
   return {

@@ -111,3 +111,17 @@ test('a failed commit (store unreachable) changes nothing', async (t) => {
   t.is(s.store.status().highWaterVersion, '1.0');
   await rm(s.keys.dir, { recursive: true });
 });
+
+test('a published document cannot raise the high-water mark past its verified sets (etcd is not trusted for policy)', async (t) => {
+  const s = await setup();
+  const doc = s.store.saved();
+  // An etcd writer without the signing key: the same verified sets, a made-up high-water mark.
+  const forged = { ...doc, highWater: { imageVersion: '99.0', sha256: 'ff'.repeat(32) } };
+  await s.store.adopt(forged, { from: 'store' });
+  t.is(s.store.status().highWaterVersion, '1.0');
+  // So the next real release still loads, instead of being MEASUREMENTS_ROLLBACK.
+  const r = await s.store.load(await s.signed('2.0', v('bb')), { from: 'admin' });
+  t.is(r.loaded.imageVersion, '2.0');
+  t.is(s.store.status().highWaterVersion, '2.0');
+  await rm(s.keys.dir, { recursive: true });
+});
