@@ -5,8 +5,11 @@ const base = { stateDir: '/s', measurements: '/m', measurementsKey: '/k', ekCa: 
 const endpoints = ['http://127.0.0.1:2379'];
 
 test('store etcd: endpoints, prefix, tls and timeoutMs are taken as given', (t) => {
-  const c = resolveConfig({ store: 'etcd', etcd: { endpoints, prefix: 'a/', tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' }, timeoutMs: 5000 } }, base);
-  t.deepEqual(c.etcd, { endpoints, prefix: 'a/', tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' }, timeoutMs: 5000 });
+  // TLS options go with https:// endpoints only (keyservice/store/etcd/endpoints.ts checkEtcdTls).
+  const https = ['https://127.0.0.1:2379'];
+  const c = resolveConfig({ store: 'etcd', etcd: { endpoints: https, prefix: 'a/', tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' }, timeoutMs: 5000 } }, base);
+  t.deepEqual(c.etcd, { endpoints: https, prefix: 'a/', tls: { ca: '/ca.pem', cert: '/c.pem', key: '/k.pem' }, timeoutMs: 5000 });
+  t.throws(() => resolveConfig({ store: 'etcd', etcd: { endpoints, tls: { ca: '/ca.pem' } } }, base), { code: 'USAGE' }, 'http:// with TLS options');
   t.is(resolveConfig({}, base).store, 'local');
 });
 
