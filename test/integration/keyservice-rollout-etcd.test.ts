@@ -10,12 +10,10 @@ import path from 'node:path';
 import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { adminLoad, adminStatus } from '../../keyservice/admin/client.js';
 import { resolveConfig } from '../../keyservice/config.js';
-import { replaySha256, startKeyService, type RunningKeyService } from '../../keyservice/service.js';
-import { hash, toHex } from '../../lib/bytes.js';
-import { run } from '../../lib/exec.js';
+import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
 import { attestSteps } from '../helpers/attest-steps.js';
-import { buildEventLog, EV_IPL, EV_SEPARATOR, type SynthEvent } from '../helpers/eventlog.js';
-import { measurementsKeys, writeSignedMeasurements, type MeasurementsFiles } from '../helpers/keyservice-fixture.js';
+import type { MeasurementsFiles } from '../helpers/keyservice-fixture.js';
+import { prepareRolloutNode, ROLLOUT_DISK } from '../helpers/rollout-node.js';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { startEtcdCluster, type EtcdCluster } from '../helpers/etcd-cluster.js';
 
@@ -36,37 +34,12 @@ interface Ctx {
 
 const test = anyTest as TestFn<Ctx>;
 
-const CMDLINE = Buffer.from('console=ttyS0 root=/dev/vda2');
-const EVENTS: SynthEvent[] = [
-  { pcr: 4, type: EV_SEPARATOR, data: Buffer.alloc(4) },
-  { pcr: 9, type: EV_IPL, data: CMDLINE },
-];
-const DISK = 'e7cd0000-0000-4000-8000-0000000000aa';
-const sha = (b: Uint8Array) => toHex(hash('sha256', b));
-const extend = (digests: string[]) => digests.reduce((pcr, d) => sha(Buffer.concat([Buffer.from(pcr, 'hex'), Buffer.from(d, 'hex')])), '00'.repeat(32));
 const code = (e: unknown) => (e as { code?: string }).code;
 
 test.before(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-rollout-etcd-'));
   const [etcd, sw] = await Promise.all([startEtcdCluster(3), startSwtpm()]);
-  for (const e of EVENTS) await run('tpm2_pcrextend', [`${e.pcr}:sha256=${sha(e.data)}`], { env: { TPM2TOOLS_TCTI: sw.tcti } });
-  const eventLog = buildEventLog(EVENTS);
-  const replayed = replaySha256(eventLog).pcrs;
-  const keys = await measurementsKeys(dir);
-  const file = async (version: string, boot: 'node' | 'changed') => {
-    const f = path.join(dir, `m-${version}-${boot}.json`);
-    const cmdline = boot === 'node' ? sha(CMDLINE) : sha(Buffer.from('console=ttyS0 root=/dev/vda2 init=/bin/sh'));
-    await writeSignedMeasurements(
-      f,
-      keys.keyPem,
-      {
-        '4': { expected: replayed['4'], enforced: true, events: [{ type: 'EV_SEPARATOR', digest: sha(Buffer.alloc(4)), description: 'separator', component: 'separator' }] },
-        '9': { expected: extend([cmdline]), enforced: true, events: [{ type: 'EV_IPL', digest: cmdline, description: 'kernel command line', component: '.cmdline' }] },
-      },
-      version,
-    );
-    return f;
-  };
+  const { eventLog, keys, file } = await prepareRolloutNode(sw, dir);
   const replica = async (name: string) =>
     startKeyService(
       resolveConfig({}, { listen: '127.0.0.1:0', stateDir: path.join(dir, name), measurements: await file('1.0.0', 'node'), measurementsKey: keys.pubPem, ekCa: [sw.caCertPath, sw.issuerCertPath], rateLimit: { burst: 1000, perSecond: 1000 }, store: 'etcd', etcd: { endpoints: etcd.endpoints } }),
@@ -88,7 +61,7 @@ test.after.always(async (t) => {
   await rm(c.dir, { recursive: true, force: true });
 });
 
-const attestAt = (c: Ctx, s: RunningKeyService) => attestSteps({ url: s.url, fingerprint: s.fingerprint }, c.tpm, { diskUuid: DISK, eventLog: c.eventLog });
+const attestAt = (c: Ctx, s: RunningKeyService) => attestSteps({ url: s.url, fingerprint: s.fingerprint }, c.tpm, { diskUuid: ROLLOUT_DISK, eventLog: c.eventLog });
 
 test.serial('a load at replica A is enforced at replica B; B refuses a rollback against the mark A raised', async (t) => {
   const c = t.context;

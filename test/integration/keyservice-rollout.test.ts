@@ -13,14 +13,12 @@ import { EngineAttestationTpm } from '../../attestation/tpm/engine-tpm.js';
 import { adminLoad, adminRetire, adminSocketPath, adminStatus } from '../../keyservice/admin/client.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { resolveConfig } from '../../keyservice/config.js';
-import { replaySha256, startKeyService, type RunningKeyService } from '../../keyservice/service.js';
-import { hash, toHex } from '../../lib/bytes.js';
-import { run } from '../../lib/exec.js';
+import { startKeyService, type RunningKeyService } from '../../keyservice/service.js';
 import { attestSteps } from '../helpers/attest-steps.js';
-import { buildEventLog, EV_IPL, EV_SEPARATOR, type SynthEvent } from '../helpers/eventlog.js';
 import { measurementsKeys, writeSignedMeasurements, type MeasurementsFiles } from '../helpers/keyservice-fixture.js';
 import { SEXTANT_BIN } from '../helpers/paths.js';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
+import { prepareRolloutNode, ROLLOUT_DISK } from '../helpers/rollout-node.js';
 
 interface Ctx {
   dir: string;
@@ -37,23 +35,13 @@ interface Ctx {
 
 const test = anyTest as TestFn<Ctx>;
 
-const CMDLINE = Buffer.from('console=ttyS0 root=/dev/vda2');
-const EVENTS: SynthEvent[] = [
-  { pcr: 4, type: EV_SEPARATOR, data: Buffer.alloc(4) },
-  { pcr: 9, type: EV_IPL, data: CMDLINE },
-];
-const DISK = 'e7cd0000-0000-4000-8000-0000000000aa';
-const sha = (b: Uint8Array) => toHex(hash('sha256', b));
-const extend = (digests: string[]) => digests.reduce((pcr, d) => sha(Buffer.concat([Buffer.from(pcr, 'hex'), Buffer.from(d, 'hex')])), '00'.repeat(32));
 const code = (e: unknown) => (e as { code?: string }).code;
 
 test.before(async (t) => {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'ks-rollout-'));
   const sw = await startSwtpm();
-  for (const e of EVENTS) await run('tpm2_pcrextend', [`${e.pcr}:sha256=${sha(e.data)}`], { env: { TPM2TOOLS_TCTI: sw.tcti } });
-  const eventLog = buildEventLog(EVENTS);
-  const replayed = replaySha256(eventLog).pcrs;
-  const keys = await measurementsKeys(dir);
+  const node = await prepareRolloutNode(sw, dir);
+  const { eventLog, keys } = node;
   const ctx: Ctx = {
     dir,
     sw,
@@ -61,20 +49,7 @@ test.before(async (t) => {
     eventLog,
     live: { now: Date.now() },
     tpm: await EngineAttestationTpm.open(sw.tcti),
-    file: async (version, boot) => {
-      const f = path.join(dir, `m-${version}-${boot}.json`);
-      const cmdline = boot === 'node' ? sha(CMDLINE) : sha(Buffer.from('console=ttyS0 root=/dev/vda2 init=/bin/sh'));
-      await writeSignedMeasurements(
-        f,
-        keys.keyPem,
-        {
-          '4': { expected: replayed['4'], enforced: true, events: [{ type: 'EV_SEPARATOR', digest: sha(Buffer.alloc(4)), description: 'separator', component: 'separator' }] },
-          '9': { expected: extend([cmdline]), enforced: true, events: [{ type: 'EV_IPL', digest: cmdline, description: 'kernel command line', component: '.cmdline' }] },
-        },
-        version,
-      );
-      return f;
-    },
+    file: node.file,
     start: async () => {
       ctx.live.svc = await startKeyService(
         resolveConfig({}, { listen: '127.0.0.1:0', stateDir: path.join(dir, 'state'), measurements: await ctx.file('1.0.0', 'node'), measurementsKey: keys.pubPem, ekCa: [sw.caCertPath, sw.issuerCertPath], rateLimit: { burst: 1000, perSecond: 1000 } }),
@@ -83,7 +58,7 @@ test.before(async (t) => {
       return ctx.live.svc;
     },
   };
-  t.is(extend([sha(CMDLINE)]), replayed['9']);
+  t.is(node.nodePcr9, node.replayed['9'], 'the fixture\'s PCR 9 is what its event log replays to');
   await ctx.start();
   t.context = ctx;
 });
@@ -97,7 +72,7 @@ test.after.always(async (t) => {
   await rm(c.dir, { recursive: true, force: true });
 });
 
-const attest = (c: Ctx) => attestSteps({ url: c.live.svc!.url, fingerprint: c.live.svc!.fingerprint }, c.tpm, { diskUuid: DISK, eventLog: c.eventLog });
+const attest = (c: Ctx) => attestSteps({ url: c.live.svc!.url, fingerprint: c.live.svc!.fingerprint }, c.tpm, { diskUuid: ROLLOUT_DISK, eventLog: c.eventLog });
 const sock = (c: Ctx) => c.live.svc!.adminSocket;
 
 test.serial('the admin socket is the state dir\'s default one, owner-only (0600 in a 0700 folder)', async (t) => {
