@@ -23,11 +23,10 @@ import { unmarshal } from '../../tpm/codec.js';
 import { publicKeyFromTpmt } from '../../tpm/public-key.js';
 import { TPMT_PUBLIC } from '../../tpm/structures.js';
 import { sextant } from '../helpers/cli.js';
-import { makeClusterCa } from '../helpers/cluster-ca.js';
-import { measurementsKeys, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
 import { spawnKeyService, type KeyServiceChild } from '../helpers/keyservice-process.js';
 import { FIXTURES } from '../helpers/paths.js';
 import { hclAround, makeTestSnpHierarchy, signReport, type TestSnpHierarchy } from '../helpers/snp-test-hierarchy.js';
+import { writeAgentRunKeyServiceConfig } from '../helpers/agent-run-keyservice.js';
 import { startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { sparseImage } from '../agent/disk/images.js';
 
@@ -44,25 +43,10 @@ const tool = (name: string, args: string[]) => run(name, args, { env: tpm!.env }
 test.before(async () => {
   tpm = await startSwtpm();
   dir = await mkdtemp(path.join(os.tmpdir(), 'agent-run-snp-'));
-  state = path.join(dir, 'state');
   h = await makeTestSnpHierarchy(dir);
-  const keys = await measurementsKeys(dir);
-  const measurements = path.join(dir, 'measurements.json');
-  const zero = '00'.repeat(32);
-  await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: zero, enforced: true }, '9': { expected: zero, enforced: true } });
-  const ca = await makeClusterCa(dir);
-  const ksConfig = path.join(dir, 'keyservice.json');
-  await writeFile(
-    ksConfig,
-    JSON.stringify({
-      stateDir: state,
-      measurements,
-      measurementsKey: keys.pubPem,
-      ekCa: [tpm.caCertPath, tpm.issuerCertPath],
-      join: { apiServerEndpoint: '10.0.0.1:6443', caCert: ca.caCert, caKey: ca.caKey, tokenTtlSeconds: 600, certDays: 1 },
-      attestation: { variant: 'azure-sev-snp', snp: { testOnlyRoot: { cert: h.files.ark, product: 'Milan' } } },
-    }),
-  );
+  const ks = await writeAgentRunKeyServiceConfig(dir, tpm, { attestation: { variant: 'azure-sev-snp', snp: { testOnlyRoot: { cert: h.files.ark, product: 'Milan' } } } });
+  state = ks.stateDir;
+  const ksConfig = ks.config;
   service = await spawnKeyService(['--config', ksConfig, '--listen', '127.0.0.1:0']);
   // The AK the agent will quote with (the same persistent AK every open of this swtpm).
   const e = await EngineAttestationTpm.open(tpm.tcti);

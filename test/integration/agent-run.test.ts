@@ -17,9 +17,9 @@ import path from 'node:path';
 import { run } from '../../lib/exec.js';
 import { readAuditRecords } from '../../keyservice/audit/log.js';
 import { sextant } from '../helpers/cli.js';
-import { makeClusterCa } from '../helpers/cluster-ca.js';
-import { measurementsKeys, opensslClusterLock, opensslHkdf, readStateSecrets, writeSignedMeasurements } from '../helpers/keyservice-fixture.js';
+import { opensslClusterLock, opensslHkdf, readStateSecrets } from '../helpers/keyservice-fixture.js';
 import { FIXTURES, SEXTANT_BIN } from '../helpers/paths.js';
+import { writeAgentRunKeyServiceConfig } from '../helpers/agent-run-keyservice.js';
 import { rebootSwtpm, startSwtpm, type Swtpm } from '../helpers/swtpm.js';
 import { cryptsetup, luksJson, sha256File, sparseImage } from '../agent/disk/images.js';
 
@@ -46,23 +46,7 @@ async function stopService(): Promise<void> {
 test.before(async () => {
   tpm = await startSwtpm();
   dir = await mkdtemp(path.join(os.tmpdir(), 'agent-run-int-'));
-  state = path.join(dir, 'state');
-  const keys = await measurementsKeys(dir);
-  const measurements = path.join(dir, 'measurements.json');
-  const zero = '00'.repeat(32);
-  await writeSignedMeasurements(measurements, keys.keyPem, { '4': { expected: zero, enforced: true }, '9': { expected: zero, enforced: true } });
-  const ca = await makeClusterCa(dir);
-  ksConfig = path.join(dir, 'keyservice.json');
-  await writeFile(
-    ksConfig,
-    JSON.stringify({
-      stateDir: state,
-      measurements,
-      measurementsKey: keys.pubPem,
-      ekCa: [tpm.caCertPath, tpm.issuerCertPath],
-      join: { apiServerEndpoint: '10.0.0.1:6443', caCert: ca.caCert, caKey: ca.caKey, tokenTtlSeconds: 600, certDays: 1 },
-    }),
-  );
+  ({ config: ksConfig, stateDir: state } = await writeAgentRunKeyServiceConfig(dir, tpm));
   const s = await startService('127.0.0.1:0');
   url = s.listening;
   fingerprint = s.fingerprint;
